@@ -1,0 +1,41 @@
+"""The shared edge of every stage script: logging setup, params, and clean failures."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from stages.errors import PipelineError
+from stages.params import Params, load_params
+from stages.paths import PARAMS
+
+log = logging.getLogger("stages")
+
+
+def run_stage(name: str, main: Callable[[Params], None], argv: list[str] | None = None) -> None:
+    """Parse `--params`, validate params, run `main`; a PipelineError exits 1 with its message.
+
+    Every stage does all its work before it writes anything, so a failure leaves the
+    previous outputs in place (dvc.yaml marks them `persist` so DVC keeps them too).
+    """
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}", description=main.__doc__)
+    parser.add_argument("--params", type=Path, default=PARAMS, help="params file (default: %(default)s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"[{name}] %(levelname)s %(message)s")
+    try:
+        main(load_params(args.params))
+    except PipelineError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+    except Exception as exc:
+        # MLflow's own errors (a store that refuses a write, a server that died mid-run) are
+        # the user's to act on too; anything else is a bug and keeps its traceback.
+        if not type(exc).__module__.startswith("mlflow"):
+            raise
+        from stages.tracking import tracking_uri
+
+        log.error("MLflow store %s: %s", tracking_uri(), exc)
+        sys.exit(1)

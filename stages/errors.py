@@ -1,0 +1,17 @@
+"""The errors a stage reports to its user as a message and a non-zero exit."""
+
+
+class PipelineError(Exception):
+    """A problem the user can fix: the message says what and where."""
+
+
+class ParamsError(PipelineError):
+    """params.yaml (or an override) does not match the schema."""
+
+
+class DataError(PipelineError):
+    """The input data cannot be used: a column, row or class is named."""
+
+
+class TrackingError(PipelineError):
+    """The MLflow tracking store cannot be reached or does not hold what we expect."""

@@ -1,0 +1,168 @@
+"""Stage 4, evaluate: test-split metrics, curves and figures for DVC and MLflow."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from stages.load import TARGET
+from stages.params import EvaluateParams, Params
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict[str, Any]  # metrics.json: headline scores and `per_class`
+    predictions: pd.DataFrame  # actual, predicted: DVC's confusion template
+    roc: dict[str, pd.DataFrame]  # class -> fpr, tpr
+    precision_recall: dict[str, pd.DataFrame]  # class -> recall, precision
+    feature_importance: pd.DataFrame  # feature, importance, most important first
+
+
+def evaluate_model(model: Any, test: pd.DataFrame, params: EvaluateParams) -> Evaluation:
+    """Score a fitted classifier on the processed test split."""
+    import pandas as pd
+    from sklearn import metrics as skm
+
+    features, labels = test.drop(columns=[TARGET]), test[TARGET]
+    predicted = model.predict(features)
+    proba = model.predict_proba(features)
+    classes = [str(label) for label in model.classes_]
+
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        labels, predicted, labels=model.classes_, zero_division=0
+    )
+    per_class: dict[str, dict[str, float]] = {}
+    roc: dict[str, pd.DataFrame] = {}
+    pr: dict[str, pd.DataFrame] = {}
+    for i, name in enumerate(classes):
+        is_class = (labels == model.classes_[i]).to_numpy()
+        fpr, tpr, _ = skm.roc_curve(is_class, proba[:, i])
+        prec, rec, _ = skm.precision_recall_curve(is_class, proba[:, i])
+        roc[name] = pd.DataFrame({"fpr": fpr, "tpr": tpr})
+        pr[name] = pd.DataFrame({"recall": rec, "precision": prec})
+        per_class[name] = {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+            "roc_auc": float(skm.auc(fpr, tpr)),
+            "average_precision": float(skm.average_precision_score(is_class, proba[:, i])),
+        }
+
+    avg = params.average
+    avg_p, avg_r, avg_f1, _ = skm.precision_recall_fscore_support(
+        labels, predicted, average=avg, zero_division=0
+    )
+    metrics = {
+        "accuracy": float(skm.accuracy_score(labels, predicted)),
+        f"precision_{avg}": float(avg_p),
+        f"recall_{avg}": float(avg_r),
+        f"f1_{avg}": float(avg_f1),
+        "per_class": per_class,
+    }
+    importance = (
+        pd.DataFrame({"feature": features.columns, "importance": model.feature_importances_})
+        .sort_values("importance", ascending=False, kind="stable")
+        .reset_index(drop=True)
+    )
+    return Evaluation(
+        metrics=metrics,
+        predictions=pd.DataFrame({"actual": labels.astype(str), "predicted": predicted.astype(str)}),
+        roc=roc,
+        precision_recall=pr,
+        feature_importance=importance,
+    )
+
+
+def render_figures(evaluation: Evaluation, top_features: int) -> dict[str, Figure]:
+    """The evaluation as matplotlib figures: confusion matrix, ROC, PR, feature importance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    figures: dict[str, Figure] = {}
+
+    fig = Figure(figsize=(5, 4.5))
+    ConfusionMatrixDisplay.from_predictions(
+        evaluation.predictions["actual"],
+        evaluation.predictions["predicted"],
+        ax=fig.subplots(),
+        colorbar=False,
+    )
+    fig.suptitle("Confusion matrix (test split)")
+    figures["confusion_matrix"] = fig
+
+    for name, curves, x, y, diagonal in (
+        ("roc", evaluation.roc, "fpr", "tpr", True),
+        ("precision_recall", evaluation.precision_recall, "recall", "precision", False),
+    ):
+        fig = Figure(figsize=(5, 4.5))
+        ax = fig.subplots()
+        for label, curve in curves.items():
+            ax.plot(curve[x], curve[y], label=label, drawstyle="steps-post")
+        if diagonal:
+            ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+        ax.set(xlabel=x, ylabel=y, xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+        ax.legend(loc="lower right" if diagonal else "lower left")
+        fig.suptitle("ROC per class" if diagonal else "Precision-recall per class")
+        figures[name] = fig
+
+    top = evaluation.feature_importance.head(top_features).iloc[::-1]
+    fig = Figure(figsize=(5, 0.4 * len(top) + 1.2))
+    ax = fig.subplots()
+    ax.barh(top["feature"], top["importance"])
+    ax.set_xlabel("importance (mean decrease in impurity)")
+    fig.suptitle("Feature importance")
+    fig.tight_layout()
+    figures["feature_importance"] = fig
+    return figures
+
+
+def file_stem(label: str) -> str:
+    """A class label as a safe file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._") or "class"
+
+
+def main(params: Params) -> None:
+    """Evaluate models/classifier.pkl → metrics/metrics.json, plots/, and the MLflow run."""
+    from stages import io, paths, tracking
+
+    tracking.configure(params.mlflow.experiment_name)
+    run_id = io.read_json(paths.RUN_INFO)["run_id"]
+    model = io.load_object(paths.CLASSIFIER)
+    evaluation = evaluate_model(model, io.read_table(paths.TEST_SET), params.evaluate)
+    figures = render_figures(evaluation, params.evaluate.top_features)
+    with tracking.mlflow_run(run_id=run_id):
+        tracking.log_evaluation(
+            evaluation.metrics, figures, {"evaluate": params.evaluate.model_dump()}
+        )
+
+    io.write_json(paths.METRICS, evaluation.metrics)
+    io.write_table(paths.PREDICTIONS_PLOT, evaluation.predictions)
+    io.write_table(
+        paths.FEATURE_IMPORTANCE_PLOT, evaluation.feature_importance.head(params.evaluate.top_features)
+    )
+    for folder, curves in ((paths.ROC_DIR, evaluation.roc), (paths.PRECISION_RECALL_DIR, evaluation.precision_recall)):
+        with io.atomic_dir(folder) as tmp:
+            for label, curve in curves.items():
+                curve.to_csv(tmp / f"{file_stem(label)}.csv", index=False)
+    with io.atomic_dir(paths.IMAGES_DIR) as tmp:
+        for name, figure in figures.items():
+            figure.savefig(tmp / f"{name}.png", dpi=100, metadata={"Software": None})
+    log.info("accuracy %.4f → %s", evaluation.metrics["accuracy"], paths.METRICS.relative_to(paths.ROOT))
+
+
+if __name__ == "__main__":
+    from stages.cli import run_stage
+
+    run_stage("evaluate", main)

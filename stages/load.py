@@ -1,0 +1,114 @@
+"""Stage 1, load: the raw dataset (Iris, or the user's CSV) → data/raw/dataset.csv."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from stages.errors import DataError
+from stages.params import LoadParams, Params
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+TARGET = "target"  # the label column's name in every file after this stage
+
+
+def load_iris_frame() -> pd.DataFrame:
+    """Iris from scikit-learn's bundled copy: snake_case features, species names as labels."""
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris(as_frame=True)
+    features = bunch.data.rename(columns=lambda name: name.removesuffix(" (cm)").replace(" ", "_"))
+    frame = features.assign(**{TARGET: bunch.target_names[bunch.target.to_numpy()]})
+    return frame
+
+
+def from_table(table: pd.DataFrame, target_column: str) -> pd.DataFrame:
+    """A user's table with its label column renamed to `target` and moved last."""
+    if target_column not in table.columns:
+        raise DataError(
+            f"target column {target_column!r} not found; the table has: {', '.join(map(str, table.columns))}"
+        )
+    if target_column != TARGET and TARGET in table.columns:
+        raise DataError(f"column {TARGET!r} is reserved for the label; rename it in the table")
+    features = table.drop(columns=[target_column])
+    return features.assign(**{TARGET: table[target_column]})
+
+
+def validate_dataset(frame: pd.DataFrame) -> None:
+    """Reject data the pipeline cannot learn from, naming the column, row or class."""
+    import pandas as pd
+
+    if TARGET not in frame.columns:
+        raise DataError(f"no {TARGET!r} column; columns are: {', '.join(map(str, frame.columns))}")
+    features = [column for column in frame.columns if column != TARGET]
+    if not features:
+        raise DataError("no feature columns besides the label")
+    for column in frame.columns:
+        missing = frame[column].isna().to_numpy().nonzero()[0]
+        if missing.size:
+            raise DataError(
+                f"column {column!r} has {missing.size} missing value(s), first at data row "
+                f"{missing[0] + 1} (1-based, header not counted)"
+            )
+    for column in features:
+        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(
+            frame[column]
+        ):
+            numeric = pd.to_numeric(frame[column], errors="coerce")
+            bad = numeric.isna().to_numpy().nonzero()[0]
+            row = bad[0] if bad.size else 0
+            raise DataError(
+                f"feature column {column!r} is not numeric: data row {row + 1} holds "
+                f"{frame[column].iloc[row]!r}"
+            )
+    classes = frame[TARGET].nunique()
+    if classes < 2:
+        raise DataError(f"label column needs at least two classes, found {classes}")
+    if len(frame) < 4:
+        raise DataError(f"only {len(frame)} rows; need at least 4 for a train/test split")
+
+
+def load_dataset(params: LoadParams, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The validated raw dataset for `params.source`; `table` is the CSV read by the caller."""
+    if params.source == "iris":
+        frame = load_iris_frame()
+    else:
+        if table is None or params.target_column is None:
+            raise DataError("source 'csv' needs the table and load.target_column")
+        frame = from_table(table, params.target_column)
+    validate_dataset(frame)
+    return frame
+
+
+def main(params: Params) -> None:
+    """Load the raw dataset named in params.yaml and write data/raw/dataset.csv."""
+    from stages import io, paths
+
+    table = None
+    if params.load.source == "csv":
+        csv_path = paths.ROOT / str(params.load.csv_path)
+        if not csv_path.is_file():
+            raise DataError(f"load.csv_path: {csv_path} does not exist")
+        try:
+            table = io.read_table(csv_path)
+        except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
+            raise DataError(f"load.csv_path: {csv_path} is not a readable CSV: {exc}") from None
+    frame = load_dataset(params.load, table)
+    io.write_table(paths.RAW_DATA, frame)
+    log.info(
+        "%d rows, %d features, %d classes → %s",
+        len(frame),
+        frame.shape[1] - 1,
+        frame[TARGET].nunique(),
+        paths.RAW_DATA.relative_to(paths.ROOT),
+    )
+
+
+if __name__ == "__main__":
+    from stages.cli import run_stage
+
+    run_stage("load", main)

@@ -1,0 +1,147 @@
+"""params.yaml as a typed, frozen schema: one section per stage, validated before any work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stages.errors import ParamsError
+from stages.paths import PARAMS
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoadParams(_Section):
+    source: Literal["iris", "csv"]
+    # For source `csv`: a path relative to the repository root (keep it under data/external/,
+    # which the load stage depends on) and the name of its label column.
+    csv_path: str | None = None
+    target_column: str | None = None
+
+    @model_validator(mode="after")
+    def _csv_needs_path_and_target(self) -> LoadParams:
+        if self.source == "csv" and not (self.csv_path and self.target_column):
+            raise ValueError("source 'csv' needs both load.csv_path and load.target_column")
+        return self
+
+
+class PreprocessParams(_Section):
+    test_size: float = Field(gt=0.0, lt=1.0)
+    random_state: int = Field(ge=0)
+    scaler: Literal["standard", "minmax"]
+
+
+class TrainParams(_Section):
+    n_estimators: int = Field(ge=1, le=10_000)
+    max_depth: int | None = Field(ge=1)
+    min_samples_split: int = Field(ge=2)
+    min_samples_leaf: int = Field(ge=1)
+    max_features: Literal["sqrt", "log2"] | float | None
+    criterion: Literal["gini", "entropy", "log_loss"]
+    class_weight: Literal["balanced", "balanced_subsample"] | None
+    bootstrap: bool
+    random_state: int = Field(ge=0)
+    n_jobs: int = Field(ge=-1, description="-1 uses every core")
+
+    @model_validator(mode="after")
+    def _checks(self) -> TrainParams:
+        if isinstance(self.max_features, float) and not 0.0 < self.max_features <= 1.0:
+            raise ValueError("max_features as a fraction must be in (0, 1]")
+        if self.n_jobs == 0:
+            raise ValueError("n_jobs must be -1 (all cores) or a positive count")
+        return self
+
+
+class EvaluateParams(_Section):
+    average: Literal["macro", "weighted"]
+    top_features: int = Field(ge=1, description="features shown in the importance plot")
+
+
+class SaveParams(_Section):
+    champion_metric: str = Field(min_length=1, description="a key of metrics/metrics.json")
+    min_score: float = Field(ge=0.0, le=1.0)
+
+
+class MlflowParams(_Section):
+    experiment_name: str = Field(min_length=1)
+    registered_model_name: str = Field(min_length=1)
+    champion_alias: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+class Params(_Section):
+    load: LoadParams
+    preprocess: PreprocessParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    save: SaveParams
+    mlflow: MlflowParams
+
+
+def _describe(error: Mapping[str, Any], model: type[BaseModel] = Params) -> str:
+    loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
+    key = ".".join(loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1])
+        return f"{key}: unknown key; allowed here: {', '.join(allowed)}"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{key}: {message} (got {error.get('input')!r})"
+
+
+def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def validate_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate a parsed params document; ParamsError names every offending key."""
+    if not isinstance(raw, Mapping):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = "\n".join(f"  - {_describe(err)}" for err in exc.errors())
+        raise ParamsError(f"{source} is invalid:\n{lines}") from None
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply `section.key=value` overrides (values parsed as YAML), like `dvc exp run -S`."""
+    merged: dict[str, Any] = {name: dict(section) for name, section in raw.items()}
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) != 2 or not all(parts):
+            raise ParamsError(f"override {override!r}: expected section.key=value")
+        section, name = parts
+        if section not in merged:
+            raise ParamsError(f"override {override!r}: unknown section {section!r}")
+        merged[section][name] = yaml.safe_load(value) if value.strip() else None
+    return merged
+
+
+def load_params(path: Path = PARAMS, overrides: Iterable[str] = ()) -> Params:
+    """Read, override and validate params.yaml."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    overrides = list(overrides)
+    if overrides:
+        if not isinstance(raw, Mapping):
+            raise ParamsError(f"{path}: expected a mapping of sections")
+        raw = apply_overrides(raw, overrides)
+    return validate_params(raw, source=path.name)
