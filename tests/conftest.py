@@ -1,0 +1,111 @@
+"""Shared fixtures: a throwaway git copy of the repository and a clean environment for the tools."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment the real tools run in: the project's venv first, no inherited stores."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MLFLOW_", "DVC_", "ZENML_", "PYTEST_"))
+    }
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(
+        {
+            "ZENML_ANALYTICS_OPT_IN": "false",
+            "DVC_NO_ANALYTICS": "1",
+            "GIT_AUTHOR_NAME": "tests",
+            "GIT_AUTHOR_EMAIL": "tests@example.invalid",
+            "GIT_COMMITTER_NAME": "tests",
+            "GIT_COMMITTER_EMAIL": "tests@example.invalid",
+            "PYTHONHASHSEED": "0",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def run(
+    args: list[str | Path],
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; on an unexpected exit code fail with its output."""
+    proc = subprocess.run(
+        [str(arg) for arg in args],
+        cwd=cwd,
+        env=dict(env) if env is not None else tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"{' '.join(map(str, args))} exited {proc.returncode}\n"
+            f"--- stdout\n{proc.stdout[-8000:]}\n--- stderr\n{proc.stderr[-8000:]}"
+        )
+    return proc
+
+
+def copy_repository(dest: Path) -> Path:
+    """Copy the working tree's tracked and untracked-but-not-ignored files into a new git repo.
+
+    DVC outputs and the embedded MLflow store are git-ignored, so the copy starts clean.
+    """
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    env = tool_env()
+    run(["git", "init", "-q", "-b", "main"], cwd=dest, env=env)
+    run(["git", "add", "-A"], cwd=dest, env=env)
+    run(["git", "commit", "-q", "-m", "copy of the repository under test"], cwd=dest, env=env)
+    return dest
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh git copy of the repository, outputs not yet built."""
+    return copy_repository(tmp_path / "project")
+
+
+@pytest.fixture(scope="module")
+def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git copy on which `dvc repro` has run once, shared by a module's read-only tests."""
+    root = copy_repository(tmp_path_factory.mktemp("built") / "project")
+    run(["dvc", "repro"], cwd=root)
+    return root
+
+
+@pytest.fixture
+def dvc(project: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `dvc ARGS` in the project copy."""
+
+    def _dvc(*args: str, check: bool = True, env: Mapping[str, str] | None = None):
+        return run(["dvc", *args], cwd=project, env=env, check=check)
+
+    return _dvc
