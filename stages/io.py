@@ -78,13 +78,33 @@ def read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-class _StablePickler(pickle.Pickler):
+class _StablePickler(pickle._Pickler):
     """A pickler whose output depends only on the object's values.
 
     scikit-learn's tree node records carry padding bytes that are never initialised, so the
     same fitted forest pickles to different bytes from run to run (and DVC sees a change).
-    Trees are written with that padding zeroed; nothing else is touched.
+    Trees are written with that padding zeroed.
+
+    Pickle also memoises by object identity, and which equal strings and dtypes are one
+    object differs between a freshly fitted estimator and the same estimator unpickled
+    (unpickling interns attribute names and rebuilds dtypes; parts loaded from separate
+    files share nothing). Equal strings and dtypes are therefore written as one object.
+    This needs the pure-Python pickler: the C one does not let a subclass see strings.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        import numpy as np
+
+        super().__init__(*args, **kwargs)
+        self._dtype_type = np.dtype
+        self._canonical: dict[tuple[str, str], Any] = {}
+
+    def save(self, obj: Any, save_persistent_id: bool = True) -> None:
+        if type(obj) is str:
+            obj = self._canonical.setdefault(("str", obj), obj)
+        elif isinstance(obj, self._dtype_type):
+            obj = self._canonical.setdefault(("dtype", repr(obj.__reduce__())), obj)
+        super().save(obj, save_persistent_id)
 
     def reducer_override(self, obj: Any) -> Any:
         cls = type(obj)

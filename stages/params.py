@@ -14,7 +14,8 @@ from stages.paths import PARAMS
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no silent coercion, e.g. `n_estimators: true` is not 1 and `bootstrap: 1` is not true.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class LoadParams(_Section):
@@ -127,7 +128,10 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
         section, name = parts
         if section not in merged:
             raise ParamsError(f"override {override!r}: unknown section {section!r}")
-        merged[section][name] = yaml.safe_load(value) if value.strip() else None
+        try:
+            merged[section][name] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"override {override!r}: value is not valid YAML: {exc}") from None
     return merged
 
 

@@ -1,0 +1,143 @@
+"""Load stage: Iris, a user's table, and data checks that name the column, row or class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages.errors import DataError
+from stages.load import TARGET, from_table, load_dataset, load_iris_frame, validate_dataset
+from stages.params import LoadParams
+
+IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def tiny_frame() -> pd.DataFrame:
+    """Six rows, two numeric features, two classes: the smallest valid dataset plus margin."""
+    return pd.DataFrame(
+        {
+            "x1": [0.1, 0.2, 0.3, 1.1, 1.2, 1.3],
+            "x2": [5, 4, 6, 1, 2, 3],
+            TARGET: ["a", "a", "a", "b", "b", "b"],
+        }
+    )
+
+
+def test_iris_frame() -> None:
+    frame = load_iris_frame()
+    assert list(frame.columns) == [*IRIS_FEATURES, TARGET]
+    assert frame.shape == (150, 5)
+    assert frame[TARGET].value_counts().to_dict() == {
+        "setosa": 50,
+        "versicolor": 50,
+        "virginica": 50,
+    }
+    assert all(pd.api.types.is_float_dtype(frame[column]) for column in IRIS_FEATURES)
+    validate_dataset(frame)
+
+
+def test_from_table_moves_the_label_last_as_target() -> None:
+    table = pd.DataFrame({"species": ["x", "y"], "a": [1.0, 2.0], "b": [3, 4]})
+    frame = from_table(table, "species")
+    assert list(frame.columns) == ["a", "b", TARGET]
+    assert frame[TARGET].tolist() == ["x", "y"]
+    assert list(table.columns) == ["species", "a", "b"]  # the caller's table is untouched
+
+
+def test_from_table_accepts_a_label_already_called_target() -> None:
+    table = pd.DataFrame({TARGET: ["x", "y"], "a": [1.0, 2.0]})
+    assert list(from_table(table, TARGET).columns) == ["a", TARGET]
+
+
+def test_from_table_missing_target_lists_the_columns() -> None:
+    table = pd.DataFrame({"species": ["x"], "width": [1.0]})
+    with pytest.raises(DataError, match="target column 'label' not found") as caught:
+        from_table(table, "label")
+    assert "species, width" in str(caught.value)
+
+
+def test_from_table_reserved_target_name() -> None:
+    table = pd.DataFrame({"species": ["x"], TARGET: [1.0]})
+    with pytest.raises(DataError, match=f"column '{TARGET}' is reserved"):
+        from_table(table, "species")
+
+
+def test_tiny_frame_is_valid() -> None:
+    validate_dataset(tiny_frame())
+
+
+def _set(column: str, row: int, value: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        if isinstance(value, str):  # text in a numeric column: let the column hold it
+            frame[column] = frame[column].astype(object)
+        frame.loc[row, column] = value
+        return frame
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(_set("x1", 2, np.nan), ["'x1'", "1 missing", "row 3"], id="missing-feature"),
+        pytest.param(_set(TARGET, 1, None), [f"'{TARGET}'", "row 2"], id="missing-label"),
+        pytest.param(
+            _set("x2", 3, "abc"), ["'x2'", "not numeric", "row 4", "'abc'"], id="text-in-feature"
+        ),
+        pytest.param(
+            lambda f: f.assign(flag=[True, False] * 3), ["'flag'", "not numeric"], id="bool-feature"
+        ),
+        pytest.param(
+            lambda f: f.assign(**{TARGET: "a"}), ["at least two classes", "found 1"], id="one-class"
+        ),
+        pytest.param(
+            lambda f: f.drop(columns=[TARGET]), [f"no '{TARGET}' column", "x1, x2"], id="no-label"
+        ),
+        pytest.param(lambda f: f[[TARGET]], ["no feature columns"], id="no-features"),
+        pytest.param(lambda f: f.iloc[[0, 1, 3]], ["only 3 rows", "at least 4"], id="too-few-rows"),
+    ],
+)
+def test_invalid_data_is_named(
+    change: Callable[[pd.DataFrame], pd.DataFrame], expected: list[str]
+) -> None:
+    with pytest.raises(DataError) as caught:
+        validate_dataset(change(tiny_frame()))
+    for fragment in expected:
+        assert fragment in str(caught.value)
+
+
+def test_first_missing_row_is_reported() -> None:
+    frame = tiny_frame().astype({"x2": float})
+    frame.loc[[4, 1], "x2"] = np.nan
+    with pytest.raises(DataError, match=r"'x2' has 2 missing value\(s\), first at data row 2"):
+        validate_dataset(frame)
+
+
+def test_load_dataset_iris() -> None:
+    frame = load_dataset(LoadParams(source="iris"))
+    assert frame.shape == (150, 5)
+
+
+def test_load_dataset_csv_table() -> None:
+    table = tiny_frame().rename(columns={TARGET: "label"})
+    params = LoadParams(source="csv", csv_path="data/external/t.csv", target_column="label")
+    frame = load_dataset(params, table)
+    assert list(frame.columns) == ["x1", "x2", TARGET]
+    pd.testing.assert_series_equal(frame[TARGET], table["label"], check_names=False)
+
+
+def test_load_dataset_csv_validates_the_table() -> None:
+    table = tiny_frame().rename(columns={TARGET: "label"}).assign(x1=["1", "2", "?", "4", "5", "6"])
+    params = LoadParams(source="csv", csv_path="data/external/t.csv", target_column="label")
+    with pytest.raises(DataError, match=r"'x1' is not numeric: data row 3 holds '\?'"):
+        load_dataset(params, table)
+
+
+def test_load_dataset_csv_needs_the_table() -> None:
+    params = LoadParams(source="csv", csv_path="data/external/t.csv", target_column="label")
+    with pytest.raises(DataError, match="needs the table"):
+        load_dataset(params)

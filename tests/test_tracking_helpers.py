@@ -1,0 +1,121 @@
+"""Tracking's pure helpers: names for MLflow, where the embedded store lives, failing fast."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stages.errors import TrackingError
+from stages.paths import ROOT, workspace_root
+from stages.tracking import HEALTH_TIMEOUT_S, check_reachable, embedded_store, flatten
+
+
+@pytest.mark.parametrize(
+    ("mapping", "flat"),
+    [
+        ({}, {}),
+        ({"accuracy": 0.9}, {"accuracy": 0.9}),
+        (
+            {"train": {"n_estimators": 100, "max_depth": None}},
+            {"train.n_estimators": 100, "train.max_depth": None},
+        ),
+        (
+            {"accuracy": 1.0, "per_class": {"setosa": {"f1": 1.0, "support": 10}}},
+            {"accuracy": 1.0, "per_class.setosa.f1": 1.0, "per_class.setosa.support": 10},
+        ),
+        ({"empty": {}, "list": [1, 2]}, {"list": [1, 2]}),
+    ],
+)
+def test_flatten(mapping: dict[str, Any], flat: dict[str, Any]) -> None:
+    assert flatten(mapping) == flat
+
+
+def test_flatten_prefix() -> None:
+    assert flatten({"a": {"b": 1}}, prefix="load.") == {"load.a.b": 1}
+
+
+@pytest.mark.parametrize(
+    ("root", "workspace"),
+    [
+        ("/home/me/iris", "/home/me/iris"),
+        ("/home/me/iris/.dvc/tmp/exps/tmpab12cd", "/home/me/iris"),
+        ("/home/me/iris/.dvc/tmp/exps/run/tmpab12cd", "/home/me/iris"),
+        ("/home/me/iris/.dvc/tmp", "/home/me/iris/.dvc/tmp"),
+        ("/home/me/iris/dvc/tmp/exps/x", "/home/me/iris/dvc/tmp/exps/x"),
+        ("/exps/.dvc/tmp/x", "/exps/.dvc/tmp/x"),
+    ],
+)
+def test_workspace_root(root: str, workspace: str) -> None:
+    assert workspace_root(Path(root)) == Path(workspace)
+
+
+def test_workspace_root_defaults_to_this_repository() -> None:
+    assert workspace_root() == ROOT
+
+
+@pytest.mark.parametrize(
+    "root", [Path("/home/me/iris"), Path("/home/me/iris/.dvc/tmp/exps/tmpab12cd")]
+)
+def test_embedded_store_lives_at_the_workspace_root(root: Path) -> None:
+    uri, artifacts = embedded_store(root)
+    assert uri == "sqlite:////home/me/iris/mlflow.db"  # four slashes: an absolute path
+    assert artifacts == "file:///home/me/iris/mlartifacts"
+
+
+def test_embedded_store_defaults_to_this_repository() -> None:
+    uri, artifacts = embedded_store()
+    assert uri == f"sqlite:///{ROOT / 'mlflow.db'}"
+    assert artifacts == (ROOT / "mlartifacts").as_uri()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A 127.0.0.1 port nobody listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("suffix", ["", "/"])
+def test_unreachable_server_fails_fast_naming_the_uri(closed_port: int, suffix: str) -> None:
+    uri = f"http://127.0.0.1:{closed_port}{suffix}"
+    started = time.monotonic()
+    with pytest.raises(TrackingError) as caught:
+        check_reachable(uri)
+    assert time.monotonic() - started < HEALTH_TIMEOUT_S + 1
+    message = str(caught.value)
+    assert uri in message
+    assert "unreachable" in message
+    assert "MLFLOW_TRACKING_URI" in message
+
+
+@pytest.mark.parametrize(
+    "uri", ["sqlite:////home/me/iris/mlflow.db", "file:///home/me/iris/mlruns", "databricks"]
+)
+def test_non_http_stores_are_not_probed(uri: str) -> None:
+    assert check_reachable(uri) is None
+
+
+def test_importing_the_stages_is_free_of_side_effects(tmp_path: Path) -> None:
+    # Heavy or networked libraries load only inside the functions that use them.
+    code = (
+        "import sys\n"
+        "import stages.load, stages.preprocess, stages.train, stages.evaluate, stages.save\n"
+        "import stages.tracking, stages.io, stages.cli\n"
+        "heavy = {'mlflow', 'matplotlib', 'zenml', 'sklearn', 'dvc'} & set(sys.modules)\n"
+        "assert not heavy, sorted(heavy)\n"
+        "import os\n"
+        "assert 'MLFLOW_TRACKING_URI' not in os.environ\n"
+    )
+    env = {"PATH": "", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []

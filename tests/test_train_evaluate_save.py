@@ -1,0 +1,245 @@
+"""Train, evaluate and save stages on Iris with the committed params."""
+
+from __future__ import annotations
+
+import io as pyio
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+from stages.errors import PipelineError
+from stages.evaluate import Evaluation, evaluate_model, file_stem, render_figures
+from stages.load import TARGET, load_iris_frame
+from stages.params import EvaluateParams, Params, TrainParams, load_params
+from stages.preprocess import preprocess, split_dataset
+from stages.save import bundle_pipeline, champion_score, promotion_decision
+from stages.train import logged_params, train_model
+
+CLASSES = ["setosa", "versicolor", "virginica"]
+
+
+@pytest.fixture(scope="module")
+def params() -> Params:
+    return load_params()
+
+
+@pytest.fixture(scope="module")
+def processed(params: Params) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
+    return preprocess(load_iris_frame(), params.preprocess)
+
+
+@pytest.fixture(scope="module")
+def model(params: Params, processed: tuple[pd.DataFrame, pd.DataFrame, Any]) -> Any:
+    return train_model(processed[0], params.train)
+
+
+@pytest.fixture(scope="module")
+def evaluation(params: Params, processed: tuple[pd.DataFrame, pd.DataFrame, Any], model: Any):
+    return evaluate_model(model, processed[1], params.evaluate)
+
+
+def features_labels(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    return frame.drop(columns=[TARGET]), frame[TARGET]
+
+
+# --- train
+
+
+def test_model_follows_params(model: RandomForestClassifier, params: Params) -> None:
+    assert isinstance(model, RandomForestClassifier)
+    assert (model.n_estimators, model.max_depth, model.random_state) == (100, 5, 42)
+    assert len(model.estimators_) == params.train.n_estimators
+    assert list(model.classes_) == CLASSES
+    assert list(model.feature_names_in_) == [
+        "sepal_length",
+        "sepal_width",
+        "petal_length",
+        "petal_width",
+    ]
+
+
+def test_default_model_is_accurate_on_the_test_split(model: Any, processed) -> None:
+    features, labels = features_labels(processed[1])
+    assert accuracy_score(labels, model.predict(features)) >= 0.9
+
+
+def test_training_is_deterministic(params: Params, processed, model: Any) -> None:
+    again = train_model(processed[0], params.train)
+    features, _ = features_labels(processed[1])
+    np.testing.assert_array_equal(again.predict_proba(features), model.predict_proba(features))
+
+
+def test_training_uses_the_params(processed) -> None:
+    stump = TrainParams(**{**load_params().train.model_dump(), "n_estimators": 3, "max_depth": 1})
+    model = train_model(processed[0], stump)
+    assert len(model.estimators_) == 3
+    assert all(tree.get_depth() == 1 for tree in model.estimators_)
+
+
+def test_logged_params_cover_data_and_model(params: Params) -> None:
+    logged = logged_params(params)
+    assert set(logged) == {"load", "preprocess", "train"}
+    assert logged["train"] == params.train.model_dump()
+    assert logged["preprocess"] == params.preprocess.model_dump()
+    assert logged["train"]["n_estimators"] == 100
+
+
+# --- evaluate
+
+
+def test_metric_keys(evaluation: Evaluation) -> None:
+    metrics = evaluation.metrics
+    assert set(metrics) == {"accuracy", "precision_macro", "recall_macro", "f1_macro", "per_class"}
+    assert set(metrics["per_class"]) == set(CLASSES)
+    for scores in metrics["per_class"].values():
+        assert set(scores) == {
+            "precision",
+            "recall",
+            "f1",
+            "support",
+            "roc_auc",
+            "average_precision",
+        }
+        assert all(0.0 <= value <= 1.0 for key, value in scores.items() if key != "support")
+    assert [metrics["per_class"][name]["support"] for name in CLASSES] == [10, 10, 10]
+
+
+def test_weighted_average_names_the_metrics(model: Any, processed) -> None:
+    metrics = evaluate_model(
+        model, processed[1], EvaluateParams(average="weighted", top_features=3)
+    ).metrics
+    assert {"precision_weighted", "recall_weighted", "f1_weighted"} <= set(metrics)
+    assert "f1_macro" not in metrics
+
+
+@pytest.mark.parametrize("strength", ["default", "stump"])
+def test_metrics_agree_with_sklearn(strength: str, params: Params, processed, model: Any) -> None:
+    if strength == "stump":  # a weak model, so the scores are not all 1.0
+        weak = params.train.model_dump() | {"n_estimators": 1, "max_depth": 1}
+        model = train_model(processed[0], TrainParams(**weak))
+    features, labels = features_labels(processed[1])
+    predicted = model.predict(features)
+    metrics = evaluate_model(model, processed[1], params.evaluate).metrics
+
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(labels, predicted))
+    for name, score in (("precision", precision_score), ("recall", recall_score), ("f1", f1_score)):
+        expected = score(labels, predicted, average="macro", zero_division=0)
+        assert metrics[f"{name}_macro"] == pytest.approx(expected)
+        per_class = score(labels, predicted, average=None, labels=CLASSES, zero_division=0)
+        assert [metrics["per_class"][c][name] for c in CLASSES] == pytest.approx(list(per_class))
+    if strength == "stump":
+        assert metrics["accuracy"] < 0.9
+
+
+def test_curves_start_and_end_where_they_should(evaluation: Evaluation) -> None:
+    assert set(evaluation.roc) == set(CLASSES)
+    assert set(evaluation.precision_recall) == set(CLASSES)
+    for curve in evaluation.roc.values():
+        assert list(curve.columns) == ["fpr", "tpr"]
+        assert (curve["fpr"].iloc[0], curve["tpr"].iloc[0]) == (0.0, 0.0)
+        assert (curve["fpr"].iloc[-1], curve["tpr"].iloc[-1]) == (1.0, 1.0)
+        assert curve["fpr"].is_monotonic_increasing
+        assert curve["tpr"].is_monotonic_increasing
+    for curve in evaluation.precision_recall.values():
+        assert list(curve.columns) == ["recall", "precision"]
+        assert curve["recall"].iloc[0] == 1.0
+        assert (curve["recall"].iloc[-1], curve["precision"].iloc[-1]) == (0.0, 1.0)
+        assert curve["recall"].is_monotonic_decreasing
+
+
+def test_predictions_and_importances(evaluation: Evaluation, processed, model: Any) -> None:
+    features, labels = features_labels(processed[1])
+    predictions = evaluation.predictions
+    assert list(predictions.columns) == ["actual", "predicted"]
+    assert predictions["actual"].tolist() == labels.tolist()
+    assert predictions["predicted"].tolist() == list(model.predict(features))
+
+    importance = evaluation.feature_importance
+    assert sorted(importance["feature"]) == sorted(features.columns)
+    assert importance["importance"].is_monotonic_decreasing
+    assert importance["importance"].sum() == pytest.approx(1.0)
+    assert importance["feature"].iloc[0].startswith("petal")  # Iris is separated by its petals
+
+
+def test_figures_are_rendered(evaluation: Evaluation) -> None:
+    figures = render_figures(evaluation, top_features=2)
+    assert set(figures) == {"confusion_matrix", "roc", "precision_recall", "feature_importance"}
+    for figure in figures.values():
+        buffer = pyio.BytesIO()
+        figure.savefig(buffer, format="png", dpi=40)
+        assert buffer.getvalue().startswith(b"\x89PNG")
+    assert len(figures["feature_importance"].axes[0].patches) == 2
+    assert len(figures["roc"].axes[0].get_lines()) == len(CLASSES) + 1  # + the diagonal
+
+
+@pytest.mark.parametrize(
+    ("label", "stem"),
+    [
+        ("setosa", "setosa"),
+        ("Iris virginica", "Iris_virginica"),
+        ("a/b\\c", "a_b_c"),
+        ("../../etc", "etc"),
+        ("1.5", "1.5"),
+        ("...", "class"),
+        ("", "class"),
+    ],
+)
+def test_file_stem(label: str, stem: str) -> None:
+    assert file_stem(label) == stem
+
+
+# --- save
+
+
+def test_pipeline_predicts_from_raw_features(params: Params, processed, model: Any) -> None:
+    scaler = processed[2]
+    pipeline = bundle_pipeline(scaler, model)
+    _, raw_test = split_dataset(
+        load_iris_frame(), params.preprocess.test_size, params.preprocess.random_state
+    )
+    raw_features, labels = features_labels(raw_test)
+    scaled = scaler.transform(raw_features)
+    np.testing.assert_array_equal(pipeline.predict(raw_features), model.predict(scaled))
+    np.testing.assert_array_equal(pipeline.predict_proba(raw_features), model.predict_proba(scaled))
+    assert accuracy_score(labels, pipeline.predict(raw_features)) >= 0.9
+
+
+def test_champion_score_reads_the_metric() -> None:
+    metrics = {"accuracy": 0.95, "f1_macro": 1, "per_class": {"a": {"f1": 0.5}}}
+    assert champion_score(metrics, "accuracy") == 0.95
+    assert champion_score(metrics, "f1_macro") == 1.0
+
+
+@pytest.mark.parametrize("metric", ["auc", "per_class", ""])
+def test_champion_score_lists_the_available_metrics(metric: str) -> None:
+    metrics = {"accuracy": 0.95, "f1_macro": 0.9, "per_class": {"a": {"f1": 0.5}}}
+    with pytest.raises(PipelineError) as caught:
+        champion_score(metrics, metric)
+    message = str(caught.value)
+    assert f"save.champion_metric: {metric!r}" in message
+    assert message.endswith("choose one of: accuracy, f1_macro")
+
+
+@pytest.mark.parametrize(
+    ("score", "min_score", "champion", "promoted", "reason"),
+    [
+        (0.85, 0.9, None, False, "below save.min_score"),
+        (0.85, 0.9, 0.80, False, "below save.min_score"),
+        (0.92, 0.9, 0.95, False, "worse than the champion's 0.9500"),
+        (0.95, 0.9, 0.95, True, "matches or beats 0.9500"),
+        (0.97, 0.9, 0.95, True, "matches or beats 0.9500"),
+        (0.93, 0.9, None, True, "no champion yet"),
+        (0.90, 0.9, None, True, "reaches 0.9000"),
+        (0.0, 0.0, None, True, "no champion yet"),
+    ],
+)
+def test_promotion_decision(
+    score: float, min_score: float, champion: float | None, promoted: bool, reason: str
+) -> None:
+    decision, why = promotion_decision(score, min_score, champion)
+    assert decision is promoted
+    assert reason in why
