@@ -1,0 +1,215 @@
+"""The ZenML pipeline on ZenML's default local stack, in one shared copy of the repository.
+
+The copy gets `dvc repro` first, then `python -m zenml_pipeline` runs beside it, so the
+parity and `dvc status` checks compare the two orchestrators in one workspace and one
+MLflow store. ZenML's global config (its SQLite store and artifact store) lives in a temp
+folder for the module; the tests read it back through the ZenML Client.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+
+from tests.conftest import copy_repository, run, tool_env
+
+if TYPE_CHECKING:
+    from zenml.client import Client
+    from zenml.models import PipelineRunResponse
+
+pytestmark = pytest.mark.integration
+
+STEPS = ["load", "preprocess", "train", "evaluate", "save"]
+RUN_LINE = re.compile(r"ZenML run (\S+) \(([0-9a-f-]{36})\): (\w+)")
+
+
+@dataclass
+class Workspace:
+    root: Path
+    env: dict[str, str]
+    dvc_status: str
+    git_status: str
+    first_run_id: str
+
+    def zenml(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run([sys.executable, "-m", "zenml_pipeline", *args], self.root, self.env, check)
+
+    def state(self) -> tuple[str, str]:
+        dvc = run(["dvc", "status"], self.root, self.env).stdout
+        git = run(["git", "status", "--porcelain", "--untracked-files=all"], self.root, self.env)
+        return dvc, git.stdout
+
+
+def run_id(proc: subprocess.CompletedProcess[str]) -> str:
+    """The ZenML run id from the entry point's summary line."""
+    match = RUN_LINE.search(proc.stderr + proc.stdout)
+    assert match, f"no run summary in the output:\n{proc.stderr[-4000:]}"
+    assert match.group(3) == "completed", match.group(0)
+    return match.group(2)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """A repository copy after `dvc repro` and then one ZenML run, with its own ZenML config."""
+    base = tmp_path_factory.mktemp("zenml")
+    root = copy_repository(base / "project")
+    env = tool_env(
+        {
+            "ZENML_CONFIG_PATH": str(base / "zenml_config"),
+            "ZENML_ANALYTICS_OPT_IN": "false",
+            "ZENML_LOGGING_COLORS_DISABLED": "true",
+            "ZENML_ENABLE_RICH_TRACEBACK": "false",
+        }
+    )
+    run(["dvc", "repro"], root, env)
+    dvc_status = run(["dvc", "status"], root, env).stdout
+    git_status = run(["git", "status", "--porcelain", "--untracked-files=all"], root, env).stdout
+    first = run([sys.executable, "-m", "zenml_pipeline"], root, env)
+    return Workspace(root, env, dvc_status, git_status, run_id(first))
+
+
+@pytest.fixture(scope="module")
+def zenml_client(workspace: Workspace) -> Iterator[Client]:
+    """A ZenML Client in this process, on the workspace's ZenML config."""
+    names = ("ZENML_CONFIG_PATH", "ZENML_ANALYTICS_OPT_IN")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in names:
+            patch.setenv(name, workspace.env[name])
+        from zenml.client import Client
+        from zenml.config.global_config import GlobalConfiguration
+
+        GlobalConfiguration._reset_instance()
+        Client._reset_instance()
+        yield Client()
+        GlobalConfiguration._reset_instance()
+        Client._reset_instance()
+
+
+def output(run: PipelineRunResponse, step: str, name: str) -> Any:
+    return run.steps[step].outputs[name][0].load()
+
+
+def statuses(run: PipelineRunResponse) -> dict[str, str]:
+    return {name: step.status.value for name, step in run.steps.items()}
+
+
+def mlflow_client(root: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+
+
+def test_run_completes_with_browsable_outputs(workspace: Workspace, zenml_client: Client) -> None:
+    run = zenml_client.get_pipeline_run(workspace.first_run_id)
+    assert run.status.value == "completed"
+    assert run.pipeline.name == "training_pipeline"
+    assert statuses(run) == dict.fromkeys(STEPS, "completed")
+    dvc_stages = list(yaml.safe_load((workspace.root / "dvc.yaml").read_text())["stages"])
+    assert list(run.steps) == dvc_stages
+
+    raw = output(run, "load", "raw_dataset")
+    train_set = output(run, "preprocess", "train_set")
+    test_set = output(run, "preprocess", "test_set")
+    assert (len(raw), len(train_set), len(test_set)) == (150, 120, 30)
+    classifier = output(run, "train", "classifier")
+    assert len(classifier.estimators_) == 100
+    metrics = output(run, "evaluate", "metrics")
+    accuracy = (classifier.predict(test_set.drop(columns=["target"])) == test_set["target"]).mean()
+    assert metrics["accuracy"] == pytest.approx(accuracy) and accuracy >= 0.9
+    pipeline = output(run, "save", "pipeline")
+    assert list(pipeline.predict(raw.drop(columns=["target"]).head(3))) == ["setosa"] * 3
+    assert output(run, "save", "model_version").isdigit()
+
+
+def test_metrics_and_mlflow_match_dvc_repro(workspace: Workspace, zenml_client: Client) -> None:
+    run = zenml_client.get_pipeline_run(workspace.first_run_id)
+    dvc_metrics = json.loads((workspace.root / "metrics" / "metrics.json").read_text())
+    assert output(run, "evaluate", "metrics") == dvc_metrics
+
+    client = mlflow_client(workspace.root)
+    zenml_run = client.get_run(output(run, "train", "mlflow_run_id"))
+    dvc_run_id = json.loads((workspace.root / "models" / "mlflow_run.json").read_text())["run_id"]
+    dvc_run = client.get_run(dvc_run_id)
+    assert zenml_run.info.experiment_id == dvc_run.info.experiment_id
+    assert zenml_run.data.params == dvc_run.data.params
+    assert zenml_run.data.metrics == dvc_run.data.metrics
+    assert zenml_run.data.metrics["accuracy"] == dvc_metrics["accuracy"]
+    tags = zenml_run.data.tags
+    assert tags["orchestrator"] == "zenml"
+    assert tags["zenml_pipeline"] == "training_pipeline"
+    assert tags["zenml_pipeline_run_id"] == workspace.first_run_id
+    assert tags["zenml_pipeline_run"] == run.name
+    # The same training bytes as DVC's data/processed/train.parquet, and the same commit.
+    assert tags["train_data_md5"] == dvc_run.data.tags["train_data_md5"]
+    assert tags["git_commit"] == dvc_run.data.tags["git_commit"]
+    artifacts = {item.path for item in client.list_artifacts(zenml_run.info.run_id, "plots")}
+    assert artifacts == {item.path for item in client.list_artifacts(dvc_run_id, "plots")}
+
+    version = output(run, "save", "model_version")
+    registered = client.get_model_version("iris_classifier", version)
+    assert registered.run_id == zenml_run.info.run_id
+    # Equal to the DVC run's score, so the alias moved on to the ZenML version.
+    assert str(client.get_model_version_by_alias("iris_classifier", "champion").version) == version
+
+
+def test_rerun_is_cached_and_train_param_reruns_downstream(
+    workspace: Workspace, zenml_client: Client
+) -> None:
+    first = zenml_client.get_pipeline_run(workspace.first_run_id)
+    cached = zenml_client.get_pipeline_run(run_id(workspace.zenml()))
+    assert statuses(cached) == dict.fromkeys(STEPS, "cached")
+    # A cached train hands on the run id of the run that trained the cached classifier.
+    assert output(cached, "train", "mlflow_run_id") == output(first, "train", "mlflow_run_id")
+
+    changed = zenml_client.get_pipeline_run(
+        run_id(workspace.zenml("--set", "train.n_estimators=30"))
+    )
+    assert statuses(changed) == {
+        "load": "cached",
+        "preprocess": "cached",
+        "train": "completed",
+        "evaluate": "completed",
+        "save": "completed",
+    }
+    new_run_id = output(changed, "train", "mlflow_run_id")
+    assert new_run_id != output(first, "train", "mlflow_run_id")
+    mlflow_run = mlflow_client(workspace.root).get_run(new_run_id)
+    assert mlflow_run.data.params["train.n_estimators"] == "30"
+    assert mlflow_run.data.metrics["accuracy"] == output(changed, "evaluate", "metrics")["accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.n_estimators=0", "train.n_estimators: Input should be greater than or equal to 1"),
+        ("train.n_trees=10", "train.n_trees: unknown key; allowed here: n_estimators"),
+        ("n_estimators=10", "override 'n_estimators=10': expected section.key=value"),
+        ("model.depth=3", "override 'model.depth=3': unknown section 'model'"),
+    ],
+)
+def test_bad_set_fails_with_the_dvc_paths_message(
+    workspace: Workspace, override: str, message: str
+) -> None:
+    proc = workspace.zenml("--set", override, check=False)
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not RUN_LINE.search(proc.stderr + proc.stdout)
+
+
+def test_dvc_workspace_untouched(workspace: Workspace) -> None:
+    """Runs last in this module: every ZenML run above has happened by now."""
+    dvc_status, git_status = workspace.state()
+    assert dvc_status == workspace.dvc_status
+    assert "up to date" in dvc_status
+    assert git_status == workspace.git_status
+    assert not (workspace.root / ".zen").exists()

@@ -1,0 +1,99 @@
+"""`python -m zenml_pipeline [--params PATH] [--set section.key=value ...] [--no-cache]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from stages import paths
+from stages.errors import DataError, PipelineError
+from stages.params import Params, load_params
+
+log = logging.getLogger("zenml_pipeline")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m zenml_pipeline",
+        description="Run load → preprocess → train → evaluate → save as a ZenML pipeline.",
+    )
+    parser.add_argument(
+        "--params", type=Path, default=paths.PARAMS, help="params file (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a param, like `dvc exp run -S` (repeatable)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="run every step again")
+    return parser.parse_args(argv)
+
+
+def source_md5(params: Params) -> str | None:
+    """The md5 of the user's CSV: a step parameter, so a changed file reruns load."""
+    if params.load.source != "csv":
+        return None
+    from stages.io import file_md5
+
+    csv_path = paths.ROOT / str(params.load.csv_path)
+    if not csv_path.is_file():
+        raise DataError(f"load.csv_path: {csv_path} does not exist")
+    return file_md5(csv_path)
+
+
+def run_pipeline(params: Params, enable_cache: bool = True) -> None:
+    """Run the pipeline on the active ZenML stack (the default local one unless set up)."""
+    from zenml.utils import source_utils
+
+    # Without a `zenml init` repository ZenML takes the entry point's folder as its source
+    # root; step code imports `stages` and `zenml_pipeline`, which live at the repository root.
+    source_utils.set_custom_source_root(str(paths.ROOT))
+
+    from stages import tracking
+    from zenml_pipeline.pipeline import training_pipeline
+
+    run = training_pipeline.with_options(enable_cache=enable_cache)(
+        params=params, tracking_uri=tracking.tracking_uri(), source_md5=source_md5(params)
+    )
+    if run is not None:
+        steps = ", ".join(f"{name}: {step.status.value}" for name, step in run.steps.items())
+        log.info("ZenML run %s (%s): %s [%s]", run.name, run.id, run.status.value, steps)
+
+
+def configure_logging() -> None:
+    """Our loggers only: ZenML logs through its own handler and would print lines twice."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(name)s] %(levelname)s %(message)s"))
+    for name in ("stages", "zenml_pipeline"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    configure_logging()
+    try:
+        params = load_params(args.params, args.overrides)
+        run_pipeline(params, enable_cache=not args.no_cache)
+    except PipelineError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+    except Exception as exc:
+        # As in stages/cli.py: MLflow's own errors are the user's to act on, anything else
+        # is a bug and keeps its traceback.
+        if not type(exc).__module__.startswith("mlflow"):
+            raise
+        from stages.tracking import tracking_uri
+
+        log.error("MLflow store %s: %s", tracking_uri(), exc)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""ZenML steps: thin wrappers around the functions the DVC stages call, named like them.
+
+Each step's cache key includes the stage modules it wraps, as dvc.yaml lists them as deps,
+so editing `stages/train.py` reruns train and what follows, as `dvc repro` would.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from zenml import get_step_context, step
+from zenml.config import CachePolicy
+
+from stages import evaluate as evaluate_stage
+from stages import io, paths, tracking
+from stages import load as load_stage
+from stages import preprocess as preprocess_stage
+from stages import save as save_stage
+from stages import train as train_stage
+from stages.params import (
+    EvaluateParams,
+    LoadParams,
+    MlflowParams,
+    PreprocessParams,
+    SaveParams,
+    TrainParams,
+)
+
+
+def _depends_on(*modules: str) -> CachePolicy:
+    return CachePolicy(file_dependencies=[f"stages/{name}.py" for name in modules])
+
+
+def zenml_tags() -> dict[str, str]:
+    """MLflow tags naming the ZenML pipeline and run the current step belongs to."""
+    context = get_step_context()
+    return {
+        "zenml_pipeline": context.pipeline.name,
+        "zenml_pipeline_run": context.pipeline_run.name,
+        "zenml_pipeline_run_id": str(context.pipeline_run.id),
+    }
+
+
+@step(cache_policy=_depends_on("load", "io", "params"))
+def load(
+    params: LoadParams, source_md5: str | None = None
+) -> Annotated[pd.DataFrame, "raw_dataset"]:
+    """The validated raw dataset; `source_md5` (of the user's CSV) only keys the cache."""
+    table = io.read_table(paths.ROOT / params.csv_path) if params.source == "csv" else None
+    return load_stage.load_dataset(params, table)
+
+
+@step(cache_policy=_depends_on("preprocess", "load"))
+def preprocess(
+    raw_dataset: pd.DataFrame, params: PreprocessParams
+) -> tuple[
+    Annotated[pd.DataFrame, "train_set"],
+    Annotated[pd.DataFrame, "test_set"],
+    Annotated[TransformerMixin, "scaler"],
+]:
+    """Stratified split and a scaler fitted on the training split only."""
+    # ZenML reads a multi-output step's arity from a literal tuple in its return statement.
+    train_set, test_set, scaler = preprocess_stage.preprocess(raw_dataset, params)
+    return train_set, test_set, scaler
+
+
+@step(cache_policy=_depends_on("train", "tracking"))
+def train(
+    train_set: pd.DataFrame,
+    params: TrainParams,
+    logged_params: dict[str, Any],
+    experiment_name: str,
+    tracking_uri: str,
+) -> tuple[Annotated[BaseEstimator, "classifier"], Annotated[str, "mlflow_run_id"]]:
+    """Fit the classifier and open the MLflow run that evaluate and save log into.
+
+    Args:
+        logged_params: what the run records (load, preprocess, train), as under DVC.
+        tracking_uri: only keys the cache, so that another MLflow store gets its own run.
+    """
+    tracking.configure(experiment_name)
+    model = train_stage.train_model(train_set, params)
+    with tempfile.TemporaryDirectory() as tmp:  # the md5 of the bytes DVC's train.parquet has
+        io.write_table(Path(tmp) / "train.parquet", train_set)
+        tags = tracking.lineage_tags(Path(tmp) / "train.parquet", orchestrator="zenml")
+    with tracking.mlflow_run(run_name=get_step_context().pipeline_run.name) as run:
+        features = train_stage.split_xy(train_set)[0]
+        tracking.log_training(logged_params, model, features, tags | zenml_tags())
+    return model, run.info.run_id
+
+
+@step(cache_policy=_depends_on("evaluate", "tracking"))
+def evaluate(
+    classifier: BaseEstimator,
+    test_set: pd.DataFrame,
+    mlflow_run_id: str,
+    params: EvaluateParams,
+    experiment_name: str,
+) -> tuple[
+    Annotated[dict[str, Any], "metrics"],
+    Annotated[pd.DataFrame, "predictions"],
+    Annotated[pd.DataFrame, "feature_importance"],
+]:
+    """Score the classifier on the test split; log metrics and figures to the training run."""
+    tracking.configure(experiment_name)
+    evaluation = evaluate_stage.evaluate_model(classifier, test_set, params)
+    figures = evaluate_stage.render_figures(evaluation, params.top_features)
+    with tracking.mlflow_run(run_id=mlflow_run_id):
+        tracking.log_evaluation(evaluation.metrics, figures, {"evaluate": params.model_dump()})
+    return evaluation.metrics, evaluation.predictions, evaluation.feature_importance
+
+
+@step(cache_policy=_depends_on("save", "tracking"))
+def save(
+    scaler: TransformerMixin,
+    classifier: BaseEstimator,
+    metrics: dict[str, Any],
+    raw_dataset: pd.DataFrame,
+    mlflow_run_id: str,
+    params: SaveParams,
+    registry: MlflowParams,
+) -> tuple[Annotated[BaseEstimator, "pipeline"], Annotated[str, "model_version"]]:
+    """Bundle scaler and classifier, register the bundle, and move the champion alias."""
+    score = save_stage.champion_score(metrics, params.champion_metric)
+    tracking.configure(registry.experiment_name)
+    pipeline = save_stage.bundle_pipeline(scaler, classifier)
+    with tracking.mlflow_run(run_id=mlflow_run_id):
+        registration = tracking.register_and_promote(
+            pipeline,
+            raw_dataset.drop(columns=[load_stage.TARGET]).head(5),
+            model_name=registry.registered_model_name,
+            alias=registry.champion_alias,
+            metric=params.champion_metric,
+            score=score,
+            min_score=params.min_score,
+        )
+    return pipeline, registration.version
