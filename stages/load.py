@@ -1,4 +1,4 @@
-"""Stage 1, load: the raw dataset (Iris, or the user's CSV) → data/raw/dataset.csv."""
+"""Stage 1, load: the raw dataset (Iris, the user's CSV, or synthetic) → data/raw/dataset.csv."""
 
 from __future__ import annotations
 
@@ -23,6 +23,32 @@ def load_iris_frame() -> pd.DataFrame:
     bunch = load_iris(as_frame=True)
     features = bunch.data.rename(columns=lambda name: name.removesuffix(" (cm)").replace(" ", "_"))
     frame = features.assign(**{TARGET: bunch.target_names[bunch.target.to_numpy()]})
+    return frame
+
+
+def make_synthetic(rows: int, features: int, classes: int, random_state: int) -> pd.DataFrame:
+    """A classification table from scikit-learn's make_classification, for scale tests.
+
+    Half the features (at least enough to separate the classes) are informative, up to two
+    are linear combinations of those, the rest noise; labels are the integers 0..classes-1.
+    """
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    informative = min(features, max((classes - 1).bit_length(), features // 2, 1))
+    features_array, labels = make_classification(
+        n_samples=rows,
+        n_features=features,
+        n_informative=informative,
+        n_redundant=min(2, features - informative),
+        n_classes=classes,
+        n_clusters_per_class=1,
+        random_state=random_state,
+    )
+    width = len(str(features - 1))
+    columns = [f"feature_{i:0{width}d}" for i in range(features)]
+    frame = pd.DataFrame(features_array, columns=columns, copy=False)
+    frame[TARGET] = labels
     return frame
 
 
@@ -76,6 +102,9 @@ def load_dataset(params: LoadParams, table: pd.DataFrame | None = None) -> pd.Da
     """The validated raw dataset for `params.source`; `table` is the CSV read by the caller."""
     if params.source == "iris":
         frame = load_iris_frame()
+    elif params.source == "synthetic":
+        shape = params.synthetic_shape()
+        frame = make_synthetic(shape.rows, shape.features, shape.classes, shape.random_state)
     else:
         if table is None or params.target_column is None:
             raise DataError("source 'csv' needs the table and load.target_column")

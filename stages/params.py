@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from stages.errors import ParamsError
 from stages.paths import PARAMS
@@ -18,18 +26,52 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+class SyntheticParams(_Section):
+    """Shape of the `synthetic` source (scikit-learn's make_classification)."""
+
+    rows: int = Field(default=10_000, ge=4, le=100_000_000)
+    features: int = Field(default=10, ge=1, le=10_000)
+    classes: int = Field(default=3, ge=2, le=1_000)
+    random_state: int = Field(default=42, ge=0)
+
+    @model_validator(mode="after")
+    def _classes_fit_features(self) -> SyntheticParams:
+        # make_classification puts each class on a vertex of a hypercube in the informative
+        # features; there must be at least as many vertices as classes.
+        if self.classes > 2**self.features:
+            needed = (self.classes - 1).bit_length()
+            raise ValueError(f"{self.classes} classes need at least {needed} features")
+        if self.rows < 2 * self.classes:
+            raise ValueError(f"{self.rows} rows are too few for {self.classes} classes")
+        return self
+
+
 class LoadParams(_Section):
-    source: Literal["iris", "csv"]
+    source: Literal["iris", "csv", "synthetic"]
     # For source `csv`: a path relative to the repository root (keep it under data/external/,
     # which the load stage depends on) and the name of its label column.
     csv_path: str | None = None
     target_column: str | None = None
+    # For source `synthetic`: rows, features, classes and seed; the defaults when omitted.
+    synthetic: SyntheticParams | None = None
 
     @model_validator(mode="after")
     def _csv_needs_path_and_target(self) -> LoadParams:
         if self.source == "csv" and not (self.csv_path and self.target_column):
             raise ValueError("source 'csv' needs both load.csv_path and load.target_column")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_synthetic(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Runs that do not use the synthetic source log the same params as before it existed.
+        dumped = handler(self)
+        if dumped.get("synthetic", ...) is None:
+            del dumped["synthetic"]
+        return dumped
+
+    def synthetic_shape(self) -> SyntheticParams:
+        """The synthetic source's settings, defaults filled in."""
+        return self.synthetic or SyntheticParams()
 
 
 class PreprocessParams(_Section):
@@ -100,6 +142,15 @@ def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
     for part in loc:
         field = model.model_fields.get(part)
         annotation = field.annotation if field else None
+        # An optional section (`Section | None`) lists the keys of its section.
+        annotation = next(
+            (
+                arg
+                for arg in get_args(annotation)
+                if isinstance(arg, type) and issubclass(arg, BaseModel)
+            ),
+            annotation,
+        )
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation
