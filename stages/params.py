@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -13,6 +14,7 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     ValidationError,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -92,13 +94,19 @@ class TrainParams(_Section):
     random_state: int = Field(ge=0)
     n_jobs: int = Field(ge=-1, description="-1 uses every core")
 
-    @model_validator(mode="after")
-    def _checks(self) -> TrainParams:
-        if isinstance(self.max_features, float) and not 0.0 < self.max_features <= 1.0:
-            raise ValueError("max_features as a fraction must be in (0, 1]")
-        if self.n_jobs == 0:
-            raise ValueError("n_jobs must be -1 (all cores) or a positive count")
-        return self
+    @field_validator("max_features")
+    @classmethod
+    def _fraction_in_range(cls, value: object) -> object:
+        if isinstance(value, float) and not 0.0 < value <= 1.0:
+            raise ValueError("a fraction must be in (0, 1]; or use sqrt, log2 or null")
+        return value
+
+    @field_validator("n_jobs")
+    @classmethod
+    def _not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("must be -1 (all cores) or a positive count")
+        return value
 
 
 class EvaluateParams(_Section):
@@ -127,7 +135,7 @@ class Params(_Section):
 
 
 def _describe(error: Mapping[str, Any], model: type[BaseModel] = Params) -> str:
-    loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
+    loc = _key_path(model, [str(part) for part in error["loc"] if not isinstance(part, int)])
     key = ".".join(loc) or "(top level)"
     if error["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1])
@@ -135,7 +143,27 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel] = Params) -> str:
     if error["type"] == "missing":
         return f"{key}: required key is missing"
     message = error["msg"].removeprefix("Value error, ")
+    if isinstance(error.get("input"), Mapping):  # a whole section: the message names the keys
+        return f"{key}: {message}"
     return f"{key}: {message} (got {error.get('input')!r})"
+
+
+def _key_path(model: type[BaseModel], loc: list[str]) -> list[str]:
+    """The params keys of an error location, without pydantic's union-member tags."""
+    keys: list[str] = []
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None:  # inside a plain field: the rest are union-member tags
+            break
+        keys.append(part)
+        field = current.model_fields.get(part)
+        if field is None:  # an unknown key
+            break
+        members = typing.get_args(field.annotation) or (field.annotation,)
+        current = next(
+            (m for m in members if isinstance(m, type) and issubclass(m, BaseModel)), None
+        )
+    return keys
 
 
 def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
