@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from stages import paths
 from stages.errors import DataError, PipelineError
@@ -57,8 +59,13 @@ def run_pipeline(params: Params, enable_cache: bool = True) -> None:
     from stages import tracking
     from zenml_pipeline.pipeline import training_pipeline
 
-    run = training_pipeline.with_options(enable_cache=enable_cache)(
-        params=params, tracking_uri=tracking.tracking_uri(), source_md5=source_md5(params)
+    uri = tracking.tracking_uri()
+    options: dict[str, Any] = {"enable_cache": enable_cache}
+    if os.environ.get(tracking.TRACKING_URI_ENV):
+        # Remote orchestrators start each step in a fresh container: hand on the store.
+        options["environment"] = {tracking.TRACKING_URI_ENV: uri}
+    run = training_pipeline.with_options(**options)(
+        params=params, tracking_uri=uri, source_md5=source_md5(params)
     )
     if run is not None:
         steps = ", ".join(f"{name}: {step.status.value}" for name, step in run.steps.items())
