@@ -1,0 +1,609 @@
+"""What each workflow costs, as ratios to a plain-Python floor, and how it scales (issue #5).
+
+`make bench` (or `uv run python -m benchmarks.bench [--quick] [--runs N]`) measures, on this
+machine, in throwaway git copies of the repository under a temporary folder:
+
+1. floor: benchmarks/floor.py, the same work in one plain Python process;
+2. cold `dvc repro` in a fresh copy (embedded MLflow store, nothing cached);
+3. no-op `dvc repro` against `dvc status` on the same, built copy;
+4. `dvc exp run -S train.n_estimators=...`: which stages ran and how long it took;
+5. the ZenML pipeline, cold (fresh ZenML and MLflow stores) and cached;
+6. scale: the synthetic source at 10k, 100k and 1M rows, pipeline and floor, per stage.
+
+Every figure is the median of the runs with min and max. Results go to benchmarks/results.json
+and benchmarks/results.md (--quick: results-quick.*, git-ignored). Nothing here is run by the
+tests; timings only mean something on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger("benchmarks")
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = ROOT / "benchmarks"
+VENV_BIN = Path(sys.executable).parent
+STAGES = ("load", "preprocess", "train", "evaluate", "save")
+
+# Scale runs use fewer trees on both cores (pipeline and floor alike, the ratio is what
+# counts): the Iris defaults (100 trees, one core) spend ~6 minutes per fit on 1M rows here.
+SCALE_TRAIN = {"n_estimators": 20, "n_jobs": -1}
+SCALE_FEATURES = 10
+SCALE_CLASSES = 3
+
+TARGETS = {
+    "repro_vs_floor": ("full dvc repro on Iris", "≤ 3× floor", 3.0),
+    "noop_vs_status": ("no-op dvc repro", "≤ 1.5× dvc status", 1.5),
+    "exp_vs_repro": ("train-param experiment", "≤ 0.65× full repro", 0.65),
+    "zenml_cached_vs_repro": ("cached ZenML run", "≤ 1.5× full repro", 1.5),
+    "scale_1m_vs_floor": ("1M rows: pipeline", "≤ 2× floor", 2.0),
+    "scale_1m_peak_rss_gib": ("1M rows: peak RSS of any stage", "≤ 2 GiB", 2.0),
+    "scale_growth_100k_1m": ("100k → 1M rows: pipeline time growth", "≤ 12×", 12.0),
+}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class Timed:
+    seconds: float
+    peak_rss_mib: float  # the largest single process in the tree (ru_maxrss of wait4)
+    stdout: str
+    stderr: str
+
+
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    """Median, min, max and the raw values (seconds, MiB or a ratio)."""
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "runs": len(values),
+        "values": [round(v, 4) for v in values],
+    }
+
+
+def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The project's venv first; no inherited MLflow, DVC or ZenML settings; no analytics."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MLFLOW_", "DVC_", "ZENML_", "VIRTUAL_ENV"))
+    }
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(
+        {
+            "ZENML_ANALYTICS_OPT_IN": "false",
+            "DVC_NO_ANALYTICS": "1",
+            "GIT_AUTHOR_NAME": "bench",
+            "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+            "GIT_COMMITTER_NAME": "bench",
+            "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+            "PYTHONHASHSEED": "0",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def timed(args: Sequence[str | Path], cwd: Path, env: Mapping[str, str]) -> Timed:
+    """Run a command to completion: wall seconds and the peak RSS of its largest process."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(
+            [str(arg) for arg in args], cwd=cwd, env=dict(env), stdout=out, stderr=err
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if child.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(map(str, args))} exited {child.returncode} in {cwd}\n"
+            f"--- stdout\n{stdout[-4000:]}\n--- stderr\n{stderr[-4000:]}"
+        )
+    return Timed(seconds, usage.ru_maxrss / 1024, stdout, stderr)
+
+
+def copy_repository(dest: Path, edit: Callable[[Path], None] | None = None) -> Path:
+    """A fresh git repository holding the working tree's tracked and unignored files."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    if edit is not None:
+        edit(dest)
+    env = tool_env()
+    for command in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "benchmark copy"],
+    ):
+        subprocess.run(command, cwd=dest, env=env, check=True, capture_output=True)
+    return dest
+
+
+def probe_stages(root: Path) -> None:
+    """Wrap every dvc.yaml cmd in stage_probe.py, which records the stage's time and RSS."""
+    dvc_yaml = root / "dvc.yaml"
+    spec = yaml.safe_load(dvc_yaml.read_text())
+    for name, stage in spec["stages"].items():
+        stage["cmd"] = f"python benchmarks/stage_probe.py {name} -- {stage['cmd']}"
+    dvc_yaml.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def set_params(root: Path, changes: Mapping[str, Mapping[str, Any]]) -> None:
+    params = root / "params.yaml"
+    raw = yaml.safe_load(params.read_text())
+    for section, values in changes.items():
+        raw[section] = {**raw[section], **values}
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def read_stage_log(log_dir: Path) -> dict[str, dict[str, float]]:
+    records = {}
+    for name in STAGES:
+        path = log_dir / f"{name}.json"
+        if path.exists():
+            records[name] = json.loads(path.read_text())
+            path.unlink()
+    return records
+
+
+def stages_ran(output: str) -> list[str]:
+    return [name for name in STAGES if f"Running stage '{name}'" in output]
+
+
+def params_train() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
+
+
+class Bench:
+    def __init__(self, workdir: Path, runs: int) -> None:
+        self.workdir = workdir
+        self.runs = runs
+        self.counter = 0
+        self.stage_log = workdir / "stage-log"
+        self.stage_log.mkdir()
+
+    def fresh_dir(self, label: str) -> Path:
+        self.counter += 1
+        path = self.workdir / f"{self.counter:02d}-{label}"
+        path.mkdir()
+        return path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return tool_env({"BENCH_STAGE_LOG": str(self.stage_log), **extra})
+
+    def fresh_project(self, label: str, params: Mapping[str, Mapping[str, Any]] = {}) -> Path:
+        def edit(root: Path) -> None:
+            probe_stages(root)
+            if params:
+                set_params(root, params)
+
+        return copy_repository(self.fresh_dir(label) / "project", edit)
+
+    # --------------------------------------------------------------------- the figures
+
+    def floor(self, extra: Sequence[str] = (), train: Mapping[str, Any] | None = None) -> dict:
+        seconds, rss, phases = [], [], []
+        train = {**params_train(), **(train or {})}
+        for _ in range(self.runs):
+            out = self.fresh_dir("floor")
+            result = timed(
+                [
+                    sys.executable,
+                    HERE / "floor.py",
+                    "--out",
+                    out,
+                    "--train",
+                    json.dumps(train),
+                    *extra,
+                ],
+                cwd=ROOT,
+                env=self.env(),
+            )
+            record = json.loads(result.stdout.strip().splitlines()[-1])
+            seconds.append(result.seconds)
+            phases.append(record["phases"])
+            rss.append(max(p["peak_rss_mib"] for p in record["phases"].values()))
+            shutil.rmtree(out)
+        return {
+            "seconds": summary(seconds),
+            "peak_rss_mib": summary(rss),
+            "phases": {
+                name: summary([run[name]["seconds"] for run in phases]) for name in phases[0]
+            },
+        }
+
+    def repro(self, label: str, params: Mapping[str, Mapping[str, Any]] = {}) -> tuple[dict, Path]:
+        """Cold `dvc repro` in a fresh copy, `runs` times; the last copy is kept built."""
+        seconds, per_stage, dvc_rss = [], [], []
+        project = None
+        for _ in range(self.runs):
+            if project is not None:
+                shutil.rmtree(project.parent)
+            project = self.fresh_project(label, params)
+            read_stage_log(self.stage_log)
+            result = self.timed_dvc(["repro"], project)
+            seconds.append(result.seconds)
+            per_stage.append(read_stage_log(self.stage_log))
+            dvc_rss.append(result.peak_rss_mib)
+        assert project is not None
+        return {
+            "seconds": summary(seconds),
+            "stages": {
+                name: {
+                    "seconds": summary([run[name]["seconds"] for run in per_stage]),
+                    "peak_rss_mib": summary([run[name]["peak_rss_mib"] for run in per_stage]),
+                }
+                for name in STAGES
+            },
+            "peak_rss_mib_bound": max(dvc_rss),
+        }, project
+
+    def timed_dvc(self, args: Sequence[str], project: Path) -> Timed:
+        return timed([VENV_BIN / "dvc", *args], cwd=project, env=self.env())
+
+    def noop(self, project: Path) -> dict:
+        repro, status = [], []
+        for _ in range(self.runs):
+            result = self.timed_dvc(["repro"], project)
+            if stages_ran(result.stdout):
+                raise RuntimeError(f"no-op dvc repro ran stages:\n{result.stdout}")
+            repro.append(result.seconds)
+            status.append(self.timed_dvc(["status"], project).seconds)
+        ratios = [r / s for r, s in zip(repro, status, strict=True)]
+        return {"repro": summary(repro), "status": summary(status), "ratio": summary(ratios)}
+
+    def experiment(self, project: Path) -> dict:
+        base = int(params_train()["n_estimators"])
+        seconds, ran = [], []
+        for i in range(self.runs):
+            value = base + 10 * (i + 1)  # a new value each time: no run-cache hit
+            result = self.timed_dvc(["exp", "run", "-S", f"train.n_estimators={value}"], project)
+            seconds.append(result.seconds)
+            ran.append(stages_ran(result.stdout))
+            read_stage_log(self.stage_log)
+        return {"seconds": summary(seconds), "stages_ran": ran[0], "stages_ran_each": ran}
+
+    def zenml(self) -> dict:
+        if not (ROOT / "zenml_pipeline" / "__main__.py").exists():
+            return {"available": False, "reason": "zenml_pipeline/ does not exist"}
+        cold, cached = [], []
+        for _ in range(self.runs):
+            project = self.fresh_project("zenml")
+            env = self.env(ZENML_CONFIG_PATH=str(project.parent / "zenml-config"))
+            command = [sys.executable, "-m", "zenml_pipeline"]
+            cold.append(timed(command, cwd=project, env=env).seconds)
+            cached.append(timed(command, cwd=project, env=env).seconds)
+            shutil.rmtree(project.parent)
+        return {"available": True, "cold": summary(cold), "cached": summary(cached)}
+
+    def scale(self, rows: int) -> dict:
+        params = {
+            "load": {
+                "source": "synthetic",
+                "synthetic": {
+                    "rows": rows,
+                    "features": SCALE_FEATURES,
+                    "classes": SCALE_CLASSES,
+                    "random_state": 42,
+                },
+            },
+            "train": SCALE_TRAIN,
+        }
+        pipeline, project = self.repro(f"scale-{rows}", params)
+        shutil.rmtree(project.parent)
+        floor = self.floor(
+            [
+                "--rows", str(rows),
+                "--features", str(SCALE_FEATURES),
+                "--classes", str(SCALE_CLASSES),
+            ],
+            train=SCALE_TRAIN,
+        )  # fmt: skip
+        return {"rows": rows, "pipeline": pipeline, "floor": floor}
+
+
+# ---------------------------------------------------------------------------- the report
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with Path("/proc/cpuinfo").open() as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    versions = {}
+    for package in ("dvc", "mlflow", "scikit-learn", "pandas", "zenml"):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cores": os.cpu_count(),
+        "ram_gib": round(mem_kib / 2**20, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "load_average_start": os.getloadavg(),
+    }
+
+
+def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target: the measured value (medians), the limit, PASS or MISS."""
+    values: dict[str, float | None] = {}
+    floor = results.get("floor_iris", {}).get("seconds", {}).get("median")
+    repro = results.get("repro_iris", {}).get("seconds", {}).get("median")
+    values["repro_vs_floor"] = repro / floor if repro and floor else None
+    values["noop_vs_status"] = results.get("noop", {}).get("ratio", {}).get("median")
+    exp = results.get("experiment", {}).get("seconds", {}).get("median")
+    values["exp_vs_repro"] = exp / repro if exp and repro else None
+    cached = results.get("zenml", {}).get("cached", {}).get("median")
+    values["zenml_cached_vs_repro"] = cached / repro if cached and repro else None
+    by_rows = {entry["rows"]: entry for entry in results.get("scale", [])}
+    big = by_rows.get(max(by_rows)) if by_rows else None
+    if big is not None:
+        values["scale_1m_vs_floor"] = (
+            big["pipeline"]["seconds"]["median"] / big["floor"]["seconds"]["median"]
+        )
+        values["scale_1m_peak_rss_gib"] = (
+            max(
+                max(s["peak_rss_mib"]["max"] for s in big["pipeline"]["stages"].values()),
+                big["pipeline"]["peak_rss_mib_bound"],
+            )
+            / 1024
+        )
+    sizes = sorted(by_rows)
+    if len(sizes) >= 2:
+        small, large = by_rows[sizes[-2]], by_rows[sizes[-1]]
+        values["scale_growth_100k_1m"] = (
+            large["pipeline"]["seconds"]["median"] / small["pipeline"]["seconds"]["median"]
+        )
+    out = {}
+    for key, (what, target, limit) in TARGETS.items():
+        value = values.get(key)
+        status = "n/a" if value is None else ("PASS" if value <= limit else "MISS")
+        out[key] = {"what": what, "target": target, "value": value, "status": status}
+    return out
+
+
+def fmt(stat: Mapping[str, Any] | None, unit: str = "s") -> str:
+    if not stat:
+        return "n/a"
+    return f"{stat['median']:.2f} {unit} ({stat['min']:.2f}–{stat['max']:.2f})"
+
+
+def row(label: str, stat: Mapping[str, Any] | None) -> str:
+    return f"| {label} | {fmt(stat)} |"
+
+
+def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
+    info = results["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Generated by `make bench` (`benchmarks/bench.py`); do not edit by hand, except",
+        "`benchmarks/notes.md`, which is appended below the tables.",
+        "",
+        f"- Machine: {info['cores']} cores, {info['ram_gib']} GiB RAM, {info['cpu']}",
+        f"- Python {info['python']} on {info['platform']}",
+        f"- Versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}",
+        f"- Date: {info['date']}; {results['runs']} runs per figure (median, min–max)",
+        f"- Load average at start {tuple(round(x, 2) for x in info['load_average_start'])}, "
+        f"at end {tuple(round(x, 2) for x in results['load_average_end'])}",
+        f"- Total benchmark time: {results['total_seconds'] / 60:.1f} min",
+        "",
+        "## Targets",
+        "",
+        "| target | limit | measured | status | why |",
+        "|---|---|---|---|---|",
+    ]
+    for key, verdict in results["targets"].items():
+        value = verdict["value"]
+        shown = "n/a" if value is None else f"{value:.2f}"
+        shown += " GiB" if key.endswith("gib") and value is not None else "×"
+        lines.append(
+            f"| {verdict['what']} | {verdict['target']} | {shown} | **{verdict['status']}** "
+            f"| {notes.get(key, '')} |"
+        )
+    lines += ["", "## Workflows on Iris", "", "| figure | seconds (median, min–max) |", "|---|---|"]
+    floor = results.get("floor_iris")
+    if floor:
+        lines.append(row("1. floor: plain Python, one process", floor["seconds"]))
+        imports = floor["phases"]["imports"]
+        lines.append(row("&nbsp;&nbsp;of which imports (pandas, scikit-learn)", imports))
+    repro = results.get("repro_iris")
+    if repro:
+        lines.append(row("2. cold `dvc repro`, fresh copy, embedded MLflow", repro["seconds"]))
+        for name in STAGES:
+            lines.append(row(f"&nbsp;&nbsp;stage {name}", repro["stages"][name]["seconds"]))
+    noop = results.get("noop")
+    if noop:
+        lines.append(row("3. no-op `dvc repro`", noop["repro"]))
+        lines.append(row("&nbsp;&nbsp;`dvc status`, same repo", noop["status"]))
+    exp = results.get("experiment")
+    if exp:
+        ran = ", ".join(exp["stages_ran"])
+        lines.append(row(f"4. `dvc exp run -S train.n_estimators=…` (ran: {ran})", exp["seconds"]))
+    zenml = results.get("zenml")
+    if zenml and zenml.get("available"):
+        lines.append(row("5. ZenML pipeline, cold (fresh ZenML + MLflow stores)", zenml["cold"]))
+        lines.append(row("&nbsp;&nbsp;ZenML pipeline, cached (same params again)", zenml["cached"]))
+    elif zenml:
+        lines.append(f"| 5. ZenML pipeline | not available: {zenml['reason']} |")
+    scale = results.get("scale")
+    if scale:
+        lines += [
+            "",
+            "## Scale: synthetic source",
+            "",
+            f"make_classification with {SCALE_FEATURES} features and {SCALE_CLASSES} classes; "
+            f"train params {json.dumps(SCALE_TRAIN)} in both pipeline and floor, the rest as",
+            "params.yaml. Pipeline = cold `dvc repro` in a fresh copy; per-stage time and peak",
+            "RSS come from a wrapper around each stage command (DVC's own bookkeeping between",
+            "stages is in the total only). Floor phases are timed inside its one process.",
+            "",
+            "| rows | | total s | " + " | ".join(STAGES) + " | peak RSS MiB |",
+            "|---|---|---|" + "---|" * len(STAGES) + "---|",
+        ]
+        for entry in scale:
+            pipe, floor = entry["pipeline"], entry["floor"]
+            stage_cells = " | ".join(
+                f"{pipe['stages'][name]['seconds']['median']:.2f} "
+                f"({pipe['stages'][name]['peak_rss_mib']['max']:.0f} MiB)"
+                for name in STAGES
+            )
+            peak = max(s["peak_rss_mib"]["max"] for s in pipe["stages"].values())
+            total = fmt(pipe["seconds"])
+            lines.append(f"| {entry['rows']:,} | pipeline | {total} | {stage_cells} | {peak:.0f} |")
+            floor_cells = " | ".join(f"{floor['phases'][name]['median']:.2f}" for name in STAGES)
+            lines.append(
+                f"| | floor | {fmt(floor['seconds'])} | {floor_cells} | "
+                f"{floor['peak_rss_mib']['max']:.0f} |"
+            )
+        lines += [
+            "",
+            "Floor phases exclude its imports "
+            "(in the total; see `results.json`, `floor.phases.imports`).",
+        ]
+    notes_file = HERE / "notes.md"
+    if notes_file.exists():
+        lines += ["", notes_file.read_text().rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def auto_notes(results: dict[str, Any]) -> dict[str, str]:
+    """One line per target naming where the time went, from the measured figures."""
+    notes: dict[str, str] = {}
+    repro, floor = results.get("repro_iris"), results.get("floor_iris")
+    if repro and floor:
+        stage_sum = sum(s["seconds"]["median"] for s in repro["stages"].values())
+        notes["repro_vs_floor"] = (
+            f"5 stage processes {stage_sum:.1f} s (each pays Python + pandas/sklearn imports, "
+            f"{floor['phases']['imports']['median']:.1f} s once in the floor; train/evaluate/save "
+            f"also import MLflow and write to it); DVC between stages "
+            f"{repro['seconds']['median'] - stage_sum:.1f} s"
+        )
+    exp = results.get("experiment")
+    if exp and repro:
+        notes["exp_vs_repro"] = f"ran {', '.join(exp['stages_ran'])}; load and preprocess skipped"
+    noop = results.get("noop")
+    if noop:
+        notes["noop_vs_status"] = "both only hash and compare dvc.lock; no stage runs"
+    zenml = results.get("zenml")
+    if zenml and not zenml.get("available"):
+        notes["zenml_cached_vs_repro"] = f"not measured: {zenml['reason']}"
+    return notes
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 run, 1k/10k rows: a smoke test")
+    parser.add_argument("--runs", type=int, help="runs per figure (default 3, --quick 1)")
+    parser.add_argument(
+        "--rows", type=int, nargs="+", help="scale sizes (default 10000 100000 1000000)"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["floor", "repro", "noop", "exp", "zenml", "scale"],
+        help="measure only these figures (for profiling; the report is partial)",
+    )
+    parser.add_argument("--out", type=Path, help="folder for results.json/md (default benchmarks/)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary copies")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[bench] %(message)s")
+
+    runs = args.runs or (1 if args.quick else 3)
+    sizes = args.rows or ([1_000, 10_000] if args.quick else [10_000, 100_000, 1_000_000])
+    only = set(args.only or ["floor", "repro", "noop", "exp", "zenml", "scale"])
+    suffix = "-quick" if args.quick or args.only else ""
+    out_dir = args.out or HERE
+
+    started = time.perf_counter()
+    results: dict[str, Any] = {"machine": machine(), "runs": runs}
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    try:
+        bench = Bench(workdir, runs)
+        if "floor" in only:
+            log.info("1. floor on Iris")
+            results["floor_iris"] = bench.floor()
+        if only & {"repro", "noop", "exp"}:
+            log.info("2. cold dvc repro on Iris")
+            results["repro_iris"], project = bench.repro("iris")
+            if "noop" in only:
+                log.info("3. no-op dvc repro vs dvc status")
+                results["noop"] = bench.noop(project)
+            if "exp" in only:
+                log.info("4. dvc exp run -S train.n_estimators=...")
+                results["experiment"] = bench.experiment(project)
+        if "zenml" in only:
+            log.info("5. ZenML pipeline, cold and cached")
+            results["zenml"] = bench.zenml()
+        if "scale" in only:
+            results["scale"] = []
+            for rows in sizes:
+                log.info("6. scale: %s rows", f"{rows:,}")
+                results["scale"].append(bench.scale(rows))
+    finally:
+        if args.keep:
+            log.info("kept %s", workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results["load_average_end"] = os.getloadavg()
+    results["total_seconds"] = time.perf_counter() - started
+    results["targets"] = verdicts(results)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"results{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / f"results{suffix}.md").write_text(render_markdown(results, auto_notes(results)))
+    for verdict in results["targets"].values():
+        value = "n/a" if verdict["value"] is None else f"{verdict['value']:.2f}"
+        log.info("%-45s %-20s %8s %s", verdict["what"], verdict["target"], value, verdict["status"])
+    log.info("wrote %s", out_dir / f"results{suffix}.md")
+
+
+if __name__ == "__main__":
+    main()
