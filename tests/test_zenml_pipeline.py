@@ -206,6 +206,25 @@ def test_bad_set_fails_with_the_dvc_paths_message(
     assert not RUN_LINE.search(proc.stderr + proc.stdout)
 
 
+def test_bad_data_fails_in_its_step_with_the_stage_message(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    # Outside the copy, so neither git nor DVC sees it (data/external is a DVC dependency).
+    table = tmp_path / "one_class.csv"
+    table.write_text("a,b,label\n1,2,x\n3,4,x\n5,6,x\n7,8,x\n")
+    proc = workspace.zenml(
+        "--set",
+        "load.source=csv",
+        "--set",
+        f"load.csv_path={table}",
+        "--set",
+        "load.target_column=label",
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "[zenml_pipeline] ERROR label column needs at least two classes, found 1" in proc.stderr
+
+
 def test_dvc_workspace_untouched(workspace: Workspace) -> None:
     """Runs last in this module: every ZenML run above has happened by now."""
     dvc_status, git_status = workspace.state()

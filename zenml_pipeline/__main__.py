@@ -50,22 +50,26 @@ def source_md5(params: Params) -> str | None:
 
 def run_pipeline(params: Params, enable_cache: bool = True) -> None:
     """Run the pipeline on the active ZenML stack (the default local one unless set up)."""
+    from stages import tracking
+
+    # Checked before ZenML starts, so a bad CSV path or a dead MLflow server fail in seconds.
+    csv_md5 = source_md5(params)
+    uri = tracking.tracking_uri()
+    tracking.check_reachable(uri)
+
     from zenml.utils import source_utils
 
     # Without a `zenml init` repository ZenML takes the entry point's folder as its source
     # root; step code imports `stages` and `zenml_pipeline`, which live at the repository root.
     source_utils.set_custom_source_root(str(paths.ROOT))
-
-    from stages import tracking
     from zenml_pipeline.pipeline import training_pipeline
 
-    uri = tracking.tracking_uri()
     options: dict[str, Any] = {"enable_cache": enable_cache}
     if os.environ.get(tracking.TRACKING_URI_ENV):
         # Remote orchestrators start each step in a fresh container: hand on the store.
         options["environment"] = {tracking.TRACKING_URI_ENV: uri}
     run = training_pipeline.with_options(**options)(
-        params=params, tracking_uri=uri, source_md5=source_md5(params)
+        params=params, tracking_uri=uri, source_md5=csv_md5
     )
     if run is not None:
         steps = ", ".join(f"{name}: {step.status.value}" for name, step in run.steps.items())
@@ -73,13 +77,12 @@ def run_pipeline(params: Params, enable_cache: bool = True) -> None:
 
 
 def configure_logging() -> None:
-    """Our loggers only: ZenML logs through its own handler and would print lines twice."""
+    """Our logger only; it does not propagate, as ZenML puts its own handler on the root."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("[%(name)s] %(levelname)s %(message)s"))
-    for name in ("stages", "zenml_pipeline"):
-        logger = logging.getLogger(name)
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from zenml import pipeline
+from zenml.enums import ExecutionMode
 
 from stages.params import Params
 from stages.train import logged_params
@@ -11,7 +12,9 @@ from zenml_pipeline import steps
 PIPELINE_NAME = "training_pipeline"
 
 
-@pipeline(name=PIPELINE_NAME)
+# Fail fast, as `dvc repro` does: the first failing step stops the run, and on the local
+# orchestrator its own error (a DataError naming the column, ...) reaches the entry point.
+@pipeline(name=PIPELINE_NAME, execution_mode=ExecutionMode.FAIL_FAST)
 def training_pipeline(params: Params, tracking_uri: str, source_md5: str | None = None) -> None:
     """Each step gets only its own params section, so a change reruns what DVC would rerun.
 
