@@ -26,6 +26,22 @@ class Evaluation:
     feature_importance: pd.DataFrame  # feature, importance, most important first
 
 
+# Points kept per curve in plots/ and the PNGs. Scores are computed on the full curves; a
+# precision-recall curve has a point per distinct score (~200k on a 1M-row dataset), which
+# neither a plot nor `dvc plots` needs.
+MAX_CURVE_POINTS = 1000
+
+
+def thin_curve(curve: pd.DataFrame, max_points: int = MAX_CURVE_POINTS) -> pd.DataFrame:
+    """At most `max_points` evenly spaced rows of a curve, first and last included."""
+    import numpy as np
+
+    if len(curve) <= max_points:
+        return curve
+    keep = np.unique(np.linspace(0, len(curve) - 1, max_points).round().astype(int))
+    return curve.iloc[keep].reset_index(drop=True)
+
+
 def evaluate_model(model: Any, test: pd.DataFrame, params: EvaluateParams) -> Evaluation:
     """Score a fitted classifier on the processed test split."""
     import pandas as pd
@@ -46,8 +62,8 @@ def evaluate_model(model: Any, test: pd.DataFrame, params: EvaluateParams) -> Ev
         is_class = (labels == model.classes_[i]).to_numpy()
         fpr, tpr, _ = skm.roc_curve(is_class, proba[:, i])
         prec, rec, _ = skm.precision_recall_curve(is_class, proba[:, i])
-        roc[name] = pd.DataFrame({"fpr": fpr, "tpr": tpr})
-        pr[name] = pd.DataFrame({"recall": rec, "precision": prec})
+        roc[name] = thin_curve(pd.DataFrame({"fpr": fpr, "tpr": tpr}))
+        pr[name] = thin_curve(pd.DataFrame({"recall": rec, "precision": prec}))
         per_class[name] = {
             "precision": float(precision[i]),
             "recall": float(recall[i]),

@@ -61,13 +61,35 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+# From this many rows on, CSV bodies go through Arrow's C++ writer: pandas' to_csv formats
+# every float in Python and takes ~15-25 s per million rows of 10-20 columns, Arrow ~2 s.
+ARROW_CSV_MIN_ROWS = 100_000
+
+
 def write_table(path: Path, frame: pd.DataFrame) -> None:
     """Write a DataFrame as CSV or Parquet, chosen by the file's suffix."""
     with atomic_path(path) as tmp:
         if path.suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
+        elif len(frame) >= ARROW_CSV_MIN_ROWS:
+            _write_large_csv(tmp, frame)
         else:
             frame.to_csv(tmp, index=False)
+
+
+def _write_large_csv(path: Path, frame: pd.DataFrame) -> None:
+    """pandas' header, then Arrow's body: every value reads back the same with pandas.
+
+    Arrow writes floats in shortest round-trip form like pandas, but whole numbers without
+    `.0` and text always quoted; small tables keep pandas' exact output.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    frame.head(0).to_csv(path, index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with path.open("ab") as handle:
+        pa_csv.write_csv(table, handle, pa_csv.WriteOptions(include_header=False))
 
 
 def read_table(path: Path) -> pd.DataFrame:

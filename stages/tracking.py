@@ -176,7 +176,10 @@ def log_training(
 
     mlflow.log_params({key: str(value) for key, value in flatten(params).items()})
     mlflow.set_tags(dict(tags))
-    signature = infer_signature(example, model.predict(example))
+    # A few rows give the same schema as all of them (dtypes only) without predicting the
+    # whole training set, which is seconds at a million rows.
+    sample = example.head(5)
+    signature = infer_signature(sample, model.predict(sample))
     mlflow.sklearn.log_model(
         model,
         name="model",

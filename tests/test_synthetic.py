@@ -66,3 +66,32 @@ def test_bad_synthetic_params_name_the_key(synthetic: dict[str, object], message
     raw["load"] = {"source": "synthetic", "synthetic": synthetic}
     with pytest.raises(ParamsError, match=message):
         validate_params(raw)
+
+
+# The large-data paths synthetic data exercises: Arrow's CSV writer and curve thinning.
+
+
+def test_large_csv_reads_back_identical(tmp_path, monkeypatch) -> None:
+    from stages import io
+
+    monkeypatch.setattr(io, "ARROW_CSV_MIN_ROWS", 10)
+    frame = make_synthetic(50, 4, 3, random_state=1)
+    frame["name"] = frame[TARGET].map({0: "a,b", 1: 'say "hi"', 2: "plain"})
+    path = tmp_path / "big.csv"
+    io.write_table(path, frame)
+    back = io.read_table(path)
+    assert path.read_text().splitlines()[0] == ",".join(frame.columns)
+    assert back.astype({"name": object}).equals(frame.astype({"name": object}))
+
+
+@pytest.mark.parametrize(("length", "max_points", "expected"), [(30, 50, 30), (5000, 1000, 1000)])
+def test_thin_curve_keeps_ends(length: int, max_points: int, expected: int) -> None:
+    import pandas as pd
+
+    from stages.evaluate import thin_curve
+
+    curve = pd.DataFrame({"x": range(length), "y": range(length)})
+    thinned = thin_curve(curve, max_points)
+    assert len(thinned) == expected
+    assert thinned.iloc[0].tolist() == [0, 0]
+    assert thinned.iloc[-1].tolist() == [length - 1, length - 1]
