@@ -36,6 +36,10 @@ test: setup ## Run the test suite (unit + integration with the real dvc, mlflow,
 test-slow: setup ## Run the slow suites (marker `slow`)
 	$(RUN) pytest -m slow
 
+test-docker: setup ## Build the images and test the compose stack for real (marker `docker`)
+	bash docker/ci-setup.sh
+	$(RUN) pytest -m docker
+
 lint: setup ## Lint and check formatting with ruff
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .

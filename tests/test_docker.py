@@ -1,0 +1,197 @@
+"""The compose stack for real: build, `docker-compose up`, and check every service.
+
+Run by `make test-docker`, which first runs docker/ci-setup.sh (Docker Engine, compose v1,
+dockerd and a base image, offline when no registry answers). The stack runs on a git copy
+of the repository, on free 127.0.0.1 ports, and is always taken down with its volumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import copy_repository, run, tool_env
+
+pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1800)]
+
+COMPOSE = "docker-compose"  # Debian's v1 tool; `docker compose` (v2) reads the same file
+IMAGE = "dvc-mlops-pipeline:test"
+# The image's non-root user; the mounted workspace must be writable by it.
+APP_UID = 1000
+UP_TIMEOUT_S = 900
+# The first row of each class in the Iris data set.
+KNOWN_ROWS = {
+    "setosa": [5.1, 3.5, 1.4, 0.2],
+    "versicolor": [7.0, 3.2, 4.7, 1.4],
+    "virginica": [6.3, 3.3, 6.0, 2.5],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def base_image() -> str:
+    """python:3.11-slim when the engine has it, else the stand-in docker/offline-base.sh built."""
+    override = os.environ.get("DOCKER_BASE_IMAGE")
+    candidates = [override] if override else ["python:3.11-slim", "local/python:3.11-slim"]
+    for image in candidates:
+        inspect = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
+        if inspect.returncode == 0:
+            return image
+    pytest.fail(f"none of {candidates} is built; run docker/ci-setup.sh (make test-docker does)")
+
+
+def http(url: str, payload: object | None = None, timeout: float = 10) -> tuple[int, bytes]:
+    """GET (or POST JSON when payload is given); the status and body, also for 4xx/5xx."""
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@dataclass(frozen=True)
+class Stack:
+    project: Path
+    env: dict[str, str]
+    mlflow_url: str
+    serve_url: str
+    jupyter_url: str
+    token: str
+
+    def compose(self, *args: str, check: bool = True, timeout: float = 900):
+        return run([COMPOSE, *args], cwd=self.project, env=self.env, check=check, timeout=timeout)
+
+    def container(self, service: str) -> str:
+        return self.compose("ps", "-q", service).stdout.strip()
+
+    def state(self, service: str) -> dict:
+        container = self.container(service)
+        if not container:
+            return {}
+        inspect = run(["docker", "inspect", "-f", "{{json .State}}", container], cwd=self.project)
+        return json.loads(inspect.stdout)
+
+    def logs(self) -> str:
+        return self.compose("logs", "--no-color", "--tail=60", check=False).stdout
+
+
+def wait_until_up(stack: Stack) -> None:
+    """Until serve is healthy (it starts only after app exited 0); fail early on a dead service."""
+    deadline = time.monotonic() + UP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        app = stack.state("app")
+        if app.get("Status") == "exited" and app.get("ExitCode") != 0:
+            pytest.fail(f"the app service (dvc repro) exited {app['ExitCode']}\n{stack.logs()}")
+        for service in ("mlflow", "jupyter", "serve"):
+            if stack.state(service).get("Status") == "exited":
+                pytest.fail(f"the {service} service exited\n{stack.logs()}")
+        if stack.state("serve").get("Health", {}).get("Status") == "healthy":
+            return
+        time.sleep(5)
+    pytest.fail(f"the stack was not up after {UP_TIMEOUT_S} s\n{stack.logs()}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole compose stack on a git copy of the repository, taken down afterwards."""
+    if shutil.which(COMPOSE) is None:
+        pytest.fail(f"{COMPOSE} is not installed; run docker/ci-setup.sh (make test-docker does)")
+    project = copy_repository(tmp_path_factory.mktemp("compose") / "project")
+    # The services run as the image's non-root user, who writes the pipeline's outputs.
+    run(["chown", "-R", f"{APP_UID}:{APP_UID}", project], cwd=project)
+    ports = {name: free_port() for name in ("MLFLOW_PORT", "SERVE_PORT", "JUPYTER_PORT")}
+    token = "test-token-" + os.urandom(8).hex()
+    env = tool_env(
+        {
+            "COMPOSE_PROJECT_NAME": f"mlopstest{os.getpid()}",
+            "IMAGE": IMAGE,
+            "BASE_IMAGE": base_image(),
+            "JUPYTER_TOKEN": token,
+            "MLFLOW_WORKERS": "1",
+            **{name: str(port) for name, port in ports.items()},
+        }
+    )
+    stack = Stack(
+        project=project,
+        env=env,
+        mlflow_url=f"http://127.0.0.1:{ports['MLFLOW_PORT']}",
+        serve_url=f"http://127.0.0.1:{ports['SERVE_PORT']}",
+        jupyter_url=f"http://127.0.0.1:{ports['JUPYTER_PORT']}",
+        token=token,
+    )
+    try:
+        stack.compose("build", timeout=1500)
+        stack.compose("up", "-d", timeout=UP_TIMEOUT_S)
+        wait_until_up(stack)
+        yield stack
+    finally:
+        stack.compose("down", "-v", "--remove-orphans", check=False, timeout=300)
+
+
+def test_ports_bind_to_loopback_only(stack: Stack) -> None:
+    for service, port in (("mlflow", 5000), ("serve", 5001), ("jupyter", 8888)):
+        published = stack.compose("port", service, str(port)).stdout.strip()
+        assert published.startswith("127.0.0.1:"), (service, published)
+
+
+def test_mlflow_api_answers(stack: Stack) -> None:
+    status, body = http(f"{stack.mlflow_url}/health")
+    assert status == 200, body
+    status, body = http(
+        f"{stack.mlflow_url}/api/2.0/mlflow/experiments/get-by-name"
+        "?experiment_name=iris_classification"
+    )
+    assert status == 200, body
+    assert json.loads(body)["experiment"]["name"] == "iris_classification"
+
+
+def test_app_run_is_in_the_server_with_its_metrics(stack: Stack) -> None:
+    from mlflow import MlflowClient
+
+    assert stack.state("app")["ExitCode"] == 0
+    run_id = json.loads((stack.project / "models" / "mlflow_run.json").read_text())["run_id"]
+    metrics = json.loads((stack.project / "metrics" / "metrics.json").read_text())
+    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    logged = client.get_run(run_id).data.metrics
+    assert logged["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert logged["accuracy"] >= 0.9
+    champion = client.get_model_version_by_alias("iris_classifier", "champion")
+    assert champion.run_id == run_id
+
+
+def test_serve_predicts_known_iris_rows(stack: Stack) -> None:
+    header = (stack.project / "data" / "raw" / "dataset.csv").read_text().splitlines()[0]
+    columns = [name for name in header.split(",") if name != "target"]
+    payload = {"dataframe_split": {"columns": columns, "data": list(KNOWN_ROWS.values())}}
+    status, body = http(f"{stack.serve_url}/invocations", payload)
+    assert status == 200, body
+    assert json.loads(body)["predictions"] == list(KNOWN_ROWS)
+
+
+def test_jupyter_needs_the_token(stack: Stack) -> None:
+    status, _ = http(f"{stack.jupyter_url}/api/status?token={stack.token}")
+    assert status == 200
+    status, _ = http(f"{stack.jupyter_url}/api/status")
+    assert status == 403
+    status, _ = http(f"{stack.jupyter_url}/api/status?token=wrong-{stack.token}")
+    assert status == 403
+    status, body = http(f"{stack.jupyter_url}/api/contents/notebooks?token={stack.token}")
+    assert status == 200, body
+    assert any(item["name"].endswith(".ipynb") for item in json.loads(body)["content"])
