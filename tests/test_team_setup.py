@@ -74,6 +74,17 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def postgres_tool(name: str) -> str:
+    """A PostgreSQL server binary: from PATH, else where Debian's package puts it."""
+    found = shutil.which(name) or next(
+        (str(path) for path in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))[::-1]),
+        None,
+    )
+    if found is None:
+        pytest.fail(f"{name} not found: install PostgreSQL (.ci/run installs Debian's postgresql)")
+    return found
+
+
 @dataclass(frozen=True)
 class Postgres:
     port: int
@@ -86,9 +97,7 @@ class Postgres:
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Postgres]:
     """A PostgreSQL cluster in a temporary folder; as root it runs as the `postgres` user."""
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.fail("initdb/pg_ctl not found: install PostgreSQL (.ci/run does: apt postgresql)")
+    initdb, pg_ctl = postgres_tool("initdb"), postgres_tool("pg_ctl")
     # Not under pytest's tmp dir: that one is private to root, and PostgreSQL refuses root.
     base = Path(tempfile.mkdtemp(prefix="mlops-team-pg-"))
     data, password_file = base / "data", base / "password"
