@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_repository, run, tool_env
+from tests.conftest import REPO, copy_repository, run, tool_env
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -195,3 +195,27 @@ def test_jupyter_needs_the_token(stack: Stack) -> None:
     status, body = http(f"{stack.jupyter_url}/api/contents/notebooks?token={stack.token}")
     assert status == 200, body
     assert any(item["name"].endswith(".ipynb") for item in json.loads(body)["content"])
+
+
+def test_team_override_resolves_and_demands_its_secrets(tmp_path: Path) -> None:
+    import yaml
+
+    files = ["-f", "docker-compose.yml", "-f", "docker/docker-compose.team.yml"]
+    no_env_file = tmp_path / "empty.env"
+    no_env_file.write_text("")
+    base = [COMPOSE, "--env-file", no_env_file, *files, "config"]
+    secrets = {"POSTGRES_PASSWORD": "pg-secret", "MINIO_ROOT_USER": "u", "MINIO_ROOT_PASSWORD": "m"}
+    config = yaml.safe_load(run(base, cwd=REPO, env=tool_env(secrets)).stdout)
+    assert {"mlflow", "app", "jupyter", "serve", "postgres", "minio", "buckets"} <= set(
+        config["services"]
+    )
+    command = " ".join(config["services"]["mlflow"]["command"])
+    assert "--backend-store-uri=postgresql://mlflow:pg-secret@postgres:5432/mlflow" in command
+    assert "--artifacts-destination=s3://mlflow-artifacts/artifacts" in command
+    assert config["services"]["mlflow"]["environment"]["MLFLOW_S3_ENDPOINT_URL"] == (
+        "http://minio:9000"
+    )
+
+    refused = run(base, cwd=REPO, env=tool_env(), check=False)
+    assert refused.returncode != 0
+    assert "set POSTGRES_PASSWORD in .env" in refused.stderr
