@@ -126,8 +126,8 @@ def timed(args: Sequence[str | Path], cwd: Path, env: Mapping[str, str]) -> Time
     return Timed(seconds, usage.ru_maxrss / 1024, stdout, stderr)
 
 
-def copy_repository(dest: Path, edit: Callable[[Path], None] | None = None) -> Path:
-    """A fresh git repository holding the working tree's tracked and unignored files."""
+def snapshot_working_tree(dest: Path) -> Path:
+    """The working tree's tracked and unignored files, copied once so every run sees the same."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT,
@@ -141,6 +141,12 @@ def copy_repository(dest: Path, edit: Callable[[Path], None] | None = None) -> P
             target = dest / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+    return dest
+
+
+def copy_repository(snapshot: Path, dest: Path, edit: Callable[[Path], None] | None = None) -> Path:
+    """A fresh git repository holding the snapshot's files (after `edit`)."""
+    shutil.copytree(snapshot, dest)
     if edit is not None:
         edit(dest)
     env = tool_env()
@@ -195,6 +201,7 @@ class Bench:
         self.counter = 0
         self.stage_log = workdir / "stage-log"
         self.stage_log.mkdir()
+        self.snapshot = snapshot_working_tree(workdir / "snapshot")
 
     def fresh_dir(self, label: str) -> Path:
         self.counter += 1
@@ -211,7 +218,7 @@ class Bench:
             if params:
                 set_params(root, params)
 
-        return copy_repository(self.fresh_dir(label) / "project", edit)
+        return copy_repository(self.snapshot, self.fresh_dir(label) / "project", edit)
 
     # --------------------------------------------------------------------- the figures
 
@@ -442,8 +449,8 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
     ]
     for key, verdict in results["targets"].items():
         value = verdict["value"]
-        shown = "n/a" if value is None else f"{value:.2f}"
-        shown += " GiB" if key.endswith("gib") and value is not None else "×"
+        unit = " GiB" if key.endswith("gib") else "×"
+        shown = "n/a" if value is None else f"{value:.2f}{unit}"
         lines.append(
             f"| {verdict['what']} | {verdict['target']} | {shown} | **{verdict['status']}** "
             f"| {notes.get(key, '')} |"
