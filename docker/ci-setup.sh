@@ -27,7 +27,7 @@ fi
 if ! docker info >/dev/null 2>&1; then
   log="${DOCKERD_LOG:-/var/log/dockerd.log}"
   echo "ci-setup: starting dockerd (log: $log)"
-  nohup dockerd >"$log" 2>&1 &
+  nohup dockerd >"$log" 2>&1 </dev/null &
   for _ in $(seq 60); do
     docker info >/dev/null 2>&1 && break
     sleep 1
