@@ -93,12 +93,30 @@ def project(tmp_path: Path) -> Path:
     return copy_repository(tmp_path / "project")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A git copy on which `dvc repro` has run once, shared by a module's read-only tests."""
+    """A git copy on which `dvc repro` has run once, shared by the session.
+
+    Tests may change it only if they put it back as it was (params, outputs, git state).
+    """
     root = copy_repository(tmp_path_factory.mktemp("built") / "project")
     run(["dvc", "repro"], cwd=root)
     return root
+
+
+def clone_built(source: Path, dest: Path) -> Path:
+    """Copy a built project (git history, DVC cache, outputs) without its MLflow store.
+
+    The copy gets its own embedded store; its outputs still name runs of the source's store,
+    so a test in it starts by retraining.
+    """
+    shutil.copytree(
+        source,
+        dest,
+        symlinks=True,
+        ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts", "tmp"),
+    )
+    return dest
 
 
 @pytest.fixture
