@@ -22,7 +22,9 @@ def run_stage(name: str, main: Callable[[Params], None], argv: list[str] | None 
     previous outputs in place (dvc.yaml marks them `persist` so DVC keeps them too).
     """
     parser = argparse.ArgumentParser(prog=f"python -m stages.{name}", description=main.__doc__)
-    parser.add_argument("--params", type=Path, default=PARAMS, help="params file (default: %(default)s)")
+    parser.add_argument(
+        "--params", type=Path, default=PARAMS, help="params file (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(levelname)s %(message)s")
     try:

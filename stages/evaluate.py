@@ -91,7 +91,9 @@ def evaluate_model(model: Any, test: pd.DataFrame, params: EvaluateParams) -> Ev
     )
     return Evaluation(
         metrics=metrics,
-        predictions=pd.DataFrame({"actual": labels.astype(str), "predicted": predicted.astype(str)}),
+        predictions=pd.DataFrame(
+            {"actual": labels.astype(str), "predicted": predicted.astype(str)}
+        ),
         roc=roc,
         precision_recall=pr,
         feature_importance=importance,
@@ -166,16 +168,22 @@ def main(params: Params) -> None:
     io.write_json(paths.METRICS, evaluation.metrics)
     io.write_table(paths.PREDICTIONS_PLOT, evaluation.predictions)
     io.write_table(
-        paths.FEATURE_IMPORTANCE_PLOT, evaluation.feature_importance.head(params.evaluate.top_features)
+        paths.FEATURE_IMPORTANCE_PLOT,
+        evaluation.feature_importance.head(params.evaluate.top_features),
     )
-    for folder, curves in ((paths.ROC_DIR, evaluation.roc), (paths.PRECISION_RECALL_DIR, evaluation.precision_recall)):
+    for folder, curves in (
+        (paths.ROC_DIR, evaluation.roc),
+        (paths.PRECISION_RECALL_DIR, evaluation.precision_recall),
+    ):
         with io.atomic_dir(folder) as tmp:
             for label, curve in curves.items():
                 curve.to_csv(tmp / f"{file_stem(label)}.csv", index=False)
     with io.atomic_dir(paths.IMAGES_DIR) as tmp:
         for name, figure in figures.items():
             figure.savefig(tmp / f"{name}.png", dpi=100, metadata={"Software": None})
-    log.info("accuracy %.4f → %s", evaluation.metrics["accuracy"], paths.METRICS.relative_to(paths.ROOT))
+    log.info(
+        "accuracy %.4f → %s", evaluation.metrics["accuracy"], paths.METRICS.relative_to(paths.ROOT)
+    )
 
 
 if __name__ == "__main__":

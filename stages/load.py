@@ -56,7 +56,8 @@ def from_table(table: pd.DataFrame, target_column: str) -> pd.DataFrame:
     """A user's table with its label column renamed to `target` and moved last."""
     if target_column not in table.columns:
         raise DataError(
-            f"target column {target_column!r} not found; the table has: {', '.join(map(str, table.columns))}"
+            f"target column {target_column!r} not found; the table has: "
+            f"{', '.join(map(str, table.columns))}"
         )
     if target_column != TARGET and TARGET in table.columns:
         raise DataError(f"column {TARGET!r} is reserved for the label; rename it in the table")

@@ -43,7 +43,10 @@ def promotion_decision(
         return False, f"score {score:.4f} is worse than the champion's {current_champion:.4f}"
     if current_champion is None:
         return True, f"score {score:.4f} reaches {min_score:.4f} and there is no champion yet"
-    return True, f"score {score:.4f} reaches {min_score:.4f} and matches or beats {current_champion:.4f}"
+    return (
+        True,
+        f"score {score:.4f} reaches {min_score:.4f} and matches or beats {current_champion:.4f}",
+    )
 
 
 def main(params: Params) -> None:

@@ -57,7 +57,7 @@ def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
         return
     health = uri.rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(health, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(health, timeout=timeout) as response:
             response.read()
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
