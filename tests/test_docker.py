@@ -168,7 +168,7 @@ def test_app_run_is_in_the_server_with_its_metrics(stack: Stack) -> None:
     assert stack.state("app")["ExitCode"] == 0
     run_id = json.loads((stack.project / "models" / "mlflow_run.json").read_text())["run_id"]
     metrics = json.loads((stack.project / "metrics" / "metrics.json").read_text())
-    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    client = MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
     logged = client.get_run(run_id).data.metrics
     assert logged["accuracy"] == pytest.approx(metrics["accuracy"])
     assert logged["accuracy"] >= 0.9

@@ -52,7 +52,10 @@ def snapshot(root: Path, names: list[str] = ALL_OUTPUTS) -> dict[str, bytes]:
 def mlflow_client(root: Path):
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    return MlflowClient(
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        registry_uri=f"sqlite:///{root / 'mlflow.db'}",
+    )
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict:
@@ -105,9 +108,14 @@ def assert_tracked(client, root: Path, model_name: str = "iris_classifier") -> N
 
     champion = client.get_model_version_by_alias(model_name, "champion")
     assert champion.run_id == run_id
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(client.tracking_uri)
     mlflow.set_registry_uri(client.tracking_uri)
-    model = mlflow.pyfunc.load_model(f"models:/{model_name}@champion")
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{model_name}@champion")
+    finally:  # later tests must not inherit this store
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     rows = pd.DataFrame(list(KNOWN_ROWS.values()), columns=FEATURES)
     assert list(model.predict(rows)) == list(KNOWN_ROWS)
 
@@ -338,4 +346,4 @@ def test_runs_land_on_a_real_mlflow_server(
     out = run(["dvc", "repro", "--force"], cwd=root, env=env).stdout
     assert stages_run(out) == ["load", "preprocess", "train", "evaluate", "save"]
     assert not (root / "mlflow.db").exists()
-    assert_tracked(MlflowClient(tracking_uri=mlflow_server), root)
+    assert_tracked(MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server), root)

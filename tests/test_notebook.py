@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from mlflow import MlflowClient
 from nbclient import NotebookClient
 
 from tests.conftest import REPO
@@ -40,7 +41,11 @@ def test_notebook_runs_against_the_pipeline_store(
         output.get("text", "") + output.get("data", {}).get("text/plain", "") for output in outputs
     )
     assert f"sqlite:///{built_project / 'mlflow.db'}" in texts
-    assert "iris_classifier@champion is version 1" in texts
+    store = f"sqlite:///{built_project / 'mlflow.db'}"
+    champion = MlflowClient(tracking_uri=store, registry_uri=store).get_model_version_by_alias(
+        "iris_classifier", "champion"
+    )
+    assert f"iris_classifier@champion is version {champion.version}" in texts
     assert any("image/png" in output.get("data", {}) for output in outputs), "no plot drawn"
     assert any("text/html" in output.get("data", {}) for output in outputs), "no table shown"
     accuracy_line = next(line for line in texts.splitlines() if "champion accuracy" in line)

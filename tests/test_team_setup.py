@@ -221,7 +221,7 @@ def test_run_metrics_and_registry_land_in_postgres(team_project: Path, team_mlfl
 
     run_id = json.loads((team_project / "models" / "mlflow_run.json").read_text())["run_id"]
     metrics = json.loads((team_project / "metrics" / "metrics.json").read_text())
-    client = MlflowClient(tracking_uri=team_mlflow)
+    client = MlflowClient(tracking_uri=team_mlflow, registry_uri=team_mlflow)
     logged = client.get_run(run_id)
     assert logged.info.status == "FINISHED"
     assert logged.data.metrics["accuracy"] == pytest.approx(metrics["accuracy"])

@@ -105,7 +105,10 @@ def statuses(run: PipelineRunResponse) -> dict[str, str]:
 def mlflow_client(root: Path):
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    return MlflowClient(
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        registry_uri=f"sqlite:///{root / 'mlflow.db'}",
+    )
 
 
 def test_run_completes_with_browsable_outputs(workspace: Workspace, zenml_client: Client) -> None:
