@@ -192,9 +192,22 @@ def test_bad_data_fails_clearly_and_keeps_outputs(built_project: Path) -> None:
             proc.stderr + proc.stdout
         )
         assert snapshot(built_project) == before
+
+        # A valid table of the user's: load and preprocess take it, label column renamed.
+        rows = [f"{i}.0,{i % 3}.5,{'xy'[i % 2]}" for i in range(20)]
+        table.write_text("a,b,label\n" + "\n".join(rows) + "\n")
+        out = run(["dvc", "repro", "preprocess"], cwd=built_project).stdout
+        assert stages_run(out) == ["load", "preprocess"]
+        raw = (built_project / "data/raw/dataset.csv").read_text().splitlines()
+        assert raw[0] == "a,b,target"
+        assert len(raw) == 21
     finally:
         table.unlink()
         run(["git", "checkout", "--", "params.yaml"], cwd=built_project)
+    # Back on Iris, the outputs are the ones we started from and nothing else is stale.
+    run(["dvc", "repro", "preprocess"], cwd=built_project)
+    assert snapshot(built_project) == before
+    assert "up to date" in run(["dvc", "status"], cwd=built_project).stdout
 
 
 def test_unreachable_tracking_server_fails_fast(built_project: Path) -> None:
@@ -253,6 +266,16 @@ def test_experiments_rerun_only_what_changed(experiment_project: Path) -> None:
     assert tags["evaluate.top_features"] == "2"
     exp_names = run(["dvc", "exp", "ls", "--name-only"], cwd=project).stdout.split()
     assert tags["dvc_experiment"] in exp_names
+
+    # A bar the model cannot reach: save registers a new version but `champion` stays put.
+    champion_before = client.get_model_version_by_alias("iris_classifier", "champion").version
+    out = run(["dvc", "exp", "run", "-S", "save.min_score=0.999"], cwd=project)
+    assert stages_run(out.stdout) == ["save"]
+    assert "not @champion: score" in out.stderr + out.stdout
+    versions = client.search_model_versions("name='iris_classifier'")
+    assert max(int(v.version) for v in versions) > int(champion_before)
+    champion = client.get_model_version_by_alias("iris_classifier", "champion")
+    assert champion.version == champion_before
 
 
 def test_temp_and_queued_experiments_share_the_store(experiment_project: Path) -> None:
