@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from stages.errors import PipelineError
@@ -27,10 +28,17 @@ def run_stage(name: str, main: Callable[[Params], None], argv: list[str] | None 
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(levelname)s %(message)s")
-    try:
+    with exit_on_user_error(log):
         main(load_params(args.params))
+
+
+@contextlib.contextmanager
+def exit_on_user_error(logger: logging.Logger) -> Iterator[None]:
+    """Errors the user can act on become one logged message and exit status 1."""
+    try:
+        yield
     except PipelineError as exc:
-        log.error("%s", exc)
+        logger.error("%s", exc)
         sys.exit(1)
     except Exception as exc:
         # MLflow's own errors (a store that refuses a write, a server that died mid-run) are
@@ -39,5 +47,5 @@ def run_stage(name: str, main: Callable[[Params], None], argv: list[str] | None 
             raise
         from stages.tracking import tracking_uri
 
-        log.error("MLflow store %s: %s", tracking_uri(), exc)
+        logger.error("MLflow store %s: %s", tracking_uri(), exc)
         sys.exit(1)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from stages import paths
-from stages.errors import DataError, PipelineError
+from stages.cli import exit_on_user_error
+from stages.errors import DataError
 from stages.params import Params, load_params
 
 log = logging.getLogger("zenml_pipeline")
@@ -88,21 +88,9 @@ def configure_logging() -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     configure_logging()
-    try:
+    with exit_on_user_error(log):
         params = load_params(args.params, args.overrides)
         run_pipeline(params, enable_cache=not args.no_cache)
-    except PipelineError as exc:
-        log.error("%s", exc)
-        sys.exit(1)
-    except Exception as exc:
-        # As in stages/cli.py: MLflow's own errors are the user's to act on, anything else
-        # is a bug and keeps its traceback.
-        if not type(exc).__module__.startswith("mlflow"):
-            raise
-        from stages.tracking import tracking_uri
-
-        log.error("MLflow store %s: %s", tracking_uri(), exc)
-        sys.exit(1)
 
 
 if __name__ == "__main__":
