@@ -241,8 +241,6 @@ def test_run_metrics_and_registry_land_in_postgres(team_project: Path, team_mlfl
 
 def test_artifacts_land_in_s3_and_the_champion_predicts(team_project: Path, team_mlflow: str, s3):
     import boto3
-    import mlflow
-    import pandas as pd
 
     run_id = json.loads((team_project / "models" / "mlflow_run.json").read_text())["run_id"]
     client = boto3.client(
@@ -257,14 +255,17 @@ def test_artifacts_land_in_s3_and_the_champion_predicts(team_project: Path, team
     assert any(run_id in key and key.endswith(".png") for key in keys), keys[:20]
     assert any(key.endswith("MLmodel") for key in keys), keys[:20]
 
-    mlflow.set_tracking_uri(team_mlflow)
-    try:
-        model = mlflow.pyfunc.load_model("models:/iris_classifier@champion")
-    finally:
-        mlflow.set_tracking_uri(None)
-    dataset = pd.read_csv(team_project / "data" / "raw" / "dataset.csv")
-    predicted = model.predict(dataset.drop(columns=["target"]))
-    assert (predicted == dataset["target"]).mean() >= 0.9
+    # A client process of its own, configured as a team member's would be: the server's URI
+    # and no S3 credentials (the server proxies the artifacts). No global MLflow state leaks.
+    script = (
+        "import mlflow, pandas as pd; "
+        "model = mlflow.pyfunc.load_model('models:/iris_classifier@champion'); "
+        "data = pd.read_csv('data/raw/dataset.csv'); "
+        "print((model.predict(data.drop(columns=['target'])) == data['target']).mean())"
+    )
+    client_env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow})
+    predicted = run([VENV_BIN / "python", "-c", script], cwd=team_project, env=client_env)
+    assert float(predicted.stdout.strip().splitlines()[-1]) >= 0.9
 
 
 def test_dvc_push_and_pull_through_s3_give_back_identical_outputs(team_project: Path, s3: str):
