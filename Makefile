@@ -24,7 +24,7 @@ setup: .venv/.synced ## Create .venv from uv.lock (bootstraps uv if missing)
 run: setup ## Run the DVC pipeline (dvc repro) on the embedded MLflow store
 	$(RUN) dvc repro
 
-bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~25 min; BENCH_ARGS=--quick)
+bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min; BENCH_ARGS=--quick)
 	$(RUN) python -m benchmarks.bench $(BENCH_ARGS)
 
 zenml: setup ## Run the same pipeline with ZenML on its local stack (ZENML_ARGS="--set train.n_estimators=50")
