@@ -45,7 +45,7 @@ def exit_on_user_error(logger: logging.Logger) -> Iterator[None]:
         # the user's to act on too; anything else is a bug and keeps its traceback.
         if not type(exc).__module__.startswith("mlflow"):
             raise
-        from stages.tracking import tracking_uri
+        import mlflow  # already imported: the error came from it
 
-        logger.error("MLflow store %s: %s", tracking_uri(), exc)
+        logger.error("MLflow store %s: %s", mlflow.get_tracking_uri(), exc)
         sys.exit(1)

@@ -51,7 +51,7 @@ def promotion_decision(
 
 def main(params: Params) -> None:
     """Bundle models/ into models/pipeline.pkl, register it, and move the champion alias."""
-    from stages import io, paths, tracking
+    from stages import io, paths, registry, tracking
     from stages.load import TARGET
 
     metrics = io.read_json(paths.METRICS)
@@ -61,7 +61,7 @@ def main(params: Params) -> None:
     pipeline = bundle_pipeline(io.load_object(paths.SCALER), io.load_object(paths.CLASSIFIER))
     example = io.read_table(paths.RAW_DATA).drop(columns=[TARGET]).head(5)
     with tracking.mlflow_run(run_id=run_id):
-        registration = tracking.register_and_promote(
+        registration = registry.register_and_promote(
             pipeline,
             example,
             model_name=params.mlflow.registered_model_name,

@@ -12,7 +12,6 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,7 +153,7 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _model_requirements() -> list[str]:
+def model_requirements() -> list[str]:
     """What a served model needs: scikit-learn, skops and mlflow, pinned as installed.
 
     Without this MLflow exports the whole project lock (DVC, ZenML, ...) into the model.
@@ -186,7 +185,7 @@ def log_training(
         signature=signature,
         input_example=example.head(5),
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        pip_requirements=_model_requirements(),
+        pip_requirements=model_requirements(),
     )
 
 
@@ -212,64 +211,3 @@ def log_evaluation(
     mlflow.set_tags({key: str(value) for key, value in flatten(settings).items()})
     for name, figure in figures.items():
         mlflow.log_figure(figure, f"plots/{name}.png")
-
-
-@dataclass(frozen=True)
-class Registration:
-    model_name: str
-    version: str
-    promoted: bool
-    reason: str
-
-
-def register_and_promote(
-    pipeline: Any,
-    example: pd.DataFrame,
-    model_name: str,
-    alias: str,
-    metric: str,
-    score: float,
-    min_score: float,
-) -> Registration:
-    """Log the deployable pipeline, register a new version, and move `alias` if it earns it.
-
-    The alias moves only when `score` reaches `min_score` and is no worse than the current
-    holder's score for the same metric (MLflow 3 has no registry stages; aliases replace them).
-    """
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-    from mlflow.models import infer_signature
-
-    from stages.save import promotion_decision
-
-    signature = infer_signature(example, pipeline.predict(example))
-    info = mlflow.sklearn.log_model(
-        pipeline,
-        name="pipeline",
-        signature=signature,
-        input_example=example.head(5),
-        registered_model_name=model_name,
-        skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        pip_requirements=_model_requirements(),
-    )
-    version = str(info.registered_model_version)
-    client = MlflowClient()
-    client.set_model_version_tag(model_name, version, metric, str(score))
-
-    champion_score: float | None = None
-    try:
-        champion = client.get_model_version_by_alias(model_name, alias)
-    except MlflowException:
-        champion = None
-    if champion is not None and champion.version != version:
-        held = champion.tags.get(metric)
-        if held is None:
-            held = client.get_run(champion.run_id).data.metrics.get(metric)
-        champion_score = float(held) if held is not None else None
-
-    promoted, reason = promotion_decision(score, min_score, champion_score)
-    if promoted:
-        client.set_registered_model_alias(model_name, alias, version)
-    mlflow.set_tags({"registered_model_version": version, f"{alias}_promoted": str(promoted)})
-    return Registration(model_name, version, promoted, reason)

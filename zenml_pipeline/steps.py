@@ -19,6 +19,7 @@ from stages import evaluate as evaluate_stage
 from stages import io, paths, tracking
 from stages import load as load_stage
 from stages import preprocess as preprocess_stage
+from stages import registry as model_registry
 from stages import save as save_stage
 from stages import train as train_stage
 from stages.params import (
@@ -114,7 +115,7 @@ def evaluate(
     return evaluation.metrics, evaluation.predictions, evaluation.feature_importance
 
 
-@step(cache_policy=_depends_on("save", "tracking"))
+@step(cache_policy=_depends_on("save", "registry", "tracking"))
 def save(
     scaler: TransformerMixin,
     classifier: BaseEstimator,
@@ -129,7 +130,7 @@ def save(
     tracking.configure(registry.experiment_name)
     pipeline = save_stage.bundle_pipeline(scaler, classifier)
     with tracking.mlflow_run(run_id=mlflow_run_id):
-        registration = tracking.register_and_promote(
+        registration = model_registry.register_and_promote(
             pipeline,
             raw_dataset.drop(columns=[load_stage.TARGET]).head(5),
             model_name=registry.registered_model_name,
