@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help setup run repro test test-slow test-docker lint format zenml bench clean
+.PHONY: help setup run test test-slow test-docker lint format zenml bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,8 +33,8 @@ zenml: setup ## Run the same pipeline with ZenML on its local stack (ZENML_ARGS=
 test: setup ## Run the test suite (unit + integration with the real dvc, mlflow, zenml)
 	$(RUN) pytest
 
-test-slow: setup ## Run the slow suites (marker `slow`)
-	$(RUN) pytest -m slow
+test-slow: setup ## Run the slow suites (marker `slow`; none yet, pytest's "no tests" is fine)
+	$(RUN) pytest -m slow || [ $$? -eq 5 ]
 
 test-docker: setup ## Build the images and test the compose stack for real (marker `docker`)
 	bash docker/ci-setup.sh
