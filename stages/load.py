@@ -65,8 +65,12 @@ def from_table(table: pd.DataFrame, target_column: str) -> pd.DataFrame:
     return features.assign(**{TARGET: table[target_column]})
 
 
-def validate_dataset(frame: pd.DataFrame) -> None:
-    """Reject data the pipeline cannot learn from, naming the column, row or class."""
+def validate_dataset(frame: pd.DataFrame, label_name: str = TARGET) -> None:
+    """Reject data the pipeline cannot learn from, naming the column, row or class.
+
+    Args:
+        label_name: what to call the label column in messages (the user's own name for it).
+    """
     import pandas as pd
 
     if TARGET not in frame.columns:
@@ -77,8 +81,9 @@ def validate_dataset(frame: pd.DataFrame) -> None:
     for column in frame.columns:
         missing = frame[column].isna().to_numpy().nonzero()[0]
         if missing.size:
+            shown = label_name if column == TARGET else column
             raise DataError(
-                f"column {column!r} has {missing.size} missing value(s), first at data row "
+                f"column {shown!r} has {missing.size} missing value(s), first at data row "
                 f"{missing[0] + 1} (1-based, header not counted)"
             )
     for column in features:
@@ -94,7 +99,7 @@ def validate_dataset(frame: pd.DataFrame) -> None:
             )
     classes = frame[TARGET].nunique()
     if classes < 2:
-        raise DataError(f"label column needs at least two classes, found {classes}")
+        raise DataError(f"label column {label_name!r} needs at least two classes, found {classes}")
     if len(frame) < 4:
         raise DataError(f"only {len(frame)} rows; need at least 4 for a train/test split")
 
@@ -110,7 +115,7 @@ def load_dataset(params: LoadParams, table: pd.DataFrame | None = None) -> pd.Da
         if table is None or params.target_column is None:
             raise DataError("source 'csv' needs the table and load.target_column")
         frame = from_table(table, params.target_column)
-    validate_dataset(frame)
+    validate_dataset(frame, label_name=params.target_column or TARGET)
     return frame
 
 

@@ -141,3 +141,18 @@ def test_load_dataset_csv_needs_the_table() -> None:
     params = LoadParams(source="csv", csv_path="data/external/t.csv", target_column="label")
     with pytest.raises(DataError, match="needs the table"):
         load_dataset(params)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (["x", None, "y", "x"], "column 'species' has 1 missing value(s), first at data row 2"),
+        (["x", "x", "x", "x"], "label column 'species' needs at least two classes, found 1"),
+    ],
+)
+def test_label_errors_use_the_users_column_name(labels: list[str | None], message: str) -> None:
+    table = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "species": labels})
+    params = LoadParams(source="csv", csv_path="data/external/t.csv", target_column="species")
+    with pytest.raises(DataError) as raised:
+        load_dataset(params, table)
+    assert message in str(raised.value)

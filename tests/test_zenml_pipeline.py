@@ -225,7 +225,10 @@ def test_bad_data_fails_in_its_step_with_the_stage_message(
         check=False,
     )
     assert proc.returncode == 1
-    assert "[zenml_pipeline] ERROR label column needs at least two classes, found 1" in proc.stderr
+    assert (
+        "[zenml_pipeline] ERROR label column 'label' needs at least two classes, found 1"
+        in proc.stderr
+    )
 
 
 def test_dvc_workspace_untouched(workspace: Workspace) -> None:
