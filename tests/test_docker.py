@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, copy_repository, run, tool_env
+from tests.conftest import REPO, copy_repository, free_port, run, tool_env
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -36,12 +35,6 @@ KNOWN_ROWS = {
     "versicolor": [7.0, 3.2, 4.7, 1.4],
     "virginica": [6.3, 3.3, 6.0, 2.5],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def base_image() -> str:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import clone_built, run, tool_env
+from tests.conftest import clone_built, free_port, run, stop, tool_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -310,12 +308,6 @@ def test_temp_and_queued_experiments_share_the_store(experiment_project: Path) -
         assert "plots" in artifacts
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path: Path):
     """A real `mlflow server` on a free 127.0.0.1 port, with its own SQLite store."""
@@ -337,24 +329,10 @@ def mlflow_server(tmp_path: Path):
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()}"
-                    )
-                time.sleep(0.5)
+        wait_for(f"{uri}/health", server, tmp_path / "server.log")
         yield uri
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         log.close()
 
 

@@ -12,19 +12,15 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import VENV_BIN, copy_repository, run, tool_env
+from tests.conftest import VENV_BIN, copy_repository, free_port, run, stop, tool_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -41,37 +37,17 @@ DB_PASSWORD = "pw-" + os.urandom(6).hex()
 DB_NAME = "mlflow"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def s3_client(url: str):
+    """A boto3 S3 client for the moto server at `url`."""
+    import boto3
 
-
-def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    """Poll an HTTP URL until it answers (any status), failing early if the process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"{process.args[0]} exited {process.returncode}:\n{log.read_text()[-4000:]}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"{url} did not answer within {timeout} s:\n{log.read_text()[-4000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+    )
 
 
 def postgres_tool(name: str) -> str:
@@ -149,8 +125,6 @@ def _user_exists(name: str) -> bool:
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's standalone S3 server on 127.0.0.1, with the two buckets; yields its URL."""
-    import boto3
-
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with log.open("w") as log_file:
@@ -163,13 +137,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for(f"{url}/moto-api/", process, log, timeout=60)
-        client = boto3.client(
-            "s3",
-            endpoint_url=url,
-            aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
-        )
+        client = s3_client(url)
         for bucket in (ARTIFACT_BUCKET, DVC_BUCKET):
             client.create_bucket(Bucket=bucket)
         yield url
@@ -240,16 +208,9 @@ def test_run_metrics_and_registry_land_in_postgres(team_project: Path, team_mlfl
 
 
 def test_artifacts_land_in_s3_and_the_champion_predicts(team_project: Path, team_mlflow: str, s3):
-    import boto3
 
     run_id = json.loads((team_project / "models" / "mlflow_run.json").read_text())["run_id"]
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3,
-        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
-    )
+    client = s3_client(s3)
     listing = client.list_objects_v2(Bucket=ARTIFACT_BUCKET, Prefix="artifacts/")
     keys = [item["Key"] for item in listing.get("Contents", [])]
     assert any(run_id in key and key.endswith(".png") for key in keys), keys[:20]
