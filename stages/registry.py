@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stages.save import promotion_decision
+from stages import tracking
+from stages.params import MlflowParams, SaveParams
+from stages.save import champion_score, promotion_decision
 from stages.tracking import SKOPS_TRUSTED_TYPES, model_requirements
 
 if TYPE_CHECKING:
@@ -72,3 +74,26 @@ def register_and_promote(
         client.set_registered_model_alias(model_name, alias, version)
     mlflow.set_tags({"registered_model_version": version, f"{alias}_promoted": str(promoted)})
     return Registration(model_name, version, promoted, reason)
+
+
+def publish(
+    pipeline: Any,
+    example: pd.DataFrame,
+    metrics: dict[str, Any],
+    run_id: str,
+    save: SaveParams,
+    names: MlflowParams,
+) -> Registration:
+    """Register the bundled pipeline in its training run and move the alias if it earns it."""
+    score = champion_score(metrics, save.champion_metric)
+    tracking.configure(names.experiment_name)
+    with tracking.mlflow_run(run_id=run_id):
+        return register_and_promote(
+            pipeline,
+            example,
+            model_name=names.registered_model_name,
+            alias=names.champion_alias,
+            metric=save.champion_metric,
+            score=score,
+            min_score=save.min_score,
+        )

@@ -51,25 +51,18 @@ def promotion_decision(
 
 def main(params: Params) -> None:
     """Bundle models/ into models/pipeline.pkl, register it, and move the champion alias."""
-    from stages import io, paths, registry, tracking
+    from stages import io, paths, registry
     from stages.load import TARGET
 
-    metrics = io.read_json(paths.METRICS)
-    score = champion_score(metrics, params.save.champion_metric)
-    tracking.configure(params.mlflow.experiment_name)
-    run_id = io.read_json(paths.RUN_INFO)["run_id"]
     pipeline = bundle_pipeline(io.load_object(paths.SCALER), io.load_object(paths.CLASSIFIER))
-    example = io.read_table(paths.RAW_DATA).drop(columns=[TARGET]).head(5)
-    with tracking.mlflow_run(run_id=run_id):
-        registration = registry.register_and_promote(
-            pipeline,
-            example,
-            model_name=params.mlflow.registered_model_name,
-            alias=params.mlflow.champion_alias,
-            metric=params.save.champion_metric,
-            score=score,
-            min_score=params.save.min_score,
-        )
+    registration = registry.publish(
+        pipeline,
+        example=io.read_table(paths.RAW_DATA).drop(columns=[TARGET]).head(5),
+        metrics=io.read_json(paths.METRICS),
+        run_id=io.read_json(paths.RUN_INFO)["run_id"],
+        save=params.save,
+        names=params.mlflow,
+    )
     io.dump_object(paths.PIPELINE, pipeline)
     verdict = "now" if registration.promoted else "not"
     log.info(

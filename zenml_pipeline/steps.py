@@ -126,17 +126,9 @@ def save(
     registry: MlflowParams,
 ) -> tuple[Annotated[BaseEstimator, "pipeline"], Annotated[str, "model_version"]]:
     """Bundle scaler and classifier, register the bundle, and move the champion alias."""
-    score = save_stage.champion_score(metrics, params.champion_metric)
-    tracking.configure(registry.experiment_name)
     pipeline = save_stage.bundle_pipeline(scaler, classifier)
-    with tracking.mlflow_run(run_id=mlflow_run_id):
-        registration = model_registry.register_and_promote(
-            pipeline,
-            raw_dataset.drop(columns=[load_stage.TARGET]).head(5),
-            model_name=registry.registered_model_name,
-            alias=registry.champion_alias,
-            metric=params.champion_metric,
-            score=score,
-            min_score=params.min_score,
-        )
+    example = raw_dataset.drop(columns=[load_stage.TARGET]).head(5)
+    registration = model_registry.publish(
+        pipeline, example, metrics, mlflow_run_id, save=params, names=registry
+    )
     return pipeline, registration.version
