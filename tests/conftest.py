@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import repo_copy
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -67,28 +69,13 @@ def run(
 
 
 def copy_repository(dest: Path) -> Path:
-    """Copy the working tree's tracked and untracked-but-not-ignored files into a new git repo.
+    """A git copy of the working tree on the Iris defaults, with the user's DVC-tracked data.
 
     DVC outputs and the embedded MLflow store are git-ignored, so the copy starts clean.
+    Whatever the user did to params.yaml or data/external/, the copy runs the template's Iris
+    task (tests/iris_params.yaml), so the suite tests the machinery on every user's project.
     """
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        source = REPO / name
-        if source.is_file():
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    env = tool_env()
-    run(["git", "init", "-q", "-b", "main"], cwd=dest, env=env)
-    run(["git", "add", "-A"], cwd=dest, env=env)
-    run(["git", "commit", "-q", "-m", "copy of the repository under test"], cwd=dest, env=env)
-    return dest
+    return repo_copy.copy_repository(REPO, dest, tool_env())
 
 
 def free_port() -> int:
@@ -122,6 +109,19 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def make(
+    root: Path, *args: str, env: Mapping[str, str] | None = None, timeout: float = 1200
+) -> subprocess.CompletedProcess[str]:
+    """Run `make ARGS` in a copy, on this session's venv and uv (no second `uv sync`)."""
+    venv = root / ".venv"
+    if not venv.exists():
+        venv.symlink_to(VENV_BIN.parent, target_is_directory=True)
+    found = [os.environ.get("UV"), shutil.which("uv"), str(REPO / ".tools" / "bin" / "uv")]
+    uv = next((path for path in found if path and Path(path).is_file()), None)
+    # Without a uv anywhere, the copy's Makefile bootstraps its own, as a user's would.
+    return run(["make", *args, *([f"UV={uv}"] if uv else [])], cwd=root, env=env, timeout=timeout)
 
 
 @pytest.fixture
