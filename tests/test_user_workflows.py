@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, VENV_BIN, copy_repository, make, run, tool_env
+from tests.conftest import (
+    REPO,
+    VENV_BIN,
+    copy_repository,
+    make,
+    run,
+    tool_env,
+    use_session_venv,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(3600)]
 
@@ -50,7 +58,7 @@ def test_change_the_data_then_make_test_and_bench_pass(tmp_path: Path) -> None:
     env = tool_env()
     uv = shutil.which("uv") or str(REPO / ".tools" / "bin" / "uv")
     env["PATH"] = f"{VENV_BIN}:{Path(uv).parent}:{env['PATH']}"
-    (root / ".venv").symlink_to(VENV_BIN.parent, target_is_directory=True)
+    use_session_venv(root)
 
     commands = readme_commands("Change the data")
     commands = commands.replace("~/my_table.csv", str(table))
