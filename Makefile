@@ -6,10 +6,10 @@ SHELL := /bin/bash
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help setup run test test-slow test-docker lint format zenml bench clean
+.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -21,10 +21,11 @@ $(CURDIR)/.tools/bin/uv:
 
 setup: .venv/.synced ## Create .venv from uv.lock (bootstraps uv if missing)
 
-run: setup ## Run the DVC pipeline (dvc repro) on the embedded MLflow store
+run: setup ## Run the DVC pipeline (dvc repro); retrains first if the MLflow store lost the run
+	$(RUN) python -m stages.heal
 	$(RUN) dvc repro
 
-bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min; BENCH_ARGS=--quick)
+bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min; BENCH_ARGS=--quick: a smoke run → results-quick.md)
 	$(RUN) python -m benchmarks.bench $(BENCH_ARGS)
 
 zenml: setup ## Run the same pipeline with ZenML on its local stack (ZENML_ARGS="--set train.n_estimators=50")
@@ -33,7 +34,7 @@ zenml: setup ## Run the same pipeline with ZenML on its local stack (ZENML_ARGS=
 test: setup ## Run the test suite (unit + integration with the real dvc, mlflow, zenml)
 	$(RUN) pytest
 
-test-slow: setup ## Run the slow suites (marker `slow`; none yet, pytest's "no tests" is fine)
+test-slow: setup ## Run the slow suites (marker `slow`: the README workflows end to end)
 	$(RUN) pytest -m slow || [ $$? -eq 5 ]
 
 test-docker: setup ## Build the images and test the compose stack for real (marker `docker`)
@@ -48,5 +49,12 @@ format: setup ## Format the code with ruff
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-clean: ## Remove the virtualenv, tool caches and the embedded MLflow store
-	rm -rf .venv .tools .pytest_cache .ruff_cache mlflow.db mlartifacts
+readme-dag: setup ## Rewrite README's pipeline diagram from `dvc dag --md` (after dvc.yaml or `dvc add` changes)
+	$(RUN) python -m tests.readme_dag
+
+clean: ## Remove the virtualenv and tool caches (keeps the MLflow store: see clean-tracking)
+	rm -rf .venv .tools .pytest_cache .ruff_cache
+
+clean-tracking: ## Delete the embedded MLflow store: every run and model version in mlflow.db, mlartifacts/
+	@echo "Deleting every MLflow run, registered model and artifact of the embedded store: mlflow.db mlartifacts/"
+	rm -rf mlflow.db mlartifacts

@@ -15,8 +15,26 @@ from pathlib import Path
 
 import pytest
 
+from tests import repo_copy
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+
+
+# Suites that run only when a `-m` expression names them (`make test-docker`, `make
+# test-slow`): a `-m` on the command line replaces addopts' `-m 'not docker and not slow'`,
+# so `pytest -m integration` would otherwise also run the Docker tests (which need the
+# images `make test-docker` builds) and the long workflow tests.
+EXPLICIT_MARKERS = ("docker", "slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    expression = config.getoption("markexpr") or ""
+    unasked = [name for name in EXPLICIT_MARKERS if name not in expression]
+    deselected = [item for item in items if any(item.get_closest_marker(m) for m in unasked)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
 
 
 def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -67,28 +85,13 @@ def run(
 
 
 def copy_repository(dest: Path) -> Path:
-    """Copy the working tree's tracked and untracked-but-not-ignored files into a new git repo.
+    """A git copy of the working tree on the Iris defaults, with the user's DVC-tracked data.
 
     DVC outputs and the embedded MLflow store are git-ignored, so the copy starts clean.
+    Whatever the user did to params.yaml or data/external/, the copy runs the template's Iris
+    task (tests/iris_params.yaml), so the suite tests the machinery on every user's project.
     """
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        source = REPO / name
-        if source.is_file():
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    env = tool_env()
-    run(["git", "init", "-q", "-b", "main"], cwd=dest, env=env)
-    run(["git", "add", "-A"], cwd=dest, env=env)
-    run(["git", "commit", "-q", "-m", "copy of the repository under test"], cwd=dest, env=env)
-    return dest
+    return repo_copy.copy_repository(REPO, dest, tool_env())
 
 
 def free_port() -> int:
@@ -122,6 +125,29 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def use_session_venv(root: Path) -> None:
+    """Link a copy's `.venv` to this session's venv; git ignores the link as it does `.venv/`."""
+    venv = root / ".venv"
+    if not venv.is_symlink():
+        venv.symlink_to(VENV_BIN.parent, target_is_directory=True)
+    exclude = root / ".git" / "info" / "exclude"
+    excluded = exclude.read_text().splitlines() if exclude.exists() else []
+    if "/.venv" not in excluded:
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        exclude.write_text("".join(f"{line}\n" for line in [*excluded, "/.venv"]))
+
+
+def make(
+    root: Path, *args: str, env: Mapping[str, str] | None = None, timeout: float = 1200
+) -> subprocess.CompletedProcess[str]:
+    """Run `make ARGS` in a copy, on this session's venv and uv (no second `uv sync`)."""
+    use_session_venv(root)
+    found = [os.environ.get("UV"), shutil.which("uv"), str(REPO / ".tools" / "bin" / "uv")]
+    uv = next((path for path in found if path and Path(path).is_file()), None)
+    # Without a uv anywhere, the copy's Makefile bootstraps its own, as a user's would.
+    return run(["make", *args, *([f"UV={uv}"] if uv else [])], cwd=root, env=env, timeout=timeout)
 
 
 @pytest.fixture

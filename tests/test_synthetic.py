@@ -7,8 +7,9 @@ import yaml
 
 from stages.errors import ParamsError
 from stages.load import TARGET, load_dataset, make_synthetic, validate_dataset
-from stages.params import PARAMS, LoadParams, SyntheticParams, validate_params
+from stages.params import LoadParams, SyntheticParams, validate_params
 from stages.preprocess import preprocess
+from tests.repo_copy import IRIS_PARAMS
 
 
 @pytest.mark.parametrize(
@@ -33,7 +34,7 @@ def test_synthetic_source_feeds_the_pipeline() -> None:
     params = LoadParams(source="synthetic", synthetic={"rows": 300, "features": 6, "classes": 3})
     frame = load_dataset(params)
     assert len(frame) == 300
-    base = validate_params(yaml.safe_load(PARAMS.read_text()))
+    base = validate_params(yaml.safe_load(IRIS_PARAMS.read_text()))
     train, test, _ = preprocess(frame, base.preprocess)
     assert len(train) + len(test) == 300
 
@@ -62,7 +63,7 @@ def test_iris_params_dump_as_before() -> None:
     ],
 )
 def test_bad_synthetic_params_name_the_key(synthetic: dict[str, object], message: str) -> None:
-    raw = yaml.safe_load(PARAMS.read_text())
+    raw = yaml.safe_load(IRIS_PARAMS.read_text())
     raw["load"] = {"source": "synthetic", "synthetic": synthetic}
     with pytest.raises(ParamsError, match=message):
         validate_params(raw)

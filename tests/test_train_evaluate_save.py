@@ -1,4 +1,4 @@
-"""Train, evaluate and save stages on Iris with the committed params."""
+"""Train, evaluate and save stages on Iris with the template's Iris defaults."""
 
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ from stages.params import EvaluateParams, Params, TrainParams, load_params
 from stages.preprocess import preprocess, split_dataset
 from stages.save import bundle_pipeline, champion_score, promotion_decision
 from stages.train import logged_params, train_model
+from tests.repo_copy import IRIS_PARAMS
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 
 
 @pytest.fixture(scope="module")
 def params() -> Params:
-    return load_params()
+    return load_params(IRIS_PARAMS)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,9 @@ def test_training_is_deterministic(params: Params, processed, model: Any) -> Non
 
 
 def test_training_uses_the_params(processed) -> None:
-    stump = TrainParams(**{**load_params().train.model_dump(), "n_estimators": 3, "max_depth": 1})
+    stump = TrainParams(
+        **{**load_params(IRIS_PARAMS).train.model_dump(), "n_estimators": 3, "max_depth": 1}
+    )
     model = train_model(processed[0], stump)
     assert len(model.estimators_) == 3
     assert all(tree.get_depth() == 1 for tree in model.estimators_)

@@ -190,6 +190,34 @@ def test_rerun_is_cached_and_train_param_reruns_downstream(
     assert mlflow_run.data.metrics["accuracy"] == output(changed, "evaluate", "metrics")["accuracy"]
 
 
+def test_after_no_cache_a_change_reruns_what_dvc_repro_would(
+    workspace: Workspace, zenml_client: Client
+) -> None:
+    """A `--no-cache` run (docs/zenml.md's example) leaves later runs' cache hits as before."""
+    first = zenml_client.get_pipeline_run(workspace.first_run_id)
+    uncached = zenml_client.get_pipeline_run(
+        run_id(workspace.zenml("--set", "train.max_depth=3", "--no-cache"))
+    )
+    assert statuses(uncached) == dict.fromkeys(STEPS, "completed")
+
+    cached = zenml_client.get_pipeline_run(run_id(workspace.zenml()))
+    assert statuses(cached) == dict.fromkeys(STEPS, "cached")
+    trained_by = output(first, "train", "mlflow_run_id")
+    assert output(cached, "train", "mlflow_run_id") == trained_by
+
+    save_only = zenml_client.get_pipeline_run(
+        run_id(workspace.zenml("--set", "save.min_score=0.7"))
+    )
+    assert statuses(save_only) == {**dict.fromkeys(STEPS, "cached"), "save": "completed"}
+    assert output(save_only, "train", "mlflow_run_id") == trained_by
+
+    # As under DVC: top_features changes only the plot, so save's inputs stay the same.
+    top = zenml_client.get_pipeline_run(run_id(workspace.zenml("--set", "evaluate.top_features=2")))
+    assert statuses(top) == {**dict.fromkeys(STEPS, "cached"), "evaluate": "completed"}
+    tags = mlflow_client(workspace.root).get_run(trained_by).data.tags
+    assert tags["evaluate.top_features"] == "2"  # logged into the cached train's run
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -30,6 +30,7 @@ from stages.params import (
     SaveParams,
     TrainParams,
 )
+from zenml_pipeline.materializers import HashedDataFrameMaterializer
 
 
 def _depends_on(*modules: str) -> CachePolicy:
@@ -46,7 +47,12 @@ def zenml_tags() -> dict[str, str]:
     }
 
 
-@step(cache_policy=_depends_on("load", "io", "params"))
+# DataFrames carry a content hash (zenml_pipeline/materializers.py), so the steps they feed
+# are cached on the data, not on which run stored it.
+@step(
+    cache_policy=_depends_on("load", "io", "params"),
+    output_materializers={"raw_dataset": HashedDataFrameMaterializer},
+)
 def load(
     params: LoadParams, source_md5: str | None = None
 ) -> Annotated[pd.DataFrame, "raw_dataset"]:
@@ -55,7 +61,13 @@ def load(
     return load_stage.load_dataset(params, table)
 
 
-@step(cache_policy=_depends_on("preprocess", "load"))
+@step(
+    cache_policy=_depends_on("preprocess", "load"),
+    output_materializers={
+        "train_set": HashedDataFrameMaterializer,
+        "test_set": HashedDataFrameMaterializer,
+    },
+)
 def preprocess(
     raw_dataset: pd.DataFrame, params: PreprocessParams
 ) -> tuple[

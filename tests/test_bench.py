@@ -1,0 +1,47 @@
+"""benchmarks/bench.py labels the scale targets with the sizes it measured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmarks.bench import rows_label, verdicts
+
+
+def scale_entry(rows: int, seconds: float) -> dict[str, Any]:
+    stage = {"seconds": {"median": seconds / 5}, "peak_rss_mib": {"max": 300.0}}
+    return {
+        "rows": rows,
+        "pipeline": {
+            "seconds": {"median": seconds},
+            "stages": dict.fromkeys(["load", "preprocess", "train", "evaluate", "save"], stage),
+            "peak_rss_mib_bound": 400.0,
+        },
+        "floor": {"seconds": {"median": seconds / 4}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("sizes", "large", "growth"),
+    [
+        ([1_000, 10_000], "10k rows: pipeline", "1k → 10k rows: pipeline time growth"),
+        ([10_000, 100_000, 1_000_000], "1M rows: pipeline", "100k → 1M rows: pipeline time growth"),
+    ],
+)
+def test_scale_targets_name_the_measured_sizes(sizes: list[int], large: str, growth: str) -> None:
+    results = {"scale": [scale_entry(rows, rows / 1000) for rows in sizes]}
+    verdict = verdicts(results)
+    assert verdict["scale_1m_vs_floor"]["what"] == large
+    assert verdict["scale_1m_peak_rss_gib"]["what"] == large.replace(
+        "pipeline", "peak RSS of any stage"
+    )
+    assert verdict["scale_growth_100k_1m"]["what"] == growth
+    assert verdict["scale_growth_100k_1m"]["value"] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize(
+    ("rows", "label"), [(1_000, "1k"), (250_000, "250k"), (2_000_000, "2M"), (1_500, "1,500")]
+)
+def test_rows_label(rows: int, label: str) -> None:
+    assert rows_label(rows) == label
