@@ -267,8 +267,11 @@ def test_experiments_rerun_only_what_changed(experiment_project: Path) -> None:
 
     # A bar the model cannot reach: save registers a new version but `champion` stays put.
     champion_before = client.get_model_version_by_alias("iris_classifier", "champion").version
-    out = run(["dvc", "exp", "run", "-S", "save.min_score=0.999"], cwd=project)
-    assert stages_run(out.stdout) == ["save"]
+    out = run(
+        ["dvc", "exp", "run", "-S", "save.min_score=0.999", "-S", "train.n_estimators=9"],
+        cwd=project,
+    )
+    assert stages_run(out.stdout) == ["train", "evaluate", "save"]
     assert "not @champion: score" in out.stderr + out.stdout
     versions = client.search_model_versions("name='iris_classifier'")
     assert max(int(v.version) for v in versions) > int(champion_before)
