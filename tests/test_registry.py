@@ -214,3 +214,7 @@ def test_registry_command_lists_and_moves_the_alias_from_a_subfolder(story: Stor
     assert story.aliases()["champion"] == "1"
     assert not (folder / "mlflow.db").exists()
     assert not (folder / "mlartifacts").exists()
+    # Should some other tool make a store there, git does not offer to commit it.
+    strays = ["notebooks/mlflow.db", "notebooks/mlartifacts/1/x", "notebooks/mlruns/0/x"]
+    ignored = run(["git", "check-ignore", *strays], cwd=story.root).stdout.split()
+    assert ignored == strays
