@@ -25,6 +25,8 @@ class Candidate:
             test split); None when unknown.
         temp_experiment: the DVC experiment's name when it ran in a temporary copy
             (`--temp`, queue), which does not change the workspace.
+        train_data_md5: its training run's tag; vouches for the same data when the champion
+            predates the `evaluation_data` tag.
     """
 
     version: str
@@ -32,6 +34,7 @@ class Candidate:
     inputs: Sequence[tuple[str, str]]
     evaluation_data: str | None
     temp_experiment: str | None = None
+    train_data_md5: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Champion:
     score: float | None
     inputs: Sequence[tuple[str, str]]
     evaluation_data: str | None
+    train_data_md5: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,20 @@ def champion_score(metrics: dict[str, Any], metric: str) -> float:
             f"choose one of: {', '.join(choices)}"
         )
     return float(value)
+
+
+def same_data(candidate: Candidate, champion: Champion) -> bool:
+    """Whether both scores were computed on the same rows.
+
+    A champion registered before versions carried `evaluation_data` is compared by its
+    training run's `train_data_md5`: the same scaled training split means the same dataset
+    and split, hence the same test rows.
+    """
+    if champion.evaluation_data is not None:
+        return candidate.evaluation_data == champion.evaluation_data
+    return candidate.train_data_md5 is not None and (
+        candidate.train_data_md5 == champion.train_data_md5
+    )
 
 
 def _columns(inputs: Sequence[tuple[str, str]], limit: int = 6) -> str:
@@ -107,7 +125,7 @@ def decide(
             "reject; register it under its own model name "
             "(`-S mlflow.registered_model_name=<name>`), where it becomes that model's champion",
         )
-    if candidate.evaluation_data is None or candidate.evaluation_data != champion.evaluation_data:
+    if not same_data(candidate, champion):
         return Decision(
             False,
             f"score {score:.4f} was computed on other data (dataset or test split) than "

@@ -98,14 +98,16 @@ def _champion(client: MlflowClient, model_name: str, alias: str, metric: str) ->
     except MlflowException:
         return None
     held = holder.tags.get(metric)
-    if held is None and holder.run_id:
-        held = client.get_run(holder.run_id).data.metrics.get(metric)
+    run = client.get_run(holder.run_id) if holder.run_id else None
+    if held is None and run is not None:
+        held = run.data.metrics.get(metric)
     signature = mlflow.models.get_model_info(f"models:/{model_name}/{holder.version}").signature
     return Champion(
         version=str(holder.version),
         score=float(held) if held is not None else None,
         inputs=input_columns(signature),
         evaluation_data=holder.tags.get(EVALUATION_DATA_TAG),
+        train_data_md5=run.data.tags.get("train_data_md5") if run is not None else None,
     )
 
 
@@ -140,7 +142,8 @@ def publish(
     client = MlflowClient()
     with tracking.mlflow_run(run_id=run_id):
         signature = infer_signature(example, pipeline.predict(example))
-        evaluated_on = evaluation_data(dataset_md5, client.get_run(run_id).data.params)
+        training_run = client.get_run(run_id)
+        evaluated_on = evaluation_data(dataset_md5, training_run.data.params)
         registered = _registered_from_run(client, model_name, run_id, pipeline_md5)
         reused = registered is not None
         if registered is None:
@@ -169,6 +172,7 @@ def publish(
             inputs=input_columns(signature),
             evaluation_data=evaluated_on,
             temp_experiment=temp_experiment(),
+            train_data_md5=training_run.data.tags.get("train_data_md5"),
         )
         champion = _champion(client, model_name, alias, metric)
         decision = decide(candidate, champion, save.min_score, save.experiments_compete)

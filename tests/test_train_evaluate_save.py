@@ -297,6 +297,28 @@ TABLE_INPUTS = [("a", "double"), ("b", "double")]
             False,
             "not comparable",
         ),
+        # A champion from before the evaluation_data tag: its training data decides.
+        (
+            Candidate("2", 0.99, IRIS_INPUTS, IRIS_DATA, train_data_md5="f00"),
+            Champion("1", 0.93, IRIS_INPUTS, None, train_data_md5="f00"),
+            False,
+            True,
+            "matches or beats 0.9300",
+        ),
+        (
+            Candidate("2", 0.99, IRIS_INPUTS, IRIS_DATA, train_data_md5="f00"),
+            Champion("1", 0.93, IRIS_INPUTS, None, train_data_md5="ba5"),
+            False,
+            False,
+            "not comparable",
+        ),
+        (
+            Candidate("2", 0.99, IRIS_INPUTS, IRIS_DATA),
+            Champion("1", 0.93, IRIS_INPUTS, None),
+            False,
+            False,
+            "not comparable",
+        ),
         (
             Candidate("2", 0.99, IRIS_INPUTS, IRIS_DATA),
             Champion("1", None, IRIS_INPUTS, IRIS_DATA),
