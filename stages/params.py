@@ -117,6 +117,9 @@ class EvaluateParams(_Section):
 class SaveParams(_Section):
     champion_metric: str = Field(min_length=1, description="a key of metrics/metrics.json")
     min_score: float = Field(ge=0.0, le=1.0)
+    # Whether `dvc exp run --temp` and queued experiments, which run outside the workspace,
+    # may take the alias; they register their version either way.
+    experiments_compete: bool = False
 
 
 class MlflowParams(_Section):

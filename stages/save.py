@@ -3,76 +3,76 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stages.errors import PipelineError
 from stages.params import Params
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
+    from stages.registry import Registration
+
 log = logging.getLogger(__name__)
 
 
 def bundle_pipeline(scaler: Any, classifier: Any) -> Pipeline:
-    """One estimator that takes the raw feature columns and predicts labels."""
+    """One estimator that takes the raw feature columns and predicts labels.
+
+    Its first step refuses requests with missing, infinite or no values
+    (stages/model_guard.py) before the scaler, which would pass them on.
+    """
     from sklearn.pipeline import Pipeline
 
-    return Pipeline([("scaler", scaler), ("classifier", classifier)])
+    from stages.model_guard import InputGuard
+
+    guard = InputGuard(columns=[str(name) for name in scaler.feature_names_in_]).fit(None)
+    return Pipeline([("guard", guard), ("scaler", scaler), ("classifier", classifier)])
 
 
-def champion_score(metrics: dict[str, Any], metric: str) -> float:
-    """The score `save.champion_metric` names, from metrics.json."""
-    value = metrics.get(metric)
-    if not isinstance(value, int | float):
-        choices = sorted(key for key, val in metrics.items() if isinstance(val, int | float))
-        raise PipelineError(
-            f"save.champion_metric: {metric!r} is not a metric in metrics.json; "
-            f"choose one of: {', '.join(choices)}"
-        )
-    return float(value)
-
-
-def promotion_decision(
-    score: float, min_score: float, current_champion: float | None
-) -> tuple[bool, str]:
-    """Promote when the score reaches the threshold and is no worse than the champion's."""
-    if score < min_score:
-        return False, f"score {score:.4f} is below save.min_score {min_score:.4f}"
-    if current_champion is not None and score < current_champion:
-        return False, f"score {score:.4f} is worse than the champion's {current_champion:.4f}"
-    if current_champion is None:
-        return True, f"score {score:.4f} reaches {min_score:.4f} and there is no champion yet"
+def decision_line(registration: Registration, alias: str) -> str:
+    """The log line that says where the new version stands: `... now/not @champion: why`."""
+    verdict = "now" if registration.promoted else "not"
+    again = " (registered earlier from this run)" if registration.reused else ""
     return (
-        True,
-        f"score {score:.4f} reaches {min_score:.4f} and matches or beats {current_champion:.4f}",
+        f"registered {registration.model_name} version {registration.version}{again}; "
+        f"{verdict} @{alias}: {registration.reason}"
     )
 
 
 def main(params: Params) -> None:
-    """Bundle models/ into models/pipeline.pkl, register it, and move the champion alias."""
+    """Bundle models/ into models/pipeline.pkl, register it, and move the champion alias.
+
+    Idempotent per training run: a rerun (after a crash, or for a save-only change) finds
+    the version this run already registered for these pipeline bytes instead of adding
+    one. The alias moves last, after models/pipeline.pkl is written.
+    """
     from stages import io, paths, registry
     from stages.load import TARGET
 
     pipeline = bundle_pipeline(io.load_object(paths.SCALER), io.load_object(paths.CLASSIFIER))
-    registration = registry.publish(
-        pipeline,
-        example=io.read_table(paths.RAW_DATA).drop(columns=[TARGET]).head(5),
-        metrics=io.read_json(paths.METRICS),
-        run_id=io.read_json(paths.RUN_INFO)["run_id"],
-        save=params.save,
-        names=params.mlflow,
-    )
-    io.dump_object(paths.PIPELINE, pipeline)
-    verdict = "now" if registration.promoted else "not"
-    log.info(
-        "registered %s version %s; %s @%s: %s",
-        registration.model_name,
-        registration.version,
-        verdict,
-        params.mlflow.champion_alias,
-        registration.reason,
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / paths.PIPELINE.name
+        io.dump_object(staged, pipeline)
+
+        def write_pipeline() -> None:
+            with io.atomic_path(paths.PIPELINE) as target:
+                shutil.copyfile(staged, target)
+
+        registration = registry.publish(
+            pipeline,
+            example=io.read_table(paths.RAW_DATA).drop(columns=[TARGET]).head(5),
+            metrics=io.read_json(paths.METRICS),
+            run_id=io.read_json(paths.RUN_INFO)["run_id"],
+            pipeline_md5=io.file_md5(staged),
+            dataset_md5=io.file_md5(paths.RAW_DATA),
+            save=params.save,
+            names=params.mlflow,
+            write_outputs=write_pipeline,
+        )
+    log.info("%s", decision_line(registration, params.mlflow.champion_alias))
 
 
 if __name__ == "__main__":

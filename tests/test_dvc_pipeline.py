@@ -267,8 +267,11 @@ def test_experiments_rerun_only_what_changed(experiment_project: Path) -> None:
 
     # A bar the model cannot reach: save registers a new version but `champion` stays put.
     champion_before = client.get_model_version_by_alias("iris_classifier", "champion").version
-    out = run(["dvc", "exp", "run", "-S", "save.min_score=0.999"], cwd=project)
-    assert stages_run(out.stdout) == ["save"]
+    out = run(
+        ["dvc", "exp", "run", "-S", "save.min_score=0.999", "-S", "train.max_depth=1"],
+        cwd=project,
+    )
+    assert stages_run(out.stdout) == ["train", "evaluate", "save"]
     assert "not @champion: score" in out.stderr + out.stdout
     versions = client.search_model_versions("name='iris_classifier'")
     assert max(int(v.version) for v in versions) > int(champion_before)
@@ -279,7 +282,7 @@ def test_experiments_rerun_only_what_changed(experiment_project: Path) -> None:
 def test_temp_and_queued_experiments_share_the_store(experiment_project: Path) -> None:
     project = experiment_project
 
-    run(["dvc", "exp", "run", "--temp", "-S", "train.n_estimators=11"], cwd=project)
+    temp = run(["dvc", "exp", "run", "--temp", "-S", "train.n_estimators=11"], cwd=project)
     run(["dvc", "exp", "run", "--queue", "-S", "train.n_estimators=13"], cwd=project)
     run(["dvc", "queue", "start"], cwd=project)
     deadline = time.monotonic() + 300
@@ -306,6 +309,13 @@ def test_temp_and_queued_experiments_share_the_store(experiment_project: Path) -
         assert tracked.data.metrics["accuracy"] >= 0.8
         artifacts = {item.path for item in client.list_artifacts(tracked.info.run_id)}
         assert "plots" in artifacts
+    # Experiments outside the workspace register their versions but leave the alias alone
+    # (save.experiments_compete is false), and say how to promote one.
+    versions = client.search_model_versions("name='iris_classifier'")
+    assert {v.run_id for v in versions} == {r.info.run_id for r in by_trees.values()}
+    assert client.get_registered_model("iris_classifier").aliases == {}
+    assert "not @champion: experiment" in temp.stderr
+    assert "python -m stages.registry promote" in temp.stderr
 
 
 @pytest.fixture

@@ -16,11 +16,13 @@ from stages.evaluate import Evaluation, evaluate_model, file_stem, render_figure
 from stages.load import TARGET, load_iris_frame
 from stages.params import EvaluateParams, Params, TrainParams, load_params
 from stages.preprocess import preprocess, split_dataset
-from stages.save import bundle_pipeline, champion_score, promotion_decision
+from stages.promotion import Candidate, Champion, champion_score, decide
+from stages.save import bundle_pipeline
 from stages.train import logged_params, train_model
 from tests.repo_copy import IRIS_PARAMS
 
 CLASSES = ["setosa", "versicolor", "virginica"]
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +229,10 @@ def test_champion_score_lists_the_available_metrics(metric: str) -> None:
     assert message.endswith("choose one of: accuracy, f1_macro")
 
 
+IRIS_INPUTS = [(name, "double") for name in FEATURES]
+IRIS_DATA = "dataset_md5=abc;test_size=0.2;split_random_state=42"
+
+
 @pytest.mark.parametrize(
     ("score", "min_score", "champion", "promoted", "reason"),
     [
@@ -240,9 +246,148 @@ def test_champion_score_lists_the_available_metrics(metric: str) -> None:
         (0.0, 0.0, None, True, "no champion yet"),
     ],
 )
-def test_promotion_decision(
+def test_promotion_by_score(
     score: float, min_score: float, champion: float | None, promoted: bool, reason: str
 ) -> None:
-    decision, why = promotion_decision(score, min_score, champion)
-    assert decision is promoted
-    assert reason in why
+    candidate = Candidate("2", score, IRIS_INPUTS, IRIS_DATA)
+    holder = None if champion is None else Champion("1", champion, IRIS_INPUTS, IRIS_DATA)
+    decision = decide(candidate, holder, min_score)
+    assert decision.promoted is promoted
+    assert reason in decision.reason
+
+
+TABLE_INPUTS = [("a", "double"), ("b", "double")]
+
+
+@pytest.mark.parametrize(
+    ("candidate", "champion", "compete", "promoted", "reason"),
+    [
+        # A 2-column model with a perfect score on its own tiny table never replaces Iris.
+        (
+            Candidate(
+                "2", 1.0, TABLE_INPUTS, "dataset_md5=def;test_size=0.2;split_random_state=42"
+            ),
+            Champion("1", 0.93, IRIS_INPUTS, IRIS_DATA),
+            False,
+            False,
+            "its input columns (a, b) differ from champion version 1's (sepal_length, "
+            "sepal_width, petal_length, petal_width), whose requests it would reject; "
+            "register it under its own model name",
+        ),
+        # The same columns, typed differently, are another signature too.
+        (
+            Candidate("2", 1.0, [(n, "long") for n in FEATURES], IRIS_DATA),
+            Champion("1", 0.93, IRIS_INPUTS, IRIS_DATA),
+            False,
+            False,
+            "input columns",
+        ),
+        # Same columns, another test split: the scores are not compared.
+        (
+            Candidate(
+                "2", 0.99, IRIS_INPUTS, "dataset_md5=abc;test_size=0.3;split_random_state=42"
+            ),
+            Champion("1", 0.93, IRIS_INPUTS, IRIS_DATA),
+            False,
+            False,
+            "computed on other data (dataset or test split) than champion version 1's, so the "
+            "two are not comparable; to serve it anyway, `python -m stages.registry promote 2`",
+        ),
+        (
+            Candidate("2", 0.99, IRIS_INPUTS, None),
+            Champion("1", 0.93, IRIS_INPUTS, IRIS_DATA),
+            False,
+            False,
+            "not comparable",
+        ),
+        # A champion from before the evaluation_data tag: its training data decides.
+        (
+            Candidate("2", 0.99, IRIS_INPUTS, IRIS_DATA, train_data_md5="f00"),
+            Champion("1", 0.93, IRIS_INPUTS, None, train_data_md5="f00"),
+            False,
+            True,
+            "matches or beats 0.9300",
+        ),
+        (
+            Candidate("2", 0.99, IRIS_INPUTS, IRIS_DATA, train_data_md5="f00"),
+            Champion("1", 0.93, IRIS_INPUTS, None, train_data_md5="ba5"),
+            False,
+            False,
+            "not comparable",
+        ),
+        (
+            Candidate("2", 0.99, IRIS_INPUTS, IRIS_DATA),
+            Champion("1", 0.93, IRIS_INPUTS, None),
+            False,
+            False,
+            "not comparable",
+        ),
+        (
+            Candidate("2", 0.99, IRIS_INPUTS, IRIS_DATA),
+            Champion("1", None, IRIS_INPUTS, IRIS_DATA),
+            False,
+            False,
+            "has no score for this metric",
+        ),
+        # --temp and queued experiments register but do not compete, unless told to.
+        (
+            Candidate("2", 0.99, IRIS_INPUTS, IRIS_DATA, temp_experiment="sappy-tuna"),
+            Champion("1", 0.93, IRIS_INPUTS, IRIS_DATA),
+            False,
+            False,
+            "experiment sappy-tuna ran outside the workspace (--temp or queue) and "
+            "save.experiments_compete is false; to serve it, `dvc exp apply sappy-tuna` and "
+            "`python -m stages.registry promote 2`",
+        ),
+        (
+            Candidate("2", 0.99, IRIS_INPUTS, IRIS_DATA, temp_experiment="sappy-tuna"),
+            None,
+            False,
+            False,
+            "save.experiments_compete is false",
+        ),
+        (
+            Candidate("2", 0.99, IRIS_INPUTS, IRIS_DATA, temp_experiment="sappy-tuna"),
+            Champion("1", 0.93, IRIS_INPUTS, IRIS_DATA),
+            True,
+            True,
+            "matches or beats 0.9300",
+        ),
+        # A rerun of save for the version that already holds the alias keeps it.
+        (
+            Candidate("1", 0.5, IRIS_INPUTS, IRIS_DATA),
+            Champion("1", 0.93, IRIS_INPUTS, IRIS_DATA),
+            False,
+            True,
+            "version 1 already holds the alias",
+        ),
+    ],
+)
+def test_promotion_needs_comparable_versions(
+    candidate: Candidate, champion: Champion | None, compete: bool, promoted: bool, reason: str
+) -> None:
+    decision = decide(candidate, champion, min_score=0.9, experiments_compete=compete)
+    assert decision.promoted is promoted
+    assert reason in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("value", "column"),
+    [(np.nan, "petal_length"), (np.inf, "petal_length"), (None, "petal_length")],
+)
+def test_pipeline_refuses_missing_and_infinite_values(
+    processed, model: Any, value: object, column: str
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    pipeline = bundle_pipeline(processed[2], model)
+    rows = load_iris_frame().drop(columns=[TARGET]).head(3).astype(object)
+    rows.loc[2, column] = value
+    with pytest.raises(MlflowException) as caught:
+        pipeline.predict(rows)
+    assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert f"column {column!r} has 1 missing or infinite value(s), first in row 3" in str(
+        caught.value
+    )
+    with pytest.raises(MlflowException, match="the request has no rows"):
+        pipeline.predict(rows.head(0))

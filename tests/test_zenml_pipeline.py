@@ -39,6 +39,7 @@ class Workspace:
     dvc_status: str
     git_status: str
     first_run_id: str
+    first_log: str
 
     def zenml(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run([sys.executable, "-m", "zenml_pipeline", *args], self.root, self.env, check)
@@ -74,7 +75,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     dvc_status = run(["dvc", "status"], root, env).stdout
     git_status = run(["git", "status", "--porcelain", "--untracked-files=all"], root, env).stdout
     first = run([sys.executable, "-m", "zenml_pipeline"], root, env)
-    return Workspace(root, env, dvc_status, git_status, run_id(first))
+    return Workspace(root, env, dvc_status, git_status, run_id(first), first.stderr + first.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +163,10 @@ def test_metrics_and_mlflow_match_dvc_repro(workspace: Workspace, zenml_client: 
     assert registered.run_id == zenml_run.info.run_id
     # Equal to the DVC run's score, so the alias moved on to the ZenML version.
     assert str(client.get_model_version_by_alias("iris_classifier", "champion").version) == version
+    # The save step says so, as the DVC save stage does.
+    assert f"registered iris_classifier version {version}; now @champion: score" in (
+        workspace.first_log
+    )
 
 
 def test_rerun_is_cached_and_train_param_reruns_downstream(

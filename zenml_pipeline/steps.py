@@ -6,6 +6,7 @@ so editing `stages/train.py` reruns train and what follows, as `dvc repro` would
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +32,8 @@ from stages.params import (
     TrainParams,
 )
 from zenml_pipeline.materializers import HashedDataFrameMaterializer
+
+logger = logging.getLogger(__name__)
 
 
 def _depends_on(*modules: str) -> CachePolicy:
@@ -127,7 +130,7 @@ def evaluate(
     return evaluation.metrics, evaluation.predictions, evaluation.feature_importance
 
 
-@step(cache_policy=_depends_on("save", "registry", "tracking"))
+@step(cache_policy=_depends_on("save", "registry", "promotion", "model_guard", "tracking"))
 def save(
     scaler: TransformerMixin,
     classifier: BaseEstimator,
@@ -139,8 +142,19 @@ def save(
 ) -> tuple[Annotated[BaseEstimator, "pipeline"], Annotated[str, "model_version"]]:
     """Bundle scaler and classifier, register the bundle, and move the champion alias."""
     pipeline = save_stage.bundle_pipeline(scaler, classifier)
-    example = raw_dataset.drop(columns=[load_stage.TARGET]).head(5)
+    with tempfile.TemporaryDirectory() as tmp:  # the md5s of the bytes DVC's files would have
+        io.dump_object(Path(tmp) / "pipeline.pkl", pipeline)
+        io.write_table(Path(tmp) / "dataset.csv", raw_dataset)
+        digests = {name: io.file_md5(Path(tmp) / name) for name in ("pipeline.pkl", "dataset.csv")}
     registration = model_registry.publish(
-        pipeline, example, metrics, mlflow_run_id, save=params, names=registry
+        pipeline,
+        raw_dataset.drop(columns=[load_stage.TARGET]).head(5),
+        metrics,
+        mlflow_run_id,
+        pipeline_md5=digests["pipeline.pkl"],
+        dataset_md5=digests["dataset.csv"],
+        save=params,
+        names=registry,
     )
+    logger.info("%s", save_stage.decision_line(registration, registry.champion_alias))
     return pipeline, registration.version
