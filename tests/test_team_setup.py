@@ -478,3 +478,25 @@ def test_check_reachable_names_an_authentication_failure(
     assert "authentication" in message and "unreachable" not in message
     assert "'pipeline'" in message and password not in message
     assert len(seen) == 2 and all(header and header.startswith("Basic ") for header in seen)
+
+
+def test_make_team_users_adds_a_reader_from_the_env_file(team_mlflow: str, tmp_path: Path):
+    project = copy_repository(tmp_path / "project")
+    port = team_mlflow.rsplit(":", 1)[1]
+    (project / ".env").write_text(
+        "MLFLOW_TRACKING_URI=http://mlflow:5000\n"
+        f"MLFLOW_PORT={port}\n"
+        f"MLFLOW_AUTH_ADMIN_USERNAME={ADMIN[0]}\n"
+        f"MLFLOW_AUTH_ADMIN_PASSWORD={ADMIN[1]}\n"
+    )
+    password = "bob-pw-" + os.urandom(6).hex()
+    search = "/api/2.0/mlflow/experiments/search?max_results=1"
+    assert api(team_mlflow, search, ("bob", password)).status_code == 401
+    # The venv is this one (RUN= and PATH), not a new one in the copy.
+    made = run(
+        ["make", "-o", ".venv/.synced", "team-users", "ROLE=reader", "NAME=bob", "RUN="],
+        cwd=project,
+        env=tool_env({"TEAM_USER_PASSWORD": password}),
+    )
+    assert password not in made.stdout + made.stderr
+    assert api(team_mlflow, search, ("bob", password)).status_code == 200
