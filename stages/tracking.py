@@ -40,6 +40,9 @@ HEALTH_TIMEOUT_S = 5.0
 USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
 PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"
 AUTH_PROBE_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"
+# A server's first API call opens its store, which takes seconds more than /health on a busy
+# machine; a dead server has already failed on /health by then.
+AUTH_PROBE_TIMEOUT_S = 30.0
 # Models are logged in skops format (safe to load). Tree node storage is the one type skops
 # does not trust by default; we trust it because this pipeline made the file itself.
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
@@ -63,9 +66,9 @@ def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
     headers = _basic_auth_header()
     try:
         # /health answers without a login on MLflow's basic-auth app; the API call does not.
-        for path in ("/health", AUTH_PROBE_PATH):
+        for path, wait in (("/health", timeout), (AUTH_PROBE_PATH, AUTH_PROBE_TIMEOUT_S)):
             request = urllib.request.Request(base + path, headers=headers)
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=max(wait, timeout)) as response:
                 response.read()
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
