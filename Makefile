@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking
+.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -40,6 +40,14 @@ test-slow: setup ## Run the slow suites (marker `slow`: the README workflows end
 test-docker: setup ## Build the images and test the compose stack for real (marker `docker`)
 	bash docker/ci-setup.sh
 	$(RUN) pytest -m docker
+
+# Runs from the host against the published port (.env's MLFLOW_TRACKING_URI names the
+# container); TEAM_MLFLOW_URI points it at another server. Readers and releasers get the
+# password in TEAM_USER_PASSWORD, else a generated one, printed once.
+team-users: setup ## Add a team MLflow account from .env's admin: ROLE=reader|releaser|pipeline NAME=alice
+	set -a && { [ ! -f .env ] || . ./.env; } && set +a && \
+	MLFLOW_TRACKING_URI="$${TEAM_MLFLOW_URI:-http://127.0.0.1:$${MLFLOW_PORT:-5000}}" \
+	$(RUN) python -m team.users $(ROLE) $(NAME)
 
 lint: setup ## Lint and check formatting with ruff
 	$(RUN) ruff check .

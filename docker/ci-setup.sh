@@ -2,7 +2,8 @@
 # Make Docker usable for `make test-docker` on a Debian machine, offline from any
 # container registry. Idempotent: each step is skipped when its result is already there.
 #   1. Docker Engine and the compose v1 tool from Debian (docker.io, docker-compose),
-#      and debootstrap for the offline base image, when missing (needs root).
+#      and debootstrap for the offline base image, when missing (needs root), through
+#      docker/apt-install.sh, which waits for another apt/dpkg to release its locks.
 #   2. dockerd, when no engine answers.
 #   3. The base image: python:3.11-slim when it is there or can be pulled, else the local
 #      stand-in from docker/offline-base.sh (local/python:3.11-slim).
@@ -18,10 +19,8 @@ if ((${#missing[@]})); then
     echo "ci-setup: installing ${missing[*]} needs root" >&2
     exit 1
   fi
-  echo "ci-setup: apt-get install ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
+  echo "ci-setup: installing ${missing[*]}"
+  docker/apt-install.sh "${missing[@]}"
 fi
 
 if ! docker info >/dev/null 2>&1; then

@@ -5,6 +5,7 @@ Nothing here runs at import; mlflow itself is imported only inside the functions
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import os
@@ -35,6 +36,14 @@ _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
 HEALTH_TIMEOUT_S = 5.0
+# The credentials MLflow's client sends (HTTP basic auth), and a cheap call that needs them.
+USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
+PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"
+AUTH_PROBE_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"
+# A server's first API call opens its store: 40 s on a loaded 2-core machine, where /health
+# took milliseconds. As patient as MLflow's own client (30 s, 2 retries); a dead server has
+# already failed on /health by then.
+AUTH_PROBE_TIMEOUT_S = 90.0
 # Models are logged in skops format (safe to load). Tree node storage is the one type skops
 # does not trust by default; we trust it because this pipeline made the file itself.
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
@@ -51,19 +60,53 @@ def tracking_uri() -> str:
 
 
 def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
-    """Fail fast, naming the URI, when an HTTP tracking server does not answer."""
+    """Fail fast, naming the URI, when an HTTP tracking server does not answer or let us in."""
     if not uri.startswith(("http://", "https://")):
         return
-    health = uri.rstrip("/") + "/health"
+    base = uri.rstrip("/")
+    headers = _basic_auth_header()
     try:
-        with urllib.request.urlopen(health, timeout=timeout) as response:
-            response.read()
+        # /health answers without a login on MLflow's basic-auth app; the API call does not.
+        for path, wait in (("/health", timeout), (AUTH_PROBE_PATH, AUTH_PROBE_TIMEOUT_S)):
+            request = urllib.request.Request(base + path, headers=headers)
+            with urllib.request.urlopen(request, timeout=max(wait, timeout)) as response:
+                response.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise TrackingError(_authentication_failure(uri, exc.code)) from None
+        raise TrackingError(_unreachable(uri, f"HTTP {exc.code} {exc.reason}")) from None
     except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TrackingError(
-            f"MLflow tracking server {uri} is unreachable ({reason}). Start it, or unset "
-            f"{TRACKING_URI_ENV} to use the embedded SQLite store."
-        ) from None
+        raise TrackingError(_unreachable(uri, getattr(exc, "reason", exc))) from None
+
+
+def _unreachable(uri: str, reason: object) -> str:
+    return (
+        f"MLflow tracking server {uri} is unreachable ({reason}). Start it, or unset "
+        f"{TRACKING_URI_ENV} to use the embedded SQLite store."
+    )
+
+
+def _basic_auth_header() -> dict[str, str]:
+    """The Authorization header MLflow's client sends for MLFLOW_TRACKING_USERNAME/_PASSWORD."""
+    username, password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
+    if not (username and password):
+        return {}
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
+def _authentication_failure(uri: str, status: int) -> str:
+    """What to do about a 401/403; names the account, never the password."""
+    username = os.environ.get(USERNAME_ENV)
+    if not (username and os.environ.get(PASSWORD_ENV)):
+        return (
+            f"MLflow tracking server {uri} requires authentication (HTTP {status}): set "
+            f"{USERNAME_ENV} and {PASSWORD_ENV} to your account on it."
+        )
+    return (
+        f"MLflow tracking server {uri} refused the authentication of user {username!r} "
+        f"(HTTP {status}): check {USERNAME_ENV} and {PASSWORD_ENV}."
+    )
 
 
 def configure(experiment_name: str) -> str:

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1
 
 COMPOSE = "docker-compose"  # Debian's v1 tool; `docker compose` (v2) reads the same file
 IMAGE = "dvc-mlops-pipeline:test"
-# The image's non-root user; the mounted workspace must be writable by it.
+# The image's own non-root user; a checkout may belong to anybody else.
 APP_UID = 1000
 UP_TIMEOUT_S = 900
 # The first row of each class in the Iris data set.
@@ -107,8 +107,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if shutil.which(COMPOSE) is None:
         pytest.fail(f"{COMPOSE} is not installed; run docker/ci-setup.sh (make test-docker does)")
     project = copy_repository(tmp_path_factory.mktemp("compose") / "project")
-    # The services run as the image's non-root user, who writes the pipeline's outputs.
-    run(["chown", "-R", f"{APP_UID}:{APP_UID}", project], cwd=project)
+    # Owned by root, as a checkout on a server often is, not by the image's user: the
+    # services must write it and Jupyter must start, with nothing set in the environment.
+    run(["chown", "-R", "0:0", project], cwd=project)
     ports = {name: free_port() for name in ("MLFLOW_PORT", "SERVE_PORT", "JUPYTER_PORT")}
     token = "test-token-" + os.urandom(8).hex()
     env = tool_env(
@@ -190,25 +191,96 @@ def test_jupyter_needs_the_token(stack: Stack) -> None:
     assert any(item["name"].endswith(".ipynb") for item in json.loads(body)["content"])
 
 
-def test_team_override_resolves_and_demands_its_secrets(tmp_path: Path) -> None:
+def test_app_wrote_the_checkout_as_its_owner(stack: Stack) -> None:
+    for output in ("metrics/metrics.json", "models/pipeline.pkl", "dvc.lock"):
+        assert (stack.project / output).stat().st_uid == 0, output
+    # Jupyter as root (--allow-root) passes its healthcheck.
+    deadline = time.monotonic() + 120
+    while stack.state("jupyter").get("Health", {}).get("Status") != "healthy":
+        assert time.monotonic() < deadline, stack.logs()
+        time.sleep(2)
+
+
+@pytest.mark.parametrize("owner", [4321, APP_UID, 0])
+def test_the_entrypoint_runs_as_the_owner_of_the_checkout(
+    stack: Stack, tmp_path: Path, owner: int
+) -> None:
+    """A checkout of any uid, also one the image does not know, is written by its owner."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    run(["git", "init", "-q"], cwd=checkout)
+    run(["chown", "-R", f"{owner}:{owner}", checkout], cwd=tmp_path)
+    script = 'id -u; id -g; touch /workspace/made "$HOME/.probe"; git status --short'
+    made = run(
+        ["docker", "run", "--rm", "-v", f"{checkout}:/workspace", IMAGE, "sh", "-c", script],
+        cwd=tmp_path,
+    )
+    assert made.stdout.split()[:2] == [str(owner), str(owner)]
+    assert (checkout / "made").stat().st_uid == owner
+
+
+def test_team_override_resolves_and_keeps_secrets_off_command_lines(tmp_path: Path) -> None:
     import yaml
 
     files = ["-f", "docker-compose.yml", "-f", "docker/docker-compose.team.yml"]
     no_env_file = tmp_path / "empty.env"
     no_env_file.write_text("")
     base = [COMPOSE, "--env-file", no_env_file, *files, "config"]
-    secrets = {"POSTGRES_PASSWORD": "pg-secret", "MINIO_ROOT_USER": "u", "MINIO_ROOT_PASSWORD": "m"}
+    secrets = {
+        "POSTGRES_PASSWORD": "pg-secret",
+        "MINIO_ROOT_USER": "minio-user",
+        "MINIO_ROOT_PASSWORD": "minio-secret",
+        "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
+        "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-secret",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-secret",
+        "MLFLOW_TRACKING_USERNAME": "pipeline",
+        "MLFLOW_TRACKING_PASSWORD": "pipeline-secret",
+    }
     config = yaml.safe_load(run(base, cwd=REPO, env=tool_env(secrets)).stdout)
-    assert {"mlflow", "app", "jupyter", "serve", "postgres", "minio", "buckets"} <= set(
-        config["services"]
+    services = config["services"]
+    assert {"mlflow", "app", "jupyter", "serve", "postgres", "minio", "buckets", "users"} <= set(
+        services
     )
-    command = " ".join(config["services"]["mlflow"]["command"])
-    assert "--backend-store-uri=postgresql://mlflow:pg-secret@postgres:5432/mlflow" in command
-    assert "--artifacts-destination=s3://mlflow-artifacts/artifacts" in command
-    assert config["services"]["mlflow"]["environment"]["MLFLOW_S3_ENDPOINT_URL"] == (
-        "http://minio:9000"
+    for name, service in services.items():
+        command = json.dumps([service.get("entrypoint"), service.get("command")])
+        for secret in secrets.values():
+            if secret.endswith("secret"):
+                assert secret not in command, (name, command)
+    mlflow = services["mlflow"]
+    assert mlflow["command"][0] == "mlflow-team-server"
+    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"] == (
+        "postgresql://mlflow:pg-secret@postgres:5432/mlflow"
     )
+    assert mlflow["environment"]["MLFLOW_ARTIFACTS_DESTINATION"] == (
+        "s3://mlflow-artifacts/artifacts"
+    )
+    assert mlflow["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    for client in ("app", "jupyter", "serve"):
+        assert services[client]["environment"]["MLFLOW_TRACKING_USERNAME"] == "pipeline"
+    assert services["app"]["depends_on"]["users"]["condition"] == "service_completed_successfully"
+    # Every image pinned to a release: no `latest`, no bare major version.
+    for name in ("postgres", "minio", "buckets"):
+        image = services[name]["image"]
+        assert ":" in image and not image.endswith((":latest", ":16")), (name, image)
+    # serve has no login: loopback only, whatever BIND_ADDRESS says.
+    exposed = yaml.safe_load(
+        run(base, cwd=REPO, env=tool_env({**secrets, "BIND_ADDRESS": "0.0.0.0"})).stdout
+    )
+    assert [port["host_ip"] for port in _ports(exposed["services"]["serve"])] == ["127.0.0.1"]
 
-    refused = run(base, cwd=REPO, env=tool_env(), check=False)
-    assert refused.returncode != 0
-    assert "set POSTGRES_PASSWORD in .env" in refused.stderr
+    for missing in ("POSTGRES_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_TRACKING_PASSWORD"):
+        without = {key: value for key, value in secrets.items() if key != missing}
+        refused = run(base, cwd=REPO, env=tool_env(without), check=False)
+        assert refused.returncode != 0
+        assert f"set {missing} in .env" in refused.stderr
+
+
+def _ports(service: dict) -> list[dict]:
+    """Published ports as mappings, from either the short or the long syntax."""
+    ports = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            ports.append({"host_ip": port.get("host_ip", "")})
+        else:
+            ports.append({"host_ip": port.split(":")[0]})
+    return ports

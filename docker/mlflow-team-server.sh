@@ -1,0 +1,42 @@
+#!/bin/sh
+# The team's MLflow server: MLflow's basic-auth app, every secret read from the environment,
+# none on a command line (`ps`) or in a file of the image.
+#
+#   MLFLOW_BACKEND_STORE_URI        postgresql://USER:PASSWORD@HOST:PORT/DB (`mlflow server`
+#                                   reads it itself); the auth tables live in the same database
+#   MLFLOW_AUTH_ADMIN_USERNAME      the admin account, created on the first start with
+#   MLFLOW_AUTH_ADMIN_PASSWORD      this password (MLflow ships none; later changes: the API)
+#   MLFLOW_FLASK_SERVER_SECRET_KEY  signs the UI's sessions and CSRF tokens
+#   MLFLOW_AUTH_DEFAULT_PERMISSION  what a user may do where nobody granted anything:
+#                                   READ (default) or NO_PERMISSIONS; never more
+#
+# Arguments go to `mlflow server` (--host, --port, --serve-artifacts, ...). MLflow takes the
+# auth database's URI only from its config file (MLFLOW_AUTH_CONFIG_PATH), so that file is
+# written here, private to this user (mode 0600), into TMPDIR.
+set -eu
+
+for name in MLFLOW_BACKEND_STORE_URI MLFLOW_AUTH_ADMIN_USERNAME MLFLOW_AUTH_ADMIN_PASSWORD \
+  MLFLOW_FLASK_SERVER_SECRET_KEY; do
+  eval "value=\${$name:-}"
+  if [ -z "$value" ]; then
+    echo "mlflow-team-server: $name is not set (see docs/deploy.md, Users and permissions)" >&2
+    exit 1
+  fi
+done
+permission="${MLFLOW_AUTH_DEFAULT_PERMISSION:-READ}"
+case "$permission" in
+  READ | NO_PERMISSIONS) ;;
+  *)
+    echo "mlflow-team-server: MLFLOW_AUTH_DEFAULT_PERMISSION must be READ or NO_PERMISSIONS," \
+      "not $permission" >&2
+    exit 1
+    ;;
+esac
+
+config="$(mktemp "${TMPDIR:-/tmp}/mlflow-auth.XXXXXX")"
+# configparser reads % as interpolation: a percent-encoded password needs it doubled.
+database_uri="$(printf '%s' "${MLFLOW_AUTH_DATABASE_URI:-$MLFLOW_BACKEND_STORE_URI}" | sed 's/%/%%/g')"
+printf '[mlflow]\ndefault_permission = %s\ndatabase_uri = %s\n' "$permission" "$database_uri" >"$config"
+printf 'authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n' >>"$config"
+export MLFLOW_AUTH_CONFIG_PATH="$config"
+exec mlflow server --app-name basic-auth "$@"

@@ -1,0 +1,1 @@
+"""Running the team's shared MLflow server: its accounts and permissions (team.users)."""

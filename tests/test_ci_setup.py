@@ -1,0 +1,77 @@
+"""docker/ci-setup.sh and .ci/run install packages through docker/apt-install.sh, which waits
+for another apt/dpkg process to release its locks instead of failing at once.
+
+Marked `docker`: it needs root and Debian's mirror, like docker/ci-setup.sh itself, and runs
+in `make test-docker`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import REPO, run, tool_env
+
+pytestmark = [pytest.mark.docker, pytest.mark.integration]
+
+DPKG_FRONTEND_LOCK = "/var/lib/dpkg/lock-frontend"
+APT_LISTS_LOCK = "/var/lib/apt/lists/lock"
+# An installed package: installing it again takes apt's locks but downloads nothing.
+INSTALLED = "make"
+# apt locks with fcntl (POSIX record locks), so the holder must too; `flock` would not block it.
+HOLD_LOCKS = """
+import fcntl, sys, time
+files = [open(path, "a") for path in sys.argv[2:]]
+for lock in files:
+    fcntl.lockf(lock, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(float(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("script", ["docker/ci-setup.sh", ".ci/run"])
+def test_every_apt_get_goes_through_the_waiting_installer(script: str) -> None:
+    text = (REPO / script).read_text()
+    commands = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in commands if re.search(r"\bapt(-get)?\s+(update|install)", line)]
+    assert "docker/apt-install.sh" in text
+    installer = (REPO / "docker" / "apt-install.sh").read_text()
+    assert 'apt_get=(apt-get -qq -o "DPkg::Lock::Timeout=${timeout_s}")' in installer
+
+
+@pytest.fixture
+def held_locks() -> Iterator[subprocess.Popen]:
+    """apt's lists lock and dpkg's frontend lock, held for a few seconds by another process."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.fail("needs root on Debian, as docker/ci-setup.sh does")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCKS, "6", APT_LISTS_LOCK, DPKG_FRONTEND_LOCK],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    try:
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_apt_get_alone_fails_at_once_under_the_held_lock(held_locks: subprocess.Popen) -> None:
+    refused = run(["apt-get", "install", "-y", INSTALLED], cwd=REPO, check=False, timeout=60)
+    assert refused.returncode != 0
+    assert "Could not get lock" in refused.stderr
+    assert held_locks.poll() is None  # still held: the refusal was not a wait
+
+
+def test_the_installer_waits_for_the_lock_and_succeeds(held_locks: subprocess.Popen) -> None:
+    env = tool_env({"APT_LOCK_TIMEOUT": "120"})
+    installed = run(["docker/apt-install.sh", INSTALLED], cwd=REPO, env=env, timeout=300)
+    assert installed.returncode == 0
+    assert held_locks.poll() is not None  # it finished only after the holder let go
