@@ -1,16 +1,19 @@
-"""What `dvc plots show` draws, and the figures the MLflow run holds, on a built project."""
+"""What users look at on a built project: `dvc plots show`, the run's figures, `make exps`."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from tests.conftest import run
+from tests.conftest import REPO, clone_built, run
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +86,27 @@ def test_the_run_holds_the_png_files_of_plots_images(built_project: Path, tmp_pa
     )
     for png in images.iterdir():
         assert (logged / png.name).read_bytes() == png.read_bytes(), png.name
+
+
+def make_exps_command() -> list[str]:
+    """The `dvc exp show` command line `make exps` runs (read from the Makefile)."""
+    dry_run = subprocess.run(
+        ["make", "-n", "exps"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    line = next(line for line in dry_run.splitlines() if " dvc exp show " in line)
+    return shlex.split(line[line.index(" dvc exp show ") + 1 :])
+
+
+def test_make_exps_shows_headline_metrics_and_the_params_that_differ(
+    built_project: Path, tmp_path: Path
+) -> None:
+    project = clone_built(built_project, tmp_path / "project")
+    run(["git", "add", "-A"], cwd=project)
+    run(["git", "commit", "-qm", "baseline outputs"], cwd=project)
+    params = (project / "params.yaml").read_text()
+    # The workspace row reads params.yaml, so an edit is enough to make a param differ.
+    (project / "params.yaml").write_text(params.replace("n_estimators: 100", "n_estimators: 7"))
+    table = run([*make_exps_command(), "--csv"], cwd=project).stdout
+    header = next(csv.reader(table.splitlines()))
+    shown = header[header.index("Created") + 1 :]
+    assert shown == ["accuracy", "f1_score", "precision", "recall", "train.n_estimators"], table
