@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Evaluation:
-    metrics: dict[str, Any]  # metrics.json: headline scores and `per_class`
+    metrics: dict[str, Any]  # metrics.json: headline scores, their `average`, `per_class`
     predictions: pd.DataFrame  # actual, predicted: DVC's confusion template
     roc: dict[str, pd.DataFrame]  # class -> fpr, tpr
     precision_recall: dict[str, pd.DataFrame]  # class -> recall, precision
@@ -74,8 +74,9 @@ def evaluate_model(model: Any, test: pd.DataFrame, params: EvaluateParams) -> Ev
             "average_precision": float(skm.average_precision_score(is_class, proba[:, i])),
         }
 
-    # The headline names are the same for every `average`; the run records which one as
-    # the tag `evaluate.average`.
+    # The headline names are the same for every `average`; metrics.json says which one it
+    # was (`dvc metrics diff` shows it change), the MLflow run has it as the tag
+    # `evaluate.average` (a metric must be a number).
     avg_p, avg_r, avg_f1, _ = skm.precision_recall_fscore_support(
         labels, predicted, average=params.average, zero_division=0
     )
@@ -84,6 +85,7 @@ def evaluate_model(model: Any, test: pd.DataFrame, params: EvaluateParams) -> Ev
         "precision": float(avg_p),
         "recall": float(avg_r),
         "f1_score": float(avg_f1),
+        "average": params.average,
         "per_class": per_class,
     }
     importance = (

@@ -100,7 +100,7 @@ def test_logged_params_cover_data_and_model(params: Params) -> None:
 
 def test_metric_keys(evaluation: Evaluation) -> None:
     metrics = evaluation.metrics
-    assert set(metrics) == {"accuracy", "precision", "recall", "f1_score", "per_class"}
+    assert set(metrics) == {"accuracy", "precision", "recall", "f1_score", "average", "per_class"}
     assert set(metrics["per_class"]) == set(CLASSES)
     for scores in metrics["per_class"].values():
         assert set(scores) == {
@@ -125,7 +125,7 @@ def test_weighted_average_keeps_the_names(model: Any, processed) -> None:
         evaluate_model(model, test, EvaluateParams(average=average, top_features=3)).metrics
         for average in ("macro", "weighted")
     )
-    assert set(weighted) == {"accuracy", "precision", "recall", "f1_score", "per_class"}
+    assert set(weighted) == {"accuracy", "precision", "recall", "f1_score", "average", "per_class"}
     for name, score in (
         ("precision", precision_score),
         ("recall", recall_score),
@@ -134,6 +134,7 @@ def test_weighted_average_keeps_the_names(model: Any, processed) -> None:
         expected = score(labels, predicted, average="weighted", zero_division=0)
         assert weighted[name] == pytest.approx(expected)
     assert weighted["f1_score"] != pytest.approx(macro["f1_score"])
+    assert (macro["average"], weighted["average"]) == ("macro", "weighted")
 
 
 @pytest.mark.parametrize("strength", ["default", "stump"])
