@@ -298,8 +298,7 @@ def test_temp_and_queued_experiments_share_the_store(experiment_project: Path) -
     client = mlflow_client(project)
     experiment = client.get_experiment_by_name("iris_classification")
     by_trees = {
-        r.data.params["n_estimators"]: r
-        for r in client.search_runs([experiment.experiment_id])
+        r.data.params["n_estimators"]: r for r in client.search_runs([experiment.experiment_id])
     }
     assert set(by_trees) == {"11", "13"}
     for trees in ("11", "13"):
