@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users
+.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users exps
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -24,6 +24,11 @@ setup: .venv/.synced ## Create .venv from uv.lock (bootstraps uv if missing)
 run: setup ## Run the DVC pipeline (dvc repro); retrains first if the MLflow store lost the run
 	$(RUN) python -m stages.heal
 	$(RUN) dvc repro
+
+# Headline metrics always; of the params only those that differ between the rows; no
+# dependency hashes, no per-class scores (plain `dvc exp show` prints 70+ columns).
+exps: setup ## Experiments: headline metrics and the params that differ (EXPS_ARGS="-A --md")
+	$(RUN) dvc exp show --only-changed --keep '^(Experiment|Created|accuracy|precision|recall|f1_score)$$' --drop '.*/|per_class\.' $(EXPS_ARGS)
 
 bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min; BENCH_ARGS=--quick: a smoke run → results-quick.md)
 	$(RUN) python -m benchmarks.bench $(BENCH_ARGS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Evaluation:
-    metrics: dict[str, Any]  # metrics.json: headline scores and `per_class`
+    metrics: dict[str, Any]  # metrics.json: headline scores, their `average`, `per_class`
     predictions: pd.DataFrame  # actual, predicted: DVC's confusion template
     roc: dict[str, pd.DataFrame]  # class -> fpr, tpr
     precision_recall: dict[str, pd.DataFrame]  # class -> recall, precision
@@ -73,15 +74,18 @@ def evaluate_model(model: Any, test: pd.DataFrame, params: EvaluateParams) -> Ev
             "average_precision": float(skm.average_precision_score(is_class, proba[:, i])),
         }
 
-    avg = params.average
+    # The headline names are the same for every `average`; metrics.json says which one it
+    # was (`dvc metrics diff` shows it change), the MLflow run has it as the tag
+    # `evaluate.average` (a metric must be a number).
     avg_p, avg_r, avg_f1, _ = skm.precision_recall_fscore_support(
-        labels, predicted, average=avg, zero_division=0
+        labels, predicted, average=params.average, zero_division=0
     )
     metrics = {
         "accuracy": float(skm.accuracy_score(labels, predicted)),
-        f"precision_{avg}": float(avg_p),
-        f"recall_{avg}": float(avg_r),
-        f"f1_{avg}": float(avg_f1),
+        "precision": float(avg_p),
+        "recall": float(avg_r),
+        "f1_score": float(avg_f1),
+        "average": params.average,
         "per_class": per_class,
     }
     importance = (
@@ -110,7 +114,8 @@ def render_figures(evaluation: Evaluation, top_features: int) -> dict[str, Figur
 
     figures: dict[str, Figure] = {}
 
-    fig = Figure(figsize=(5, 4.5))
+    # Constrained layout keeps every label inside the canvas (the default clips "True label").
+    fig = Figure(figsize=(5, 4.5), layout="constrained")
     ConfusionMatrixDisplay.from_predictions(
         evaluation.predictions["actual"],
         evaluation.predictions["predicted"],
@@ -124,7 +129,7 @@ def render_figures(evaluation: Evaluation, top_features: int) -> dict[str, Figur
         ("roc", evaluation.roc, "fpr", "tpr", True),
         ("precision_recall", evaluation.precision_recall, "recall", "precision", False),
     ):
-        fig = Figure(figsize=(5, 4.5))
+        fig = Figure(figsize=(5, 4.5), layout="constrained")
         ax = fig.subplots()
         for label, curve in curves.items():
             ax.plot(curve[x], curve[y], label=label, drawstyle="steps-post")
@@ -136,14 +141,26 @@ def render_figures(evaluation: Evaluation, top_features: int) -> dict[str, Figur
         figures[name] = fig
 
     top = evaluation.feature_importance.head(top_features).iloc[::-1]
-    fig = Figure(figsize=(5, 0.4 * len(top) + 1.2))
+    fig = Figure(figsize=(5, 0.4 * len(top) + 1.2), layout="constrained")
     ax = fig.subplots()
     ax.barh(top["feature"], top["importance"])
     ax.set_xlabel("importance (mean decrease in impurity)")
     fig.suptitle("Feature importance")
-    fig.tight_layout()
     figures["feature_importance"] = fig
     return figures
+
+
+def png_images(figures: Mapping[str, Figure]) -> dict[str, bytes]:
+    """Each figure rendered once, as PNG bytes for plots/images and the MLflow run alike."""
+    import io as pyio
+
+    images: dict[str, bytes] = {}
+    for name, figure in figures.items():
+        buffer = pyio.BytesIO()
+        # No "Software" entry (the matplotlib version), so the bytes depend on the data only.
+        figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+        images[name] = buffer.getvalue()
+    return images
 
 
 def file_stem(label: str) -> str:
@@ -159,10 +176,10 @@ def main(params: Params) -> None:
     run_id = io.read_json(paths.RUN_INFO)["run_id"]
     model = io.load_object(paths.CLASSIFIER)
     evaluation = evaluate_model(model, io.read_table(paths.TEST_SET), params.evaluate)
-    figures = render_figures(evaluation, params.evaluate.top_features)
+    images = png_images(render_figures(evaluation, params.evaluate.top_features))
     with tracking.mlflow_run(run_id=run_id):
         tracking.log_evaluation(
-            evaluation.metrics, figures, {"evaluate": params.evaluate.model_dump()}
+            evaluation.metrics, images, {"evaluate": params.evaluate.model_dump()}
         )
 
     io.write_json(paths.METRICS, evaluation.metrics)
@@ -179,8 +196,8 @@ def main(params: Params) -> None:
             for label, curve in curves.items():
                 curve.to_csv(tmp / f"{file_stem(label)}.csv", index=False)
     with io.atomic_dir(paths.IMAGES_DIR) as tmp:
-        for name, figure in figures.items():
-            figure.savefig(tmp / f"{name}.png", dpi=100, metadata={"Software": None})
+        for name, png in images.items():
+            (tmp / f"{name}.png").write_bytes(png)
     log.info(
         "accuracy %.4f → %s", evaluation.metrics["accuracy"], paths.METRICS.relative_to(paths.ROOT)
     )

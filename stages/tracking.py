@@ -22,7 +22,6 @@ from stages.paths import ROOT, workspace_root
 
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
     from mlflow.entities import Run
 
 log = logging.getLogger(__name__)
@@ -234,14 +233,16 @@ def log_training(
 
 def log_evaluation(
     metrics: Mapping[str, Any],
-    figures: Mapping[str, Figure],
+    images: Mapping[str, bytes],
     settings: Mapping[str, Any],
 ) -> None:
-    """Log metrics and figures to the active run.
+    """Log metrics and PNG images (name -> bytes, logged as `plots/<name>.png`) to the run.
 
     Evaluation settings are tags, not params: evaluate may run again for the same training
     run with other settings, and MLflow params cannot change once logged.
     """
+    import tempfile
+
     import mlflow
 
     mlflow.log_metrics(
@@ -252,5 +253,8 @@ def log_evaluation(
         }
     )
     mlflow.set_tags({key: str(value) for key, value in flatten(settings).items()})
-    for name, figure in figures.items():
-        mlflow.log_figure(figure, f"plots/{name}.png")
+    # The bytes the caller rendered once, so the run holds exactly the files plots/ holds.
+    with tempfile.TemporaryDirectory() as folder:
+        for name, png in images.items():
+            (Path(folder) / f"{name}.png").write_bytes(png)
+        mlflow.log_artifacts(folder, artifact_path="plots")

@@ -29,11 +29,16 @@ def train_model(train: pd.DataFrame, params: TrainParams) -> RandomForestClassif
 
 
 def logged_params(params: Params) -> dict[str, object]:
-    """What a training run records: every setting that shaped the data and the model."""
+    """What a training run records: every setting that shaped the data and the model.
+
+    The model's hyperparameters keep their own names (`n_estimators`), as MLflow's
+    scikit-learn autologging logs them; the data sections stay nested, so they are logged
+    as `load.source`, `preprocess.random_state` and never collide with them.
+    """
     return {
+        **params.train.model_dump(),
         "load": params.load.model_dump(),
         "preprocess": params.preprocess.model_dump(),
-        "train": params.train.model_dump(),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -50,3 +51,13 @@ def test_notebook_runs_against_the_pipeline_store(
     assert any("text/html" in output.get("data", {}) for output in outputs), "no table shown"
     accuracy_line = next(line for line in texts.splitlines() if "champion accuracy" in line)
     assert float(accuracy_line.rsplit(" ", 1)[1]) >= 0.9
+    # The run's names as specified: params.n_estimators, metrics.f1_score, the averaging.
+    assert "trained with n_estimators=100, max_depth=5," in texts
+    scored = next(line for line in texts.splitlines() if line.startswith("scored "))
+    assert re.fullmatch(
+        r"scored accuracy 0\.\d+, precision 0\.\d+, recall 0\.\d+, "
+        r"f1_score 0\.\d+ \(macro average\)",
+        scored,
+    ), scored
+    # No widget progress bar that needs ipywidgets.
+    assert "IProgress" not in texts

@@ -250,7 +250,7 @@ def test_run_metrics_and_registry_land_in_postgres(
     logged = client.get_run(run_id)
     assert logged.info.status == "FINISHED"
     assert logged.data.metrics["accuracy"] == pytest.approx(metrics["accuracy"])
-    assert logged.data.params["train.n_estimators"] == "100"
+    assert logged.data.params["n_estimators"] == "100"
     champion = client.get_model_version_by_alias("iris_classifier", "champion")
     assert champion.run_id == run_id
 

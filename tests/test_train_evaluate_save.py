@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io as pyio
 from typing import Any
 
 import numpy as np
@@ -12,12 +11,13 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 from stages.errors import PipelineError
-from stages.evaluate import Evaluation, evaluate_model, file_stem, render_figures
+from stages.evaluate import Evaluation, evaluate_model, file_stem, png_images, render_figures
 from stages.load import TARGET, load_iris_frame
 from stages.params import EvaluateParams, Params, TrainParams, load_params
 from stages.preprocess import preprocess, split_dataset
 from stages.promotion import Candidate, Champion, champion_score, decide
 from stages.save import bundle_pipeline
+from stages.tracking import flatten
 from stages.train import logged_params, train_model
 from tests.repo_copy import IRIS_PARAMS
 
@@ -86,11 +86,18 @@ def test_training_uses_the_params(processed) -> None:
 
 
 def test_logged_params_cover_data_and_model(params: Params) -> None:
-    logged = logged_params(params)
-    assert set(logged) == {"load", "preprocess", "train"}
-    assert logged["train"] == params.train.model_dump()
-    assert logged["preprocess"] == params.preprocess.model_dump()
-    assert logged["train"]["n_estimators"] == 100
+    logged = flatten(logged_params(params))
+    # The model's hyperparameters under their own names, as MLflow's sklearn autolog has them.
+    assert {key: logged[key] for key in params.train.model_dump()} == params.train.model_dump()
+    assert (logged["n_estimators"], logged["max_depth"], logged["random_state"]) == (100, 5, 42)
+    # The data's settings prefixed by their section, so `random_state` means the model's.
+    assert logged["preprocess.random_state"] == params.preprocess.random_state
+    assert logged["load.source"] == params.load.source
+    sections = {"load": params.load, "preprocess": params.preprocess}
+    expected = {
+        f"{name}.{key}" for name, section in sections.items() for key in section.model_dump()
+    }
+    assert set(logged) == set(params.train.model_dump()) | expected
 
 
 # --- evaluate
@@ -98,7 +105,7 @@ def test_logged_params_cover_data_and_model(params: Params) -> None:
 
 def test_metric_keys(evaluation: Evaluation) -> None:
     metrics = evaluation.metrics
-    assert set(metrics) == {"accuracy", "precision_macro", "recall_macro", "f1_macro", "per_class"}
+    assert set(metrics) == {"accuracy", "precision", "recall", "f1_score", "average", "per_class"}
     assert set(metrics["per_class"]) == set(CLASSES)
     for scores in metrics["per_class"].values():
         assert set(scores) == {
@@ -113,12 +120,26 @@ def test_metric_keys(evaluation: Evaluation) -> None:
     assert [metrics["per_class"][name]["support"] for name in CLASSES] == [10, 10, 10]
 
 
-def test_weighted_average_names_the_metrics(model: Any, processed) -> None:
-    metrics = evaluate_model(
-        model, processed[1], EvaluateParams(average="weighted", top_features=3)
-    ).metrics
-    assert {"precision_weighted", "recall_weighted", "f1_weighted"} <= set(metrics)
-    assert "f1_macro" not in metrics
+def test_weighted_average_keeps_the_names(model: Any, processed) -> None:
+    # Fewer setosa rows, so that macro and weighted averages differ.
+    test = processed[1]
+    test = test.drop(test.index[test[TARGET] == "setosa"][:7])
+    features, labels = features_labels(test)
+    predicted = model.predict(features)
+    macro, weighted = (
+        evaluate_model(model, test, EvaluateParams(average=average, top_features=3)).metrics
+        for average in ("macro", "weighted")
+    )
+    assert set(weighted) == {"accuracy", "precision", "recall", "f1_score", "average", "per_class"}
+    for name, score in (
+        ("precision", precision_score),
+        ("recall", recall_score),
+        ("f1_score", f1_score),
+    ):
+        expected = score(labels, predicted, average="weighted", zero_division=0)
+        assert weighted[name] == pytest.approx(expected)
+    assert weighted["f1_score"] != pytest.approx(macro["f1_score"])
+    assert (macro["average"], weighted["average"]) == ("macro", "weighted")
 
 
 @pytest.mark.parametrize("strength", ["default", "stump"])
@@ -131,9 +152,13 @@ def test_metrics_agree_with_sklearn(strength: str, params: Params, processed, mo
     metrics = evaluate_model(model, processed[1], params.evaluate).metrics
 
     assert metrics["accuracy"] == pytest.approx(accuracy_score(labels, predicted))
-    for name, score in (("precision", precision_score), ("recall", recall_score), ("f1", f1_score)):
+    for name, headline, score in (
+        ("precision", "precision", precision_score),
+        ("recall", "recall", recall_score),
+        ("f1", "f1_score", f1_score),
+    ):
         expected = score(labels, predicted, average="macro", zero_division=0)
-        assert metrics[f"{name}_macro"] == pytest.approx(expected)
+        assert metrics[headline] == pytest.approx(expected)
         per_class = score(labels, predicted, average=None, labels=CLASSES, zero_division=0)
         assert [metrics["per_class"][c][name] for c in CLASSES] == pytest.approx(list(per_class))
     if strength == "stump":
@@ -173,12 +198,32 @@ def test_predictions_and_importances(evaluation: Evaluation, processed, model: A
 def test_figures_are_rendered(evaluation: Evaluation) -> None:
     figures = render_figures(evaluation, top_features=2)
     assert set(figures) == {"confusion_matrix", "roc", "precision_recall", "feature_importance"}
-    for figure in figures.values():
-        buffer = pyio.BytesIO()
-        figure.savefig(buffer, format="png", dpi=40)
-        assert buffer.getvalue().startswith(b"\x89PNG")
+    images = png_images(figures)
+    assert set(images) == set(figures)
+    for png in images.values():
+        assert png.startswith(b"\x89PNG")
     assert len(figures["feature_importance"].axes[0].patches) == 2
     assert len(figures["roc"].axes[0].get_lines()) == len(CLASSES) + 1  # + the diagonal
+
+
+def test_png_images_are_reproducible(evaluation: Evaluation) -> None:
+    first, second = (png_images(render_figures(evaluation, top_features=3)) for _ in range(2))
+    assert first == second
+
+
+@pytest.mark.parametrize("top_features", [1, 20])
+def test_figures_keep_their_labels_inside_the_image(
+    evaluation: Evaluation, top_features: int
+) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    for name, figure in render_figures(evaluation, top_features).items():
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()  # lays the figure out as savefig does
+        box = figure.get_tightbbox(canvas.get_renderer())  # inches, like the figure size
+        width, height = figure.get_size_inches()
+        inside = box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height
+        assert inside, f"{name}: drawn over {box.bounds}, canvas is {width} x {height} in"
 
 
 @pytest.mark.parametrize(
@@ -214,19 +259,19 @@ def test_pipeline_predicts_from_raw_features(params: Params, processed, model: A
 
 
 def test_champion_score_reads_the_metric() -> None:
-    metrics = {"accuracy": 0.95, "f1_macro": 1, "per_class": {"a": {"f1": 0.5}}}
+    metrics = {"accuracy": 0.95, "f1_score": 1, "per_class": {"a": {"f1": 0.5}}}
     assert champion_score(metrics, "accuracy") == 0.95
-    assert champion_score(metrics, "f1_macro") == 1.0
+    assert champion_score(metrics, "f1_score") == 1.0
 
 
 @pytest.mark.parametrize("metric", ["auc", "per_class", ""])
 def test_champion_score_lists_the_available_metrics(metric: str) -> None:
-    metrics = {"accuracy": 0.95, "f1_macro": 0.9, "per_class": {"a": {"f1": 0.5}}}
+    metrics = {"accuracy": 0.95, "f1_score": 0.9, "per_class": {"a": {"f1": 0.5}}}
     with pytest.raises(PipelineError) as caught:
         champion_score(metrics, metric)
     message = str(caught.value)
     assert f"save.champion_metric: {metric!r}" in message
-    assert message.endswith("choose one of: accuracy, f1_macro")
+    assert message.endswith("choose one of: accuracy, f1_score")
 
 
 IRIS_INPUTS = [(name, "double") for name in FEATURES]

@@ -191,7 +191,7 @@ def test_rerun_is_cached_and_train_param_reruns_downstream(
     new_run_id = output(changed, "train", "mlflow_run_id")
     assert new_run_id != output(first, "train", "mlflow_run_id")
     mlflow_run = mlflow_client(workspace.root).get_run(new_run_id)
-    assert mlflow_run.data.params["train.n_estimators"] == "30"
+    assert mlflow_run.data.params["n_estimators"] == "30"
     assert mlflow_run.data.metrics["accuracy"] == output(changed, "evaluate", "metrics")["accuracy"]
 
 

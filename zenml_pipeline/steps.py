@@ -125,8 +125,9 @@ def evaluate(
     tracking.configure(experiment_name)
     evaluation = evaluate_stage.evaluate_model(classifier, test_set, params)
     figures = evaluate_stage.render_figures(evaluation, params.top_features)
+    images = evaluate_stage.png_images(figures)
     with tracking.mlflow_run(run_id=mlflow_run_id):
-        tracking.log_evaluation(evaluation.metrics, figures, {"evaluate": params.model_dump()})
+        tracking.log_evaluation(evaluation.metrics, images, {"evaluate": params.model_dump()})
     return evaluation.metrics, evaluation.predictions, evaluation.feature_importance
 
 
