@@ -49,17 +49,26 @@ SCALE_TRAIN = {"n_jobs": -1}
 SCALE_FEATURES = 10
 SCALE_CLASSES = 3
 
+# The anchor ("script") is benchmarks/mlflow_script.py: the whole job as one MLflow script with
+# the same tracking, what a user would write instead of the pipeline.
 TARGETS = {
-    "repro_vs_floor": ("full dvc repro on Iris", "≤ 3× floor", 3.0),
-    "noop_vs_status": ("no-op dvc repro", "≤ 1.5× dvc status", 1.5),
-    "exp_vs_repro": ("train-param experiment", "≤ 0.65× full repro", 0.65),
-    "zenml_cached_vs_repro": ("cached ZenML run", "≤ 1.5× full repro", 1.5),
+    "repro_vs_script": ("full dvc repro on Iris", "≤ 2.5× one-process MLflow script", 2.5),
+    "exp_vs_script": ("`dvc exp run -S train.n_estimators=…`", "≤ 2.0× the script", 2.0),
+    "noop_vs_status": ("no-op dvc repro", "≤ 1.3× dvc status", 1.3),
+    "stage_work_s": (
+        "MLflow stage (train, evaluate, save) minus its imports, worst",
+        "≤ 1.5 s",
+        1.5,
+    ),
+    "zenml_cached_vs_repro": ("cached ZenML run", "≤ 0.5× full repro", 0.5),
+    "zenml_cold_vs_script": ("cold ZenML run", "≤ 1.5× the script", 1.5),
     # The targets are set for 100k and 1M rows; the labels name the sizes measured
     # (--quick: 1k and 10k), whose figures these keys keep in results.json.
-    "scale_1m_vs_floor": ("{large} rows: pipeline", "≤ 2× floor", 2.0),
-    "scale_1m_peak_rss_gib": ("{large} rows: peak RSS of any stage", "≤ 2 GiB", 2.0),
+    "scale_1m_vs_floor": ("{large} rows: pipeline", "≤ 1.5× floor", 1.5),
+    "scale_1m_peak_rss_gib": ("{large} rows: peak RSS of any stage", "≤ 1 GiB", 1.0),
     "scale_growth_100k_1m": ("{small} → {large} rows: pipeline time growth", "≤ 12×", 12.0),
 }
+MLFLOW_STAGES = ("train", "evaluate", "save")
 
 
 def rows_label(rows: int | None) -> str:
@@ -230,62 +239,86 @@ class Bench:
 
     # --------------------------------------------------------------------- the figures
 
-    def floor(self, extra: Sequence[str] = (), train: Mapping[str, Any] | None = None) -> dict:
-        seconds, rss, phases = [], [], []
+    def floor_once(self, extra: Sequence[str] = (), train: Mapping[str, Any] | None = None) -> dict:
+        """One run of benchmarks/floor.py: seconds, peak RSS and its phases."""
         train = {**params_train(), **(train or {})}
-        for _ in range(self.runs):
-            out = self.fresh_dir("floor")
-            result = timed(
-                [
-                    sys.executable,
-                    HERE / "floor.py",
-                    "--out",
-                    out,
-                    "--train",
-                    json.dumps(train),
-                    *extra,
-                ],
-                cwd=ROOT,
-                env=self.env(),
-            )
-            record = json.loads(result.stdout.strip().splitlines()[-1])
-            seconds.append(result.seconds)
-            phases.append(record["phases"])
-            rss.append(max(p["peak_rss_mib"] for p in record["phases"].values()))
-            shutil.rmtree(out)
+        out = self.fresh_dir("floor")
+        command = [sys.executable, HERE / "floor.py", "--out", out, "--train", json.dumps(train)]
+        result = timed([*command, *extra], cwd=ROOT, env=self.env())
+        record = json.loads(result.stdout.strip().splitlines()[-1])
+        shutil.rmtree(out)
         return {
-            "seconds": summary(seconds),
-            "peak_rss_mib": summary(rss),
-            "phases": {
-                name: summary([run[name]["seconds"] for run in phases]) for name in phases[0]
-            },
+            "seconds": result.seconds,
+            "peak_rss_mib": max(p["peak_rss_mib"] for p in record["phases"].values()),
+            "phases": {name: phase["seconds"] for name, phase in record["phases"].items()},
         }
 
-    def repro(self, label: str, params: Mapping[str, Mapping[str, Any]] = {}) -> tuple[dict, Path]:
-        """Cold `dvc repro` in a fresh copy, `runs` times; the last copy is kept built."""
-        seconds, per_stage, dvc_rss = [], [], []
+    def script_once(self) -> float:
+        """One run of the anchor (benchmarks/mlflow_script.py) on a fresh SQLite store."""
+        folder = self.fresh_dir("script")
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        command = [sys.executable, HERE / "mlflow_script.py", "--train", json.dumps(params_train())]
+        result = timed(command, cwd=folder, env=self.env(MLFLOW_TRACKING_URI=uri))
+        shutil.rmtree(folder)
+        return result.seconds
+
+    def repro_once(self, label: str, params: Mapping[str, Mapping[str, Any]]) -> tuple[dict, Path]:
+        """Cold `dvc repro` in a fresh copy: seconds, per-stage records, the built copy."""
+        project = self.fresh_project(label, params)
+        read_stage_log(self.stage_log)
+        result = self.timed_dvc(["repro"], project)
+        return {
+            "seconds": result.seconds,
+            "stages": read_stage_log(self.stage_log),
+            "peak_rss_mib": result.peak_rss_mib,
+        }, project
+
+    def rounds(
+        self,
+        label: str,
+        params: Mapping[str, Mapping[str, Any]] = {},
+        floor_args: Sequence[str] = (),
+        floor_train: Mapping[str, Any] | None = None,
+        with_script: bool = False,
+    ) -> tuple[dict[str, Any], Path]:
+        """`runs` rounds of floor, (anchor script,) cold repro, interleaved so that load that
+        shifts during the benchmark weighs on every figure alike; the last copy is kept built.
+        """
+        floors, scripts, repros = [], [], []
         project = None
         for _ in range(self.runs):
+            floors.append(self.floor_once(floor_args, floor_train))
+            if with_script:
+                scripts.append(self.script_once())
             if project is not None:
                 shutil.rmtree(project.parent)
-            project = self.fresh_project(label, params)
-            read_stage_log(self.stage_log)
-            result = self.timed_dvc(["repro"], project)
-            seconds.append(result.seconds)
-            per_stage.append(read_stage_log(self.stage_log))
-            dvc_rss.append(result.peak_rss_mib)
+            repro, project = self.repro_once(label, params)
+            repros.append(repro)
         assert project is not None
-        return {
-            "seconds": summary(seconds),
-            "stages": {
-                name: {
-                    "seconds": summary([run[name]["seconds"] for run in per_stage]),
-                    "peak_rss_mib": summary([run[name]["peak_rss_mib"] for run in per_stage]),
-                }
-                for name in STAGES
+        figures: dict[str, Any] = {
+            "floor": {
+                "seconds": summary([run["seconds"] for run in floors]),
+                "peak_rss_mib": summary([run["peak_rss_mib"] for run in floors]),
+                "phases": {
+                    name: summary([run["phases"][name] for run in floors])
+                    for name in floors[0]["phases"]
+                },
             },
-            "peak_rss_mib_bound": max(dvc_rss),
-        }, project
+            "repro": {
+                "seconds": summary([run["seconds"] for run in repros]),
+                "stages": {
+                    name: {
+                        key: summary([run["stages"][name][key] for run in repros])
+                        for key in repros[0]["stages"][name]
+                    }
+                    for name in STAGES
+                },
+                "peak_rss_mib_bound": max(run["peak_rss_mib"] for run in repros),
+            },
+        }
+        if with_script:
+            figures["script"] = {"seconds": summary(scripts)}
+        return figures, project
 
     def timed_dvc(self, args: Sequence[str], project: Path) -> Timed:
         return timed([VENV_BIN / "dvc", *args], cwd=project, env=self.env())
@@ -338,16 +371,18 @@ class Bench:
             },
             "train": SCALE_TRAIN,
         }
-        pipeline, project = self.repro(f"scale-{rows}", params)
-        shutil.rmtree(project.parent)
-        floor = self.floor(
-            [
+        figures, project = self.rounds(
+            f"scale-{rows}",
+            params,
+            floor_args=[
                 "--rows", str(rows),
                 "--features", str(SCALE_FEATURES),
                 "--classes", str(SCALE_CLASSES),
             ],
-            train=SCALE_TRAIN,
+            floor_train=SCALE_TRAIN,
         )  # fmt: skip
+        shutil.rmtree(project.parent)
+        pipeline, floor = figures["repro"], figures["floor"]
         return {"rows": rows, "pipeline": pipeline, "floor": floor}
 
 
@@ -383,20 +418,49 @@ def machine() -> dict[str, Any]:
         "versions": versions,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "load_average_start": os.getloadavg(),
+        "bytecode_precompiled": bytecode_precompiled(),
+        "pythondontwritebytecode": os.environ.get("PYTHONDONTWRITEBYTECODE", ""),
     }
+
+
+def stage_work(repro: Mapping[str, Any]) -> dict[str, float]:
+    """Per MLflow stage: median seconds minus the median seconds of its imports."""
+    stages = repro.get("stages", {})
+    return {
+        name: stages[name]["seconds"]["median"] - stages[name]["import_seconds"]["median"]
+        for name in MLFLOW_STAGES
+        if "import_seconds" in stages.get(name, {})
+    }
+
+
+def bytecode_precompiled() -> bool:
+    """Whether the venv's packages were installed with compiled bytecode (`uv sync
+    --compile-bytecode`): with PYTHONDONTWRITEBYTECODE=1 and no .pyc every process compiles
+    every module it imports.
+    """
+    import importlib.util
+
+    import mlflow
+
+    return Path(importlib.util.cache_from_source(mlflow.__file__)).exists()
 
 
 def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each target: the measured value (medians), the limit, PASS or MISS."""
     values: dict[str, float | None] = {}
-    floor = results.get("floor_iris", {}).get("seconds", {}).get("median")
-    repro = results.get("repro_iris", {}).get("seconds", {}).get("median")
-    values["repro_vs_floor"] = repro / floor if repro and floor else None
+    script = results.get("script_iris", {}).get("seconds", {}).get("median")
+    repro_iris = results.get("repro_iris", {})
+    repro = repro_iris.get("seconds", {}).get("median")
+    values["repro_vs_script"] = repro / script if repro and script else None
     values["noop_vs_status"] = results.get("noop", {}).get("ratio", {}).get("median")
     exp = results.get("experiment", {}).get("seconds", {}).get("median")
-    values["exp_vs_repro"] = exp / repro if exp and repro else None
+    values["exp_vs_script"] = exp / script if exp and script else None
+    work = stage_work(repro_iris)
+    values["stage_work_s"] = max(work.values()) if work else None
     cached = results.get("zenml", {}).get("cached", {}).get("median")
     values["zenml_cached_vs_repro"] = cached / repro if cached and repro else None
+    cold = results.get("zenml", {}).get("cold", {}).get("median")
+    values["zenml_cold_vs_script"] = cold / script if cold and script else None
     by_rows = {entry["rows"]: entry for entry in results.get("scale", [])}
     big = by_rows.get(max(by_rows)) if by_rows else None
     if big is not None:
@@ -454,6 +518,9 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
         f"- Load average at start {tuple(round(x, 2) for x in info['load_average_start'])}, "
         f"at end {tuple(round(x, 2) for x in results['load_average_end'])}",
         f"- Total benchmark time: {results['total_seconds'] / 60:.1f} min",
+        f"- Bytecode precompiled in the venv: {info.get('bytecode_precompiled', 'unknown')} "
+        f"(PYTHONDONTWRITEBYTECODE={info.get('pythondontwritebytecode') or 'unset'}); "
+        "floor, script and pipeline runs interleaved round by round",
         "",
         "## Targets",
         "",
@@ -474,11 +541,20 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
         lines.append(row("1. floor: plain Python, one process", floor["seconds"]))
         imports = floor["phases"]["imports"]
         lines.append(row("&nbsp;&nbsp;of which imports (pandas, scikit-learn)", imports))
+    script = results.get("script_iris")
+    if script:
+        lines.append(
+            row("1b. one-process MLflow script (benchmarks/mlflow_script.py)", script["seconds"])
+        )
     repro = results.get("repro_iris")
     if repro:
         lines.append(row("2. cold `dvc repro`, fresh copy, embedded MLflow", repro["seconds"]))
         for name in STAGES:
-            lines.append(row(f"&nbsp;&nbsp;stage {name}", repro["stages"][name]["seconds"]))
+            stage = repro["stages"][name]
+            line = row(f"&nbsp;&nbsp;stage {name}", stage["seconds"])
+            if "import_seconds" in stage:
+                line = line[:-2] + f"; imports {stage['import_seconds']['median']:.2f} s |"
+            lines.append(line)
     noop = results.get("noop")
     if noop:
         lines.append(row("3. no-op `dvc repro`", noop["repro"]))
@@ -538,24 +614,30 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
 def auto_notes(results: dict[str, Any]) -> dict[str, str]:
     """One line per target naming where the time went, from the measured figures."""
     notes: dict[str, str] = {}
-    repro, floor = results.get("repro_iris"), results.get("floor_iris")
-    if repro and floor:
+    repro, script = results.get("repro_iris"), results.get("script_iris")
+    if repro and script:
         stage_sum = sum(s["seconds"]["median"] for s in repro["stages"].values())
-        notes["repro_vs_floor"] = (
-            f"5 stage processes {stage_sum:.1f} s (each pays Python + pandas/sklearn imports, "
-            f"{floor['phases']['imports']['median']:.1f} s once in the floor; train/evaluate/save "
-            f"also import MLflow and write to it); DVC between stages "
-            f"{repro['seconds']['median'] - stage_sum:.1f} s"
+        imports = sum(
+            s["import_seconds"]["median"] for s in repro["stages"].values() if "import_seconds" in s
+        )
+        notes["repro_vs_script"] = (
+            f"5 stage processes {stage_sum:.1f} s, of which imports {imports:.1f} s (the script "
+            f"imports once); DVC between stages {repro['seconds']['median'] - stage_sum:.1f} s"
         )
     exp = results.get("experiment")
-    if exp and repro:
-        notes["exp_vs_repro"] = f"ran {', '.join(exp['stages_ran'])}; load and preprocess skipped"
+    if exp and script:
+        notes["exp_vs_script"] = f"ran {', '.join(exp['stages_ran'])}; load and preprocess skipped"
+    if repro:
+        work = stage_work(repro)
+        if work:
+            notes["stage_work_s"] = ", ".join(f"{name} {sec:.2f} s" for name, sec in work.items())
     noop = results.get("noop")
     if noop:
         notes["noop_vs_status"] = "both only hash and compare dvc.lock; no stage runs"
     zenml = results.get("zenml")
     if zenml and not zenml.get("available"):
         notes["zenml_cached_vs_repro"] = f"not measured: {zenml['reason']}"
+        notes["zenml_cold_vs_script"] = notes["zenml_cached_vs_repro"]
     elif zenml and repro:
         notes["zenml_cached_vs_repro"] = (
             "every step cached: ZenML only starts, checks its store and logs the run"
@@ -618,12 +700,12 @@ def main(argv: list[str] | None = None) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
         bench = Bench(workdir, runs)
-        if "floor" in only:
-            log.info("1. floor on Iris")
-            results["floor_iris"] = bench.floor()
-        if only & {"repro", "noop", "exp"}:
-            log.info("2. cold dvc repro on Iris")
-            results["repro_iris"], project = bench.repro("iris")
+        if only & {"floor", "repro", "noop", "exp"}:
+            log.info("1-2. floor, MLflow script and cold dvc repro on Iris, interleaved")
+            figures, project = bench.rounds("iris", with_script=True)
+            results["floor_iris"] = figures["floor"]
+            results["script_iris"] = figures["script"]
+            results["repro_iris"] = figures["repro"]
             if "noop" in only:
                 log.info("3. no-op dvc repro vs dvc status")
                 results["noop"] = bench.noop(project)
