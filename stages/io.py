@@ -150,7 +150,7 @@ class StagedOutputs:
             temp = _temp_beside(path)
             try:
                 if folder:
-                    os.mkdir(temp, 0o777)  # the umask applies, as for any mkdir
+                    temp.mkdir(0o777)  # the umask applies, as for any mkdir
                 else:
                     os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
                 break
@@ -159,7 +159,7 @@ class StagedOutputs:
         self._staged.append(_Staged(path, temp, folder))
         mode = _kept_mode(path, folder)
         if mode is not None:
-            os.chmod(temp, mode)
+            temp.chmod(mode)
         return temp
 
     def _commit(self) -> None:
@@ -189,16 +189,16 @@ def _move_in(staged: _Staged) -> Path | None:
     """Put a temporary in its target's place; return the backup of what was there."""
     target = staged.target
     if not os.path.lexists(target):
-        os.rename(staged.temp, target)
+        staged.temp.rename(target)
         return None
     backup = _temp_beside(target, ".old")
     if staged.folder:
         # A folder cannot be swapped in one step: the old one goes aside for a moment.
-        os.rename(target, backup)
+        target.rename(backup)
         try:
-            os.rename(staged.temp, target)
+            staged.temp.rename(target)
         except BaseException:
-            os.rename(backup, target)
+            backup.rename(target)
             raise
         return backup
     try:  # a second name for the old file; the target never goes missing
@@ -206,7 +206,7 @@ def _move_in(staged: _Staged) -> Path | None:
     except OSError:  # no hard links here (or the target is a folder: copy2 says so)
         shutil.copy2(target, backup, follow_symlinks=False)
     try:
-        os.replace(staged.temp, target)
+        staged.temp.replace(target)
     except BaseException:
         backup.unlink()
         raise
@@ -219,12 +219,12 @@ def _move_back(staged: _Staged, backup: Path | None) -> None:
     try:
         if staged.folder:
             discarded = _temp_beside(target)
-            os.rename(target, discarded)
+            target.rename(discarded)
             if backup is not None:
-                os.rename(backup, target)
+                backup.rename(target)
             _remove(discarded)
         elif backup is not None:
-            os.replace(backup, target)
+            backup.replace(target)
         else:
             target.unlink()
     except OSError as exc:  # the next write of `target` restores a backup left behind
