@@ -3,20 +3,23 @@
 SHELL := /bin/bash
 
 # uv from PATH, else a private copy bootstrapped with pip into .tools/.
-UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
-RUN := $(UV) run --frozen
+# Paths stay relative and recipes quote them: make splits targets and prerequisites at
+# spaces, so a checkout under "my dir/" must never put $(CURDIR) in one.
+UV_ON_PATH := $(shell command -v uv 2>/dev/null)
+UV := $(or $(UV_ON_PATH),.tools/bin/uv)
+RUN := "$(UV)" run --frozen
 
 .PHONY: help setup run test test-slow test-docker lint format zenml bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(CURDIR)/.tools/bin/uv:
+.tools/bin/uv:
 	python3 -m venv .tools
-	.tools/bin/pip install --quiet --disable-pip-version-check uv
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv
 
-.venv/.synced: uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen --compile-bytecode
+.venv/.synced: uv.lock pyproject.toml | $(if $(UV_ON_PATH),,.tools/bin/uv)
+	"$(UV)" sync --frozen --compile-bytecode
 	@touch $@
 
 setup: .venv/.synced ## Create .venv from uv.lock (bootstraps uv if missing)
@@ -40,9 +43,10 @@ test-docker: setup ## Build the images and test the compose stack for real (mark
 	bash docker/ci-setup.sh
 	$(RUN) pytest -m docker
 
-lint: setup ## Lint and check formatting with ruff
+lint: setup ## Lint and check formatting with ruff; validate params.yaml
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) python -m stages.params > /dev/null
 
 format: setup ## Format the code with ruff
 	$(RUN) ruff check --fix .
