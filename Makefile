@@ -36,7 +36,7 @@ zenml: setup ## Run the same pipeline with ZenML on its local stack (ZENML_ARGS=
 test: setup ## Run the test suite (unit + integration with the real dvc, mlflow, zenml)
 	$(RUN) pytest
 
-test-slow: setup ## Run the slow suites (marker `slow`; none yet, pytest's "no tests" is fine)
+test-slow: setup ## Run the slow suites (marker `slow`)
 	$(RUN) pytest -m slow || [ $$? -eq 5 ]
 
 test-docker: setup ## Build the images and test the compose stack for real (marker `docker`)
