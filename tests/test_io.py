@@ -432,11 +432,11 @@ def test_evaluate_replaces_all_its_outputs_or_none(built_project: Path, tmp_path
 
     failed = run(evaluate, cwd=root, check=False)
     assert failed.returncode == 1, failed.stderr
+    assert evaluate_outputs(root) == before
+    assert hidden_entries(root) == []
     assert "plots/feature_importance.csv" in failed.stderr
     assert "previous outputs are left as they were" in failed.stderr
     assert "Traceback" not in failed.stderr
-    assert evaluate_outputs(root) == before
-    assert hidden_entries(root) == []
 
     for entry in blocked.iterdir():
         entry.unlink()
