@@ -453,3 +453,46 @@ def test_evaluate_replaces_all_its_outputs_or_none(built_project: Path, tmp_path
     assert mode(root / "plots/images") == 0o755  # a new folder, as mkdir makes it
     assert {mode(png) for png in (root / "plots/images").iterdir()} == {0o644}
     assert hidden_entries(root) == []
+
+
+SCALER = "models/scaler.pkl"
+
+
+@pytest.fixture(scope="module")
+def built_clone(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import clone_built
+
+    return clone_built(built_project, tmp_path_factory.mktemp("clone") / "project")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("stage", "outputs"),
+    [
+        ("preprocess", ["data/processed/train.parquet", "data/processed/test.parquet", SCALER]),
+        ("train", ["models/classifier.pkl", "models/mlflow_run.json"]),
+    ],
+)
+def test_a_stage_that_cannot_write_its_last_output_changes_none(
+    built_clone: Path, stage: str, outputs: list[str]
+) -> None:
+    from tests.conftest import run
+
+    for name in outputs:
+        (built_clone / name).write_bytes(b"old " + name.encode())
+    blocked = built_clone / outputs[-1]
+    blocked.unlink()
+    blocked.mkdir()
+    (blocked / "in the way").write_text("")
+    folders = sorted({str(Path(name).parent) for name in outputs})
+    before = {folder: snapshot(built_clone / folder) for folder in folders}
+
+    failed = run(["python", "-m", f"stages.{stage}"], cwd=built_clone, check=False)
+    assert failed.returncode == 1, failed.stderr
+    assert {folder: snapshot(built_clone / folder) for folder in folders} == before
+    assert outputs[-1] in failed.stderr
+
+    (blocked / "in the way").unlink()
+    blocked.rmdir()
+    run(["python", "-m", f"stages.{stage}"], cwd=built_clone)
+    assert all((built_clone / name).read_bytes() != b"old " + name.encode() for name in outputs)
