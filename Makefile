@@ -3,20 +3,23 @@
 SHELL := /bin/bash
 
 # uv from PATH, else a private copy bootstrapped with pip into .tools/.
-UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
-RUN := $(UV) run --frozen
+# Paths stay relative and recipes quote them: make splits targets and prerequisites at
+# spaces, so a checkout under "my dir/" must never put $(CURDIR) in one.
+UV_ON_PATH := $(shell command -v uv 2>/dev/null)
+UV := $(or $(UV_ON_PATH),.tools/bin/uv)
+RUN := "$(UV)" run --frozen
 
 .PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users exps
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
-$(CURDIR)/.tools/bin/uv:
+.tools/bin/uv:
 	python3 -m venv .tools
-	.tools/bin/pip install --quiet --disable-pip-version-check uv
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv
 
-.venv/.synced: uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen --compile-bytecode
+.venv/.synced: uv.lock pyproject.toml | $(if $(UV_ON_PATH),,.tools/bin/uv)
+	"$(UV)" sync --frozen --compile-bytecode
 	@touch $@
 
 setup: .venv/.synced ## Create .venv from uv.lock (bootstraps uv if missing)
@@ -54,9 +57,10 @@ team-users: setup ## Add a team MLflow account from .env's admin: ROLE=reader|re
 	MLFLOW_TRACKING_URI="$${TEAM_MLFLOW_URI:-http://127.0.0.1:$${MLFLOW_PORT:-5000}}" \
 	$(RUN) python -m team.users $(ROLE) $(NAME)
 
-lint: setup ## Lint and check formatting with ruff
+lint: setup ## Lint and check formatting with ruff; validate params.yaml
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) python -m stages.params > /dev/null
 
 format: setup ## Format the code with ruff
 	$(RUN) ruff check --fix .

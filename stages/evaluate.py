@@ -182,22 +182,23 @@ def main(params: Params) -> None:
             evaluation.metrics, images, {"evaluate": params.evaluate.model_dump()}
         )
 
-    io.write_json(paths.METRICS, evaluation.metrics)
-    io.write_table(paths.PREDICTIONS_PLOT, evaluation.predictions)
-    io.write_table(
-        paths.FEATURE_IMPORTANCE_PLOT,
-        evaluation.feature_importance.head(params.evaluate.top_features),
-    )
-    for folder, curves in (
-        (paths.ROC_DIR, evaluation.roc),
-        (paths.PRECISION_RECALL_DIR, evaluation.precision_recall),
-    ):
-        with io.atomic_dir(folder) as tmp:
+    with io.staged_outputs() as outputs:
+        outputs.json(paths.METRICS, evaluation.metrics)
+        outputs.table(paths.PREDICTIONS_PLOT, evaluation.predictions)
+        outputs.table(
+            paths.FEATURE_IMPORTANCE_PLOT,
+            evaluation.feature_importance.head(params.evaluate.top_features),
+        )
+        for folder, curves in (
+            (paths.ROC_DIR, evaluation.roc),
+            (paths.PRECISION_RECALL_DIR, evaluation.precision_recall),
+        ):
+            curves_dir = outputs.folder(folder)
             for label, curve in curves.items():
-                curve.to_csv(tmp / f"{file_stem(label)}.csv", index=False)
-    with io.atomic_dir(paths.IMAGES_DIR) as tmp:
+                curve.to_csv(curves_dir / f"{file_stem(label)}.csv", index=False)
+        images_dir = outputs.folder(paths.IMAGES_DIR)
         for name, png in images.items():
-            (tmp / f"{name}.png").write_bytes(png)
+            (images_dir / f"{name}.png").write_bytes(png)
     log.info(
         "accuracy %.4f → %s", evaluation.metrics["accuracy"], paths.METRICS.relative_to(paths.ROOT)
     )

@@ -71,21 +71,35 @@ def validate_dataset(frame: pd.DataFrame, label_name: str = TARGET) -> None:
     Args:
         label_name: what to call the label column in messages (the user's own name for it).
     """
+    import numpy as np
     import pandas as pd
 
+    repeated = frame.columns[frame.columns.duplicated()]
+    if len(repeated):
+        raise DataError(f"column {repeated[0]!r} appears more than once")
     if TARGET not in frame.columns:
         raise DataError(f"no {TARGET!r} column; columns are: {', '.join(map(str, frame.columns))}")
     features = [column for column in frame.columns if column != TARGET]
     if not features:
         raise DataError("no feature columns besides the label")
+    if frame.empty:
+        raise DataError("the table has a header but no data rows")
     for column in frame.columns:
+        shown = label_name if column == TARGET else column
         missing = frame[column].isna().to_numpy().nonzero()[0]
         if missing.size:
-            shown = label_name if column == TARGET else column
             raise DataError(
                 f"column {shown!r} has {missing.size} missing value(s), first at data row "
                 f"{missing[0] + 1} (1-based, header not counted)"
             )
+        if pd.api.types.is_float_dtype(frame[column]):
+            infinite = np.isinf(frame[column].to_numpy()).nonzero()[0]
+            if infinite.size:
+                raise DataError(
+                    f"column {shown!r} has {infinite.size} infinite value(s) (inf, or beyond "
+                    f"the float range), first at data row {infinite[0] + 1} (1-based, header "
+                    f"not counted): {frame[column].iloc[infinite[0]]!r}"
+                )
     for column in features:
         if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(
             frame[column]

@@ -231,3 +231,33 @@ def load_params(path: Path = PARAMS, overrides: Iterable[str] = ()) -> Params:
             raise ParamsError(f"{path}: expected a mapping of sections")
         raw = apply_overrides(raw, overrides)
     return validate_params(raw, source=path.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate params.yaml and print the params the stages would run with."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.params",
+        description="Validate a params file and print it resolved (defaults filled in); "
+        "exit 1 with the offending keys if it is invalid.",
+    )
+    parser.add_argument(
+        "--params", type=Path, default=PARAMS, help="params file (default: %(default)s)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params)
+    except ParamsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    resolved = params.model_dump(mode="json")
+    if params.load.source == "synthetic":  # the defaults of omitted keys, spelled out
+        resolved["load"]["synthetic"] = params.load.synthetic_shape().model_dump(mode="json")
+    print(yaml.safe_dump(resolved, sort_keys=False), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

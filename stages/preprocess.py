@@ -74,9 +74,10 @@ def main(params: Params) -> None:
     from stages import io, paths
 
     train, test, scaler = preprocess(io.read_table(paths.RAW_DATA), params.preprocess)
-    io.write_table(paths.TRAIN_SET, train)
-    io.write_table(paths.TEST_SET, test)
-    io.dump_object(paths.SCALER, scaler)
+    with io.staged_outputs() as outputs:
+        outputs.table(paths.TRAIN_SET, train)
+        outputs.table(paths.TEST_SET, test)
+        outputs.pickle(paths.SCALER, scaler)
     log.info("%d train / %d test rows, %s scaler", len(train), len(test), params.preprocess.scaler)
 
 

@@ -53,8 +53,9 @@ def main(params: Params) -> None:
     with tracking.mlflow_run(run_name=tags.get("dvc_experiment")) as run:
         tracking.log_training(logged_params(params), model, split_xy(train)[0], tags)
         run_info = {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id}
-    io.dump_object(paths.CLASSIFIER, model)
-    io.write_json(paths.RUN_INFO, run_info)
+    with io.staged_outputs() as outputs:
+        outputs.pickle(paths.CLASSIFIER, model)
+        outputs.json(paths.RUN_INFO, run_info)
     log.info("trained on %d rows; MLflow run %s", len(train), run_info["run_id"])
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import shutil
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +16,9 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
+from stages.errors import PipelineError
 from stages.io import (
+    StagedOutputs,
     atomic_dir,
     atomic_path,
     dump_object,
@@ -19,6 +26,8 @@ from stages.io import (
     load_object,
     read_json,
     read_table,
+    remove_leftovers,
+    staged_outputs,
     write_json,
     write_table,
 )
@@ -201,3 +210,289 @@ def test_file_md5(tmp_path: Path, size: int) -> None:
     path = tmp_path / "blob"
     path.write_bytes(content)
     assert file_md5(path) == hashlib.md5(content).hexdigest()
+
+
+# --- staged_outputs: all of a stage's outputs, or none
+
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def old_outputs(root: Path) -> dict[str, Path]:
+    """One output of each kind, holding "old" content."""
+    paths = {
+        "json": root / "metrics" / "metrics.json",
+        "table": root / "plots" / "predictions.csv",
+        "pickle": root / "models" / "model.pkl",
+        "folder": root / "plots" / "roc",
+    }
+    for name, path in paths.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name == "folder":
+            path.mkdir()
+            (path / "setosa.csv").write_text("old curve")
+        else:
+            path.write_text(f"old {name}")
+    return paths
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every file and folder under root, with its bytes (None for a folder)."""
+    return {
+        str(path.relative_to(root)): None if path.is_dir() else path.read_bytes()
+        for path in sorted(root.rglob("*"))
+    }
+
+
+def stage_all(outputs: StagedOutputs, paths: dict[str, Path]) -> None:
+    outputs.json(paths["json"], {"accuracy": 1.0})
+    outputs.table(paths["table"], pd.DataFrame({"actual": ["a"], "predicted": ["a"]}))
+    outputs.pickle(paths["pickle"], {"version": 2})
+    (outputs.folder(paths["folder"]) / "virginica.csv").write_text("new curve")
+
+
+def test_staged_outputs_replace_every_output(tmp_path: Path) -> None:
+    paths = old_outputs(tmp_path)
+    with staged_outputs() as outputs:
+        stage_all(outputs, paths)
+        assert paths["json"].read_text() == "old json"  # nothing moves before the block ends
+    assert read_json(paths["json"]) == {"accuracy": 1.0}
+    assert paths["table"].read_text() == "actual,predicted\na,a\n"
+    assert load_object(paths["pickle"]) == {"version": 2}
+    assert listing(paths["folder"]) == ["virginica.csv"]
+    assert listing(tmp_path / "plots") == ["predictions.csv", "roc"]  # no temporaries left
+    assert listing(tmp_path / "models") == ["model.pkl"]
+
+
+def test_staged_outputs_keep_every_old_output_when_the_block_raises(tmp_path: Path) -> None:
+    paths = old_outputs(tmp_path)
+    before = snapshot(tmp_path)
+    with pytest.raises(KilledMidwayError), staged_outputs() as outputs:
+        stage_all(outputs, paths)
+        raise KilledMidwayError
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("blocked", ["json", "table", "pickle"])
+def test_a_failed_move_puts_back_the_outputs_already_moved(tmp_path: Path, blocked: str) -> None:
+    # A folder where an output file must go: its move fails after the earlier ones succeeded.
+    paths = old_outputs(tmp_path)
+    paths[blocked].unlink()
+    paths[blocked].mkdir()
+    (paths[blocked] / "in the way").write_text("")
+    before = snapshot(tmp_path)
+    expected = "previous outputs are left as they were"
+    with pytest.raises(PipelineError, match=expected) as raised, staged_outputs() as outputs:
+        stage_all(outputs, paths)
+    assert paths[blocked].name in str(raised.value)
+    assert snapshot(tmp_path) == before
+
+
+def test_an_output_staged_twice_is_a_bug(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="already staged"), staged_outputs() as outputs:
+        outputs.text(tmp_path / "a.txt", "one")
+        outputs.text(tmp_path / "a.txt", "two")
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("mask", "file_mode", "folder_mode"), [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750)]
+)
+def test_new_outputs_get_the_modes_of_a_plain_open(
+    tmp_path: Path, mask: int, file_mode: int, folder_mode: int
+) -> None:
+    root = tmp_path / "fresh"
+    with umask(mask):
+        with staged_outputs() as outputs:
+            outputs.json(root / "metrics.json", {})
+            outputs.table(root / "train.parquet", pd.DataFrame({"x": [1.0]}))
+            outputs.table(root / "predictions.csv", pd.DataFrame({"x": [1.0]}))
+            outputs.pickle(root / "model.pkl", {})
+            (outputs.folder(root / "images") / "roc.png").write_bytes(b"png")
+        write_json(root / "single.json", {})
+    for name in ["metrics.json", "train.parquet", "predictions.csv", "model.pkl", "single.json"]:
+        assert mode(root / name) == file_mode, name
+    assert mode(root / "images") == folder_mode
+    assert mode(root / "images" / "roc.png") == file_mode
+
+
+def test_replaced_outputs_keep_their_modes(tmp_path: Path) -> None:
+    paths = old_outputs(tmp_path)
+    kept = {"json": 0o604, "table": 0o640, "pickle": 0o600, "folder": 0o750}
+    for name, kept_mode in kept.items():
+        paths[name].chmod(kept_mode)
+    with umask(0o022), staged_outputs() as outputs:
+        stage_all(outputs, paths)
+    assert {name: mode(paths[name]) for name in kept} == kept
+    assert read_json(paths["json"]) == {"accuracy": 1.0}
+
+
+def test_leftovers_of_an_interrupted_write_are_removed(tmp_path: Path) -> None:
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    leftovers = [
+        ".images.k2j3h4g5",  # an earlier version's mkdtemp folder (a killed evaluate)
+        ".images.old",  # and its backup of the previous folder
+        ".images.0a1b2c3d.tmp",  # this version's temporary folder
+        ".images.0a1b2c3d.old.tmp",  # and backup
+        ".predictions.csv.x7_kq2ab.tmp",  # a temporary file, either version
+    ]
+    for name in leftovers:
+        if "images" in name:
+            (plots / name).mkdir()
+            (plots / name / "roc.png").write_bytes(b"half")
+        else:
+            (plots / name).write_text("half")
+    (plots / "images").mkdir()
+    kept = [".gitignore", ".images-notes", "images.0a1b2c3d.tmp", ".images.csv.tmp.bak"]
+    for name in kept:
+        (plots / name).write_text("not ours")
+    with staged_outputs() as outputs:
+        outputs.table(plots / "predictions.csv", pd.DataFrame({"x": [1]}))
+        outputs.folder(plots / "images")
+    assert listing(plots) == sorted([*kept, "images", "predictions.csv"])
+
+
+def test_a_folder_left_only_as_a_backup_is_put_back(tmp_path: Path) -> None:
+    # Killed between moving the old folder aside and moving the new one in.
+    backup = tmp_path / ".roc.0a1b2c3d.old.tmp"
+    backup.mkdir()
+    (backup / "setosa.csv").write_text("old curve")
+    (tmp_path / ".roc.9f8e7d6c.tmp").mkdir()  # the new folder, maybe incomplete
+    remove_leftovers(tmp_path / "roc")
+    assert listing(tmp_path) == ["roc"]
+    assert (tmp_path / "roc" / "setosa.csv").read_text() == "old curve"
+
+
+# --- the real evaluate stage
+
+EVALUATE_OUTPUTS = [
+    "metrics/metrics.json",
+    "plots/predictions.csv",
+    "plots/feature_importance.csv",
+    "plots/roc",
+    "plots/precision_recall",
+    "plots/images",
+]
+
+
+def evaluate_outputs(root: Path) -> dict[str, bytes | None]:
+    found: dict[str, bytes | None] = {}
+    for name in EVALUATE_OUTPUTS:
+        path = root / name
+        if not path.exists():
+            continue
+        found[name] = None if path.is_dir() else path.read_bytes()
+        if path.is_dir():
+            found.update({f"{name}/{key}": value for key, value in snapshot(path).items()})
+    return found
+
+
+def hidden_entries(root: Path) -> list[str]:
+    return sorted(
+        f"{folder}/{entry.name}"
+        for folder in ("metrics", "plots")
+        for entry in (root / folder).iterdir()
+        if entry.name.startswith(".") and entry.name != ".gitignore"
+    )
+
+
+@pytest.mark.integration
+def test_evaluate_replaces_all_its_outputs_or_none(built_project: Path, tmp_path: Path) -> None:
+    from tests.conftest import clone_built, run
+
+    root = clone_built(built_project, tmp_path / "project")
+    run(["python", "-m", "stages.train"], cwd=root)  # a run in this copy's own MLflow store
+    evaluate = ["bash", "-c", "umask 022 && exec python -m stages.evaluate"]
+    # Every output holds "old" bytes; a folder stands where feature_importance.csv must go,
+    # so the move of that output fails after metrics.json and predictions.csv have moved.
+    for name, content in evaluate_outputs(root).items():
+        if content is not None:
+            (root / name).write_bytes(b"old " + name.encode())
+    (root / "metrics/metrics.json").chmod(0o640)
+    blocked = root / "plots/feature_importance.csv"
+    blocked.unlink()
+    blocked.mkdir()
+    (blocked / "in the way").write_text("")
+    # What a killed evaluate leaves behind.
+    (root / "plots/.images.k2j3h4g5").mkdir()
+    (root / "plots/.predictions.csv.0a1b2c3d.tmp").write_text("half")
+    (root / "metrics/.metrics.json.9f8e7d6c.tmp").write_text("half")
+    before = evaluate_outputs(root)
+
+    failed = run(evaluate, cwd=root, check=False)
+    assert failed.returncode == 1, failed.stderr
+    assert evaluate_outputs(root) == before
+    assert hidden_entries(root) == []
+    assert "plots/feature_importance.csv" in failed.stderr
+    assert "previous outputs are left as they were" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+    for entry in blocked.iterdir():
+        entry.unlink()
+    blocked.rmdir()
+    blocked.write_bytes(b"old plots/feature_importance.csv")
+    shutil.rmtree(root / "plots/images")
+    before = evaluate_outputs(root)
+    run(evaluate, cwd=root)
+    after = evaluate_outputs(root)
+    assert all(after.get(name) != content for name, content in before.items() if content)
+    assert read_json(root / "metrics/metrics.json")["accuracy"] > 0.5
+    assert mode(root / "metrics/metrics.json") == 0o640  # the mode of the file it replaced
+    assert mode(root / "plots/predictions.csv") == 0o644
+    assert mode(root / "plots/images") == 0o755  # a new folder, as mkdir makes it
+    assert {mode(png) for png in (root / "plots/images").iterdir()} == {0o644}
+    assert hidden_entries(root) == []
+
+
+SCALER = "models/scaler.pkl"
+
+
+@pytest.fixture(scope="module")
+def built_clone(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import clone_built
+
+    return clone_built(built_project, tmp_path_factory.mktemp("clone") / "project")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("stage", "outputs"),
+    [
+        ("preprocess", ["data/processed/train.parquet", "data/processed/test.parquet", SCALER]),
+        ("train", ["models/classifier.pkl", "models/mlflow_run.json"]),
+    ],
+)
+def test_a_stage_that_cannot_write_its_last_output_changes_none(
+    built_clone: Path, stage: str, outputs: list[str]
+) -> None:
+    from tests.conftest import run
+
+    for name in outputs:
+        (built_clone / name).write_bytes(b"old " + name.encode())
+    blocked = built_clone / outputs[-1]
+    blocked.unlink()
+    blocked.mkdir()
+    (blocked / "in the way").write_text("")
+    folders = sorted({str(Path(name).parent) for name in outputs})
+    before = {folder: snapshot(built_clone / folder) for folder in folders}
+
+    failed = run(["python", "-m", f"stages.{stage}"], cwd=built_clone, check=False)
+    assert failed.returncode == 1, failed.stderr
+    assert {folder: snapshot(built_clone / folder) for folder in folders} == before
+    assert outputs[-1] in failed.stderr
+
+    (blocked / "in the way").unlink()
+    blocked.rmdir()
+    run(["python", "-m", f"stages.{stage}"], cwd=built_clone)
+    assert all((built_clone / name).read_bytes() != b"old " + name.encode() for name in outputs)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from stages import io
 from stages.errors import DataError
 from stages.load import TARGET, from_table, load_dataset, load_iris_frame, validate_dataset
 from stages.params import LoadParams
@@ -99,6 +101,21 @@ def _set(column: str, row: int, value: Any) -> Callable[[pd.DataFrame], pd.DataF
         ),
         pytest.param(lambda f: f[[TARGET]], ["no feature columns"], id="no-features"),
         pytest.param(lambda f: f.iloc[[0, 1, 3]], ["only 3 rows", "at least 4"], id="too-few-rows"),
+        pytest.param(lambda f: f.iloc[0:0], ["header but no data rows"], id="no-rows"),
+        pytest.param(
+            lambda f: f.iloc[0:0].astype(object), ["header but no data rows"], id="no-rows-as-read"
+        ),
+        pytest.param(
+            _set("x1", 4, np.inf), ["'x1'", "1 infinite value(s)", "row 5", "inf"], id="inf"
+        ),
+        pytest.param(
+            lambda f: f.astype({"x2": float}).assign(x2=[1, -np.inf, 2, 3, np.inf, 4]),
+            ["'x2'", "2 infinite value(s)", "first at data row 2", "-inf"],
+            id="minus-inf",
+        ),
+        pytest.param(
+            lambda f: pd.concat([f, f[["x1"]]], axis=1), ["'x1' appears more than once"], id="dup"
+        ),
     ],
 )
 def test_invalid_data_is_named(
@@ -156,3 +173,70 @@ def test_label_errors_use_the_users_column_name(labels: list[str | None], messag
     with pytest.raises(DataError) as raised:
         load_dataset(params, table)
     assert message in str(raised.value)
+
+
+def test_non_finite_labels_use_the_users_column_name() -> None:
+    table = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "species": [0.0, 1.0, np.inf, 1.0]})
+    params = LoadParams(source="csv", csv_path="data/external/t.csv", target_column="species")
+    with pytest.raises(DataError, match=r"column 'species' has 1 infinite value\(s\)"):
+        load_dataset(params, table)
+
+
+def test_a_repeated_csv_header_name_is_refused(tmp_path: Path) -> None:
+    # pandas reads the second f1 as `f1.1`; the header is checked before that.
+    path = tmp_path / "t.csv"
+    path.write_text('f1,"f1",label\n1,2,a\n')
+    with pytest.raises(ValueError, match="column 'f1' appears more than once in the header"):
+        io.read_table(path)
+
+
+# A user's CSV as the real load stage reads it: each is refused with one line naming the
+# problem, and the previous data/raw/dataset.csv stays.
+BAD_CSVS = {
+    "header-only": ("f1,f2,label\n", "has a header but no data rows"),
+    "inf": (
+        "f1,f2,label\n1,2,a\n3,4,a\n5,inf,b\n7,8,b\n",
+        "column 'f2' has 1 infinite value(s)",
+    ),
+    "1e400": (
+        "f1,f2,label\n1,2,a\n1e400,4,a\n5,6,b\n7,8,b\n",
+        "column 'f1' has 1 infinite value(s) (inf, or beyond the float range), first at data row 2",
+    ),
+    "duplicate": (
+        "f1,f2,f1,label\n1,2,3,a\n3,4,5,a\n5,6,7,b\n7,8,9,b\n",
+        "column 'f1' appears more than once in the header",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def load_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import copy_repository
+
+    return copy_repository(tmp_path_factory.mktemp("load") / "project")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("case", list(BAD_CSVS))
+def test_the_load_stage_refuses_bad_csvs(load_project: Path, case: str) -> None:
+    import yaml
+
+    from tests.conftest import run
+
+    content, message = BAD_CSVS[case]
+    (load_project / "data" / "external" / f"{case}.csv").write_text(content)
+    params = yaml.safe_load((load_project / "params.yaml").read_text())
+    params["load"].update(source="csv", csv_path=f"data/external/{case}.csv", target_column="label")
+    params_file = load_project / f"params-{case}.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    previous = load_project / "data" / "raw" / "dataset.csv"
+    previous.parent.mkdir(parents=True, exist_ok=True)
+    previous.write_text("the previous dataset\n")
+
+    proc = run(
+        ["python", "-m", "stages.load", "--params", params_file], cwd=load_project, check=False
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert previous.read_text() == "the previous dataset\n"
