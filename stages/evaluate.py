@@ -160,27 +160,27 @@ def main(params: Params) -> None:
     model = io.load_object(paths.CLASSIFIER)
     evaluation = evaluate_model(model, io.read_table(paths.TEST_SET), params.evaluate)
     figures = render_figures(evaluation, params.evaluate.top_features)
+    # Outputs are written inside the run, so a failure writing them ends the run FAILED.
     with tracking.mlflow_run(run_id=run_id):
         tracking.log_evaluation(
             evaluation.metrics, figures, {"evaluate": params.evaluate.model_dump()}
         )
-
-    io.write_json(paths.METRICS, evaluation.metrics)
-    io.write_table(paths.PREDICTIONS_PLOT, evaluation.predictions)
-    io.write_table(
-        paths.FEATURE_IMPORTANCE_PLOT,
-        evaluation.feature_importance.head(params.evaluate.top_features),
-    )
-    for folder, curves in (
-        (paths.ROC_DIR, evaluation.roc),
-        (paths.PRECISION_RECALL_DIR, evaluation.precision_recall),
-    ):
-        with io.atomic_dir(folder) as tmp:
-            for label, curve in curves.items():
-                curve.to_csv(tmp / f"{file_stem(label)}.csv", index=False)
-    with io.atomic_dir(paths.IMAGES_DIR) as tmp:
-        for name, figure in figures.items():
-            figure.savefig(tmp / f"{name}.png", dpi=100, metadata={"Software": None})
+        io.write_json(paths.METRICS, evaluation.metrics)
+        io.write_table(paths.PREDICTIONS_PLOT, evaluation.predictions)
+        io.write_table(
+            paths.FEATURE_IMPORTANCE_PLOT,
+            evaluation.feature_importance.head(params.evaluate.top_features),
+        )
+        for folder, curves in (
+            (paths.ROC_DIR, evaluation.roc),
+            (paths.PRECISION_RECALL_DIR, evaluation.precision_recall),
+        ):
+            with io.atomic_dir(folder) as tmp:
+                for label, curve in curves.items():
+                    curve.to_csv(tmp / f"{file_stem(label)}.csv", index=False)
+        with io.atomic_dir(paths.IMAGES_DIR) as tmp:
+            for name, figure in figures.items():
+                figure.savefig(tmp / f"{name}.png", dpi=100, metadata={"Software": None})
     log.info(
         "accuracy %.4f → %s", evaluation.metrics["accuracy"], paths.METRICS.relative_to(paths.ROOT)
     )

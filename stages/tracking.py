@@ -15,9 +15,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stages import store
 from stages.errors import TrackingError
 from stages.io import file_md5
-from stages.paths import ROOT, workspace_root
+from stages.paths import ROOT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,13 +29,15 @@ log = logging.getLogger(__name__)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 # MLflow's HTTP client retries with exponential backoff for minutes by default; a stage
-# talking to a dead server should fail within seconds instead.
+# talking to a dead or hung server should fail within 30 s instead: at worst two attempts
+# of 10 s and a backoff of 1-2 s. Values the user set win.
 _HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 HEALTH_TIMEOUT_S = 5.0
+API_PROBE_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"  # cheap, read-only
 # Models are logged in skops format (safe to load). Tree node storage is the one type skops
 # does not trust by default; we trust it because this pipeline made the file itself.
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
@@ -42,22 +45,27 @@ SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 
 def embedded_store(root: Path = ROOT) -> tuple[str, str]:
     """The default SQLite tracking URI and artifact folder, at the user's repository root."""
-    base = workspace_root(root)
-    return f"sqlite:///{base / 'mlflow.db'}", (base / "mlartifacts").as_uri()
+    uri = store.resolve_uri(None, root)
+    return uri, str(store.artifact_location(uri))
 
 
-def tracking_uri() -> str:
-    return os.environ.get(TRACKING_URI_ENV) or embedded_store()[0]
+def tracking_uri(root: Path = ROOT) -> str:
+    """MLFLOW_TRACKING_URI, or the embedded store; a SQLite path under the user's repository."""
+    return store.resolve_uri(os.environ.get(TRACKING_URI_ENV), root)
 
 
 def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
     """Fail fast, naming the URI, when an HTTP tracking server does not answer."""
     if not uri.startswith(("http://", "https://")):
         return
-    health = uri.rstrip("/") + "/health"
+    base = uri.rstrip("/")
     try:
-        with urllib.request.urlopen(health, timeout=timeout) as response:
-            response.read()
+        # A server can answer /health while its API hangs (a stuck worker or database).
+        for path in ("/health", API_PROBE_PATH):
+            with urllib.request.urlopen(base + path, timeout=timeout) as response:
+                response.read()
+    except urllib.error.HTTPError:
+        pass  # it answers; what it says is for MLflow's client to report
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TrackingError(
@@ -72,17 +80,19 @@ def configure(experiment_name: str) -> str:
         os.environ.setdefault(name, value)
     uri = tracking_uri()
     check_reachable(uri)
-    # A server chooses its own artifact store; the embedded store keeps them beside mlflow.db.
-    artifact_location = None if os.environ.get(TRACKING_URI_ENV) else embedded_store()[1]
+    # A server chooses its own artifact store; a SQLite store keeps them beside its database.
+    artifact_location = store.artifact_location(uri)
 
     import mlflow
     from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(uri)  # note: this also exports MLFLOW_TRACKING_URI
     try:
-        if mlflow.get_experiment_by_name(experiment_name) is None:
-            mlflow.create_experiment(experiment_name, artifact_location=artifact_location)
-        mlflow.set_experiment(experiment_name)
+        with store.opening(uri):
+            if mlflow.get_experiment_by_name(experiment_name) is None:
+                mlflow.create_experiment(experiment_name, artifact_location=artifact_location)
+            experiment = mlflow.set_experiment(experiment_name)
+        store.reap_dead_runs(experiment.experiment_id)
     except MlflowException as exc:
         raise TrackingError(f"MLflow store {uri}: {exc.message}") from None
     return uri
@@ -92,7 +102,10 @@ def configure(experiment_name: str) -> str:
 def mlflow_run(run_id: str | None = None, **start_kwargs: Any) -> Iterator[Run]:
     """Use the active run if a caller (e.g. ZenML's tracker) started one, else start or resume.
 
-    A run we start here is ended here; a run somebody else started is left to them.
+    A run we start or resume here is ended here: FAILED if the block raises, so a stage that
+    fails after opening the run (writing its outputs, say) does not leave it FINISHED. It
+    carries this process's host, pid and start time while it runs (see `store`). A run
+    somebody else started is left to them.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -110,7 +123,8 @@ def mlflow_run(run_id: str | None = None, **start_kwargs: Any) -> Iterator[Run]:
                 "the model was trained against another store. Retrain there with "
                 "`dvc repro --force train`."
             ) from None
-    with mlflow.start_run(run_id=run_id, **start_kwargs) as run:
+    tags = {**(start_kwargs.pop("tags", None) or {}), **store.process_tags()}
+    with mlflow.start_run(run_id=run_id, tags=tags, **start_kwargs) as run:
         yield run
 
 
