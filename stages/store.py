@@ -134,13 +134,38 @@ def _set_busy_timeout(dbapi_connection: object, _record: object) -> None:
         dbapi_connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
 
 
+def warn_if_artifacts_are_lost(name: str, location: str) -> None:
+    """Say so when an experiment keeps its artifacts in a DVC copy that gets deleted.
+
+    Its location was fixed when it was created (by an older version of this pipeline, or
+    by hand); MLflow cannot move it.
+    """
+    if "/.dvc/tmp/exps/" in location:
+        log.warning(
+            "MLflow experiment %r keeps its artifacts in %s, inside a copy DVC deletes after "
+            "the experiment: its models will not load. Set mlflow.experiment_name to a new "
+            "name to start an experiment whose artifacts stay beside the store.",
+            name,
+            location,
+        )
+
+
+def this_host() -> str:
+    """The host name, and on Linux the pid namespace: a container's pids are its own."""
+    try:
+        namespace = Path("/proc/self/ns/pid").readlink()
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()} {namespace}"
+
+
 def process_tags() -> dict[str, str]:
     """Tags naming this process, set on a run when a stage opens it."""
     import psutil
 
     me = psutil.Process()
     return {
-        HOST_TAG: socket.gethostname(),
+        HOST_TAG: this_host(),
         PID_TAG: str(me.pid),
         STARTED_TAG: f"{me.create_time():.3f}",
     }
@@ -167,7 +192,7 @@ def reap_dead_runs(experiment_id: str) -> list[str]:
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    host = socket.gethostname().replace("'", "")
+    host = this_host().replace("'", "")
     running = client.search_runs(
         [experiment_id],
         filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",

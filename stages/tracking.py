@@ -92,6 +92,7 @@ def configure(experiment_name: str) -> str:
             if mlflow.get_experiment_by_name(experiment_name) is None:
                 mlflow.create_experiment(experiment_name, artifact_location=artifact_location)
             experiment = mlflow.set_experiment(experiment_name)
+        store.warn_if_artifacts_are_lost(experiment_name, experiment.artifact_location)
         store.reap_dead_runs(experiment.experiment_id)
     except MlflowException as exc:
         raise TrackingError(f"MLflow store {uri}: {exc.message}") from None
