@@ -95,6 +95,8 @@ def configure(experiment_name: str) -> str:
         store.warn_if_artifacts_are_lost(experiment_name, experiment.artifact_location)
         store.reap_dead_runs(experiment.experiment_id)
     except MlflowException as exc:
+        if type(exc.__cause__).__module__.startswith("sqlalchemy"):
+            raise  # a database error: the stage's edge reports its cause in one line
         raise TrackingError(f"MLflow store {uri}: {exc.message}") from None
     return uri
 
