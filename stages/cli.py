@@ -49,7 +49,7 @@ def exit_on_user_error(logger: logging.Logger) -> Iterator[None]:
         # errors (a store that refuses a write, a server that died mid-run) are the user's to
         # act on too; anything else is a bug and keeps its traceback.
         mlflow = sys.modules.get("mlflow")
-        store = f"MLflow store {mlflow.get_tracking_uri()}" if mlflow else "the store"
+        store = f"MLflow store {mlflow.get_tracking_uri()}" if mlflow else "writing an output"
         message = failure_message(exc, store)
         if message is None:
             if not type(exc).__module__.startswith("mlflow"):

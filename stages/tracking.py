@@ -55,7 +55,7 @@ def tracking_uri(root: Path = ROOT) -> str:
 
 
 def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
-    """Fail fast, naming the URI, when an HTTP tracking server does not answer."""
+    """Fail fast, naming the URI, when an HTTP tracking server or its API does not answer."""
     if not uri.startswith(("http://", "https://")):
         return
     base = uri.rstrip("/")
