@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -35,17 +36,69 @@ def run_stage(name: str, main: Callable[[Params], None], argv: list[str] | None 
 @contextlib.contextmanager
 def exit_on_user_error(logger: logging.Logger) -> Iterator[None]:
     """Errors the user can act on become one logged message and exit status 1."""
+    # MLflow logs a database error with its whole traceback before raising it; the raised
+    # error is reported below, in one line.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     try:
         yield
     except PipelineError as exc:
         logger.error("%s", exc)
         sys.exit(1)
     except Exception as exc:
-        # MLflow's own errors (a store that refuses a write, a server that died mid-run) are
-        # the user's to act on too; anything else is a bug and keeps its traceback.
-        if not type(exc).__module__.startswith("mlflow"):
-            raise
-        import mlflow  # already imported: the error came from it
-
-        logger.error("MLflow store %s: %s", mlflow.get_tracking_uri(), exc)
+        # A store or disk that fails (corrupt, locked, read-only, full) and MLflow's own
+        # errors (a store that refuses a write, a server that died mid-run) are the user's to
+        # act on too; anything else is a bug and keeps its traceback.
+        mlflow = sys.modules.get("mlflow")
+        store = f"MLflow store {mlflow.get_tracking_uri()}" if mlflow else "writing an output"
+        message = failure_message(exc, store)
+        if message is None:
+            if not type(exc).__module__.startswith("mlflow"):
+                raise
+            message = f"{store}: {exc}"
+        logger.error("%s", message)
         sys.exit(1)
+
+
+# errno → what the user should know, for the OSErrors a store or an output write can hit.
+_OS_CAUSES = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted (an immutable file?)",
+}
+# sqlite3's messages → what to do about them.
+_SQLITE_HINTS = {
+    "file is not a database": "corrupt? Move it away to start a new store, or restore a backup",
+    "database disk image is malformed": "restore a backup, or move it away to start anew",
+    "database is locked": "another process holds a write lock on it; stop that process or retry",
+    "attempt to write a readonly database": "make it and its folder writable, or point "
+    "MLFLOW_TRACKING_URI at a writable store",
+    "database or disk is full": "free space on its disk and retry",
+    "unable to open database file": "check that its folder exists and is writable",
+}
+
+
+def failure_message(exc: BaseException, store: str) -> str | None:
+    """One line for a database or disk failure in `exc` or what it wraps; None for others.
+
+    SQLAlchemy's message carries the SQL statement and its parameters over many lines; the
+    sqlite3 error it wraps says what happened.
+    """
+    import sqlite3
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        original = getattr(current, "orig", None)
+        error = original if isinstance(original, sqlite3.Error) else current
+        if isinstance(error, sqlite3.Error):
+            cause = str(error)
+            hint = _SQLITE_HINTS.get(cause)
+            return f"{store}: {cause}" + (f" ({hint})" if hint else "")
+        if isinstance(current, OSError) and current.errno in _OS_CAUSES:
+            where = f"cannot write {current.filename}: " if current.filename else f"{store}: "
+            return where + _OS_CAUSES[current.errno]
+        current = current.__cause__ or current.__context__
+    return None

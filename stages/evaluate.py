@@ -177,28 +177,28 @@ def main(params: Params) -> None:
     model = io.load_object(paths.CLASSIFIER)
     evaluation = evaluate_model(model, io.read_table(paths.TEST_SET), params.evaluate)
     images = png_images(render_figures(evaluation, params.evaluate.top_features))
+    # Outputs are written inside the run, so a failure writing them ends the run FAILED.
     with tracking.mlflow_run(run_id=run_id):
         tracking.log_evaluation(
             evaluation.metrics, images, {"evaluate": params.evaluate.model_dump()}
         )
-
-    with io.staged_outputs() as outputs:
-        outputs.json(paths.METRICS, evaluation.metrics)
-        outputs.table(paths.PREDICTIONS_PLOT, evaluation.predictions)
-        outputs.table(
-            paths.FEATURE_IMPORTANCE_PLOT,
-            evaluation.feature_importance.head(params.evaluate.top_features),
-        )
-        for folder, curves in (
-            (paths.ROC_DIR, evaluation.roc),
-            (paths.PRECISION_RECALL_DIR, evaluation.precision_recall),
-        ):
-            curves_dir = outputs.folder(folder)
-            for label, curve in curves.items():
-                curve.to_csv(curves_dir / f"{file_stem(label)}.csv", index=False)
-        images_dir = outputs.folder(paths.IMAGES_DIR)
-        for name, png in images.items():
-            (images_dir / f"{name}.png").write_bytes(png)
+        with io.staged_outputs() as outputs:
+            outputs.json(paths.METRICS, evaluation.metrics)
+            outputs.table(paths.PREDICTIONS_PLOT, evaluation.predictions)
+            outputs.table(
+                paths.FEATURE_IMPORTANCE_PLOT,
+                evaluation.feature_importance.head(params.evaluate.top_features),
+            )
+            for folder, curves in (
+                (paths.ROC_DIR, evaluation.roc),
+                (paths.PRECISION_RECALL_DIR, evaluation.precision_recall),
+            ):
+                curves_dir = outputs.folder(folder)
+                for label, curve in curves.items():
+                    curve.to_csv(curves_dir / f"{file_stem(label)}.csv", index=False)
+            images_dir = outputs.folder(paths.IMAGES_DIR)
+            for name, png in images.items():
+                (images_dir / f"{name}.png").write_bytes(png)
     log.info(
         "accuracy %.4f → %s", evaluation.metrics["accuracy"], paths.METRICS.relative_to(paths.ROOT)
     )

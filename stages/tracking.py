@@ -16,9 +16,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stages import store
 from stages.errors import TrackingError
 from stages.io import file_md5
-from stages.paths import ROOT, workspace_root
+from stages.paths import ROOT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,21 +29,23 @@ log = logging.getLogger(__name__)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 # MLflow's HTTP client retries with exponential backoff for minutes by default; a stage
-# talking to a dead server should fail within seconds instead.
+# talking to a dead or hung server should fail within 30 s instead: at worst two attempts
+# of 10 s and a backoff of 1-2 s. Values the user set win.
 _HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 HEALTH_TIMEOUT_S = 5.0
-# The credentials MLflow's client sends (HTTP basic auth), and a cheap call that needs them.
+# The credentials MLflow's client sends (HTTP basic auth).
 USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
 PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"
-AUTH_PROBE_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"
-# A server's first API call opens its store: 40 s on a loaded 2-core machine, where /health
-# took milliseconds. As patient as MLflow's own client (30 s, 2 retries); a dead server has
-# already failed on /health by then.
-AUTH_PROBE_TIMEOUT_S = 90.0
+# A cheap, read-only API call: a server can answer /health while its API hangs (a stuck
+# worker or database), and on MLflow's basic-auth app /health needs no login, the API does.
+API_PROBE_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"
+# A server's first API call opens its store (seconds on a loaded machine); /health (5 s) plus
+# this stays within the 30 s in which an unresponsive server must fail a stage.
+API_PROBE_TIMEOUT_S = 20.0
 # Models are logged in skops format (safe to load). Tree node storage is the one type skops
 # does not trust by default; we trust it because this pipeline made the file itself.
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
@@ -50,12 +53,13 @@ SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 
 def embedded_store(root: Path = ROOT) -> tuple[str, str]:
     """The default SQLite tracking URI and artifact folder, at the user's repository root."""
-    base = workspace_root(root)
-    return f"sqlite:///{base / 'mlflow.db'}", (base / "mlartifacts").as_uri()
+    uri = store.resolve_uri(None, root)
+    return uri, str(store.artifact_location(uri))
 
 
-def tracking_uri() -> str:
-    return os.environ.get(TRACKING_URI_ENV) or embedded_store()[0]
+def tracking_uri(root: Path = ROOT) -> str:
+    """MLFLOW_TRACKING_URI, or the embedded store; a SQLite path under the user's repository."""
+    return store.resolve_uri(os.environ.get(TRACKING_URI_ENV), root)
 
 
 def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
@@ -65,8 +69,7 @@ def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
     base = uri.rstrip("/")
     headers = _basic_auth_header()
     try:
-        # /health answers without a login on MLflow's basic-auth app; the API call does not.
-        for path, wait in (("/health", timeout), (AUTH_PROBE_PATH, AUTH_PROBE_TIMEOUT_S)):
+        for path, wait in (("/health", timeout), (API_PROBE_PATH, API_PROBE_TIMEOUT_S)):
             request = urllib.request.Request(base + path, headers=headers)
             with urllib.request.urlopen(request, timeout=max(wait, timeout)) as response:
                 response.read()
@@ -114,18 +117,23 @@ def configure(experiment_name: str) -> str:
         os.environ.setdefault(name, value)
     uri = tracking_uri()
     check_reachable(uri)
-    # A server chooses its own artifact store; the embedded store keeps them beside mlflow.db.
-    artifact_location = None if os.environ.get(TRACKING_URI_ENV) else embedded_store()[1]
+    # A server chooses its own artifact store; a SQLite store keeps them beside its database.
+    artifact_location = store.artifact_location(uri)
 
     import mlflow
     from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(uri)  # note: this also exports MLFLOW_TRACKING_URI
     try:
-        if mlflow.get_experiment_by_name(experiment_name) is None:
-            mlflow.create_experiment(experiment_name, artifact_location=artifact_location)
-        mlflow.set_experiment(experiment_name)
+        with store.opening(uri):
+            if mlflow.get_experiment_by_name(experiment_name) is None:
+                mlflow.create_experiment(experiment_name, artifact_location=artifact_location)
+            experiment = mlflow.set_experiment(experiment_name)
+        store.warn_if_artifacts_are_lost(experiment_name, experiment.artifact_location)
+        store.reap_dead_runs(experiment.experiment_id)
     except MlflowException as exc:
+        if type(exc.__cause__).__module__.startswith("sqlalchemy"):
+            raise  # a database error: the stage's edge reports its cause in one line
         raise TrackingError(f"MLflow store {uri}: {exc.message}") from None
     return uri
 
@@ -134,7 +142,10 @@ def configure(experiment_name: str) -> str:
 def mlflow_run(run_id: str | None = None, **start_kwargs: Any) -> Iterator[Run]:
     """Use the active run if a caller (e.g. ZenML's tracker) started one, else start or resume.
 
-    A run we start here is ended here; a run somebody else started is left to them.
+    A run we start or resume here is ended here: FAILED if the block raises, so a stage that
+    fails after opening the run (writing its outputs, say) does not leave it FINISHED. It
+    carries this process's host, pid and start time while it runs (see `store`). A run
+    somebody else started is left to them.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -152,7 +163,8 @@ def mlflow_run(run_id: str | None = None, **start_kwargs: Any) -> Iterator[Run]:
                 "the model was trained against another store. Retrain there with "
                 "`dvc repro --force train`."
             ) from None
-    with mlflow.start_run(run_id=run_id, **start_kwargs) as run:
+    tags = {**(start_kwargs.pop("tags", None) or {}), **store.process_tags()}
+    with mlflow.start_run(run_id=run_id, tags=tags, **start_kwargs) as run:
         yield run
 
 

@@ -50,12 +50,13 @@ def main(params: Params) -> None:
     train = io.read_table(paths.TRAIN_SET)
     model = train_model(train, params.train)
     tags = tracking.lineage_tags(paths.TRAIN_SET, orchestrator="dvc")
+    # Outputs are written inside the run, so a failure writing them ends the run FAILED.
     with tracking.mlflow_run(run_name=tags.get("dvc_experiment")) as run:
         tracking.log_training(logged_params(params), model, split_xy(train)[0], tags)
         run_info = {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id}
-    with io.staged_outputs() as outputs:
-        outputs.pickle(paths.CLASSIFIER, model)
-        outputs.json(paths.RUN_INFO, run_info)
+        with io.staged_outputs() as outputs:
+            outputs.pickle(paths.CLASSIFIER, model)
+            outputs.json(paths.RUN_INFO, run_info)
     log.info("trained on %d rows; MLflow run %s", len(train), run_info["run_id"])
 
 

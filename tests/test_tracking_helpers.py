@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -11,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from stages import store
+from stages.cli import failure_message
 from stages.errors import TrackingError
 from stages.paths import ROOT, workspace_root
 from stages.tracking import HEALTH_TIMEOUT_S, check_reachable, embedded_store, flatten
@@ -74,6 +78,93 @@ def test_embedded_store_defaults_to_this_repository() -> None:
     assert artifacts == (ROOT / "mlartifacts").as_uri()
 
 
+IN_A_COPY = Path("/home/me/iris/.dvc/tmp/exps/tmpab12cd")
+
+
+@pytest.mark.parametrize(
+    ("given", "resolved"),
+    [
+        (None, "sqlite:////home/me/iris/mlflow.db"),
+        ("", "sqlite:////home/me/iris/mlflow.db"),
+        ("sqlite:///mlflow.db", "sqlite:////home/me/iris/mlflow.db"),
+        ("sqlite:///stores/team.db?timeout=5", "sqlite:////home/me/iris/stores/team.db?timeout=5"),
+        ("sqlite:////srv/mlflow/m.db", "sqlite:////srv/mlflow/m.db"),
+        ("sqlite://", "sqlite://"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("postgresql://mlflow@db/mlflow", "postgresql://mlflow@db/mlflow"),
+    ],
+)
+def test_sqlite_stores_resolve_against_the_users_repository(
+    given: str | None, resolved: str
+) -> None:
+    assert store.resolve_uri(given, IN_A_COPY) == resolved
+
+
+@pytest.mark.parametrize(
+    ("uri", "artifacts"),
+    [
+        ("sqlite:////home/me/iris/mlflow.db", "file:///home/me/iris/mlartifacts"),
+        ("sqlite:////srv/mlflow/m.db?timeout=5", "file:///srv/mlflow/mlartifacts"),
+        ("http://127.0.0.1:5000", None),
+        ("postgresql://mlflow@db/mlflow", None),
+    ],
+)
+def test_artifacts_live_beside_a_sqlite_store(uri: str, artifacts: str | None) -> None:
+    assert store.artifact_location(uri) == artifacts
+
+
+def test_a_process_is_gone_when_its_pid_is_gone_or_reused() -> None:
+    me = store.process_tags()
+    assert me[store.HOST_TAG].startswith(socket.gethostname())
+    assert not store.process_is_gone(me)
+    assert not store.process_is_gone({})  # a run we did not tag is not ours to judge
+    reused = me | {store.STARTED_TAG: str(float(me[store.STARTED_TAG]) - 3600)}
+    assert store.process_is_gone(reused)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert store.process_is_gone(me | {store.PID_TAG: str(child.pid)})
+
+
+def _raised_from(cause: BaseException) -> BaseException:
+    try:
+        try:
+            raise cause
+        except BaseException as inner:
+            raise RuntimeError("wrapped, as MLflow and SQLAlchemy do") from inner
+    except RuntimeError as outer:
+        return outer
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            sqlite3.OperationalError("database is locked"),
+            "MLflow store S: database is locked (another process holds a write lock",
+        ),
+        (sqlite3.DatabaseError("file is not a database"), "S: file is not a database (corrupt?"),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/data/m.db"),
+            "cannot write /data/m.db: the disk is full",
+        ),
+        (OSError(errno.EROFS, "Read-only file system"), "S: the file system is read-only"),
+    ],
+)
+def test_store_and_disk_failures_become_one_line(error: Exception, message: str) -> None:
+    for raised in (error, _raised_from(error)):
+        line = failure_message(raised, "MLflow store S")
+        assert line is not None and message in line
+        assert "\n" not in line
+
+
+@pytest.mark.parametrize(
+    "error", [ValueError("a bug"), OSError(errno.ENOENT, "No such file"), KeyError("run_id")]
+)
+def test_other_errors_keep_their_traceback(error: Exception) -> None:
+    assert failure_message(_raised_from(error), "MLflow store S") is None
+
+
 @pytest.fixture
 def closed_port() -> int:
     """A 127.0.0.1 port nobody listens on (bound, then released)."""
@@ -119,3 +210,19 @@ def test_importing_the_stages_is_free_of_side_effects(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("location", "warned"),
+    [
+        ("file:///home/me/iris/.dvc/tmp/exps/tmpab12cd/mlruns/1", True),
+        ("file:///home/me/iris/mlartifacts/1", False),
+        ("mlflow-artifacts:/1", False),
+    ],
+)
+def test_an_experiment_whose_artifacts_are_deleted_is_named(
+    caplog: pytest.LogCaptureFixture, location: str, warned: bool
+) -> None:
+    with caplog.at_level("WARNING", logger="stages.store"):
+        store.warn_if_artifacts_are_lost("iris_classification", location)
+    assert ("'iris_classification' keeps its artifacts in" in caplog.text) is warned
