@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,29 @@ def test_iris_frame() -> None:
     }
     assert all(pd.api.types.is_float_dtype(frame[column]) for column in IRIS_FEATURES)
     validate_dataset(frame)
+
+
+def test_iris_frame_is_scikit_learns_iris_without_importing_it() -> None:
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris(as_frame=True)
+    expected = bunch.data.rename(
+        columns=lambda name: name.removesuffix(" (cm)").replace(" ", "_")
+    ).assign(**{TARGET: bunch.target_names[bunch.target.to_numpy()]})
+    pd.testing.assert_frame_equal(load_iris_frame(), expected)
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from stages.load import load_iris_frame; load_iris_frame(); "
+            "print('sklearn' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert probe.stdout.strip() == "False"
 
 
 def test_from_table_moves_the_label_last_as_target() -> None:
