@@ -61,7 +61,7 @@ def assert_every_model_loads(uri: str, db_folder: Path, trees: set[str]) -> None
     artifacts = (db_folder / "mlartifacts").as_uri()
     assert experiment.artifact_location.startswith(artifacts)
     runs = client.search_runs([experiment.experiment_id])
-    by_trees = {r.data.params["train.n_estimators"]: r for r in runs}
+    by_trees = {r.data.params["n_estimators"]: r for r in runs}
     assert trees <= set(by_trees), f"runs missing: {trees - set(by_trees)}"
     expected = ["setosa", "versicolor", "virginica"]
     for name in trees:
