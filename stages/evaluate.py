@@ -153,7 +153,7 @@ def file_stem(label: str) -> str:
 
 def main(params: Params) -> None:
     """Evaluate models/classifier.pkl → metrics/metrics.json, plots/, and the MLflow run."""
-    from stages import io, paths, tracking
+    from stages import io, lineage, paths, tracking
 
     tracking.configure(params.mlflow.experiment_name)
     run_id = io.read_json(paths.RUN_INFO)["run_id"]
@@ -181,6 +181,7 @@ def main(params: Params) -> None:
     with io.atomic_dir(paths.IMAGES_DIR) as tmp:
         for name, figure in figures.items():
             figure.savefig(tmp / f"{name}.png", dpi=100, metadata={"Software": None})
+    lineage.record_stage("evaluate", run_id)
     log.info(
         "accuracy %.4f → %s", evaluation.metrics["accuracy"], paths.METRICS.relative_to(paths.ROOT)
     )

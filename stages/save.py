@@ -51,7 +51,7 @@ def promotion_decision(
 
 def main(params: Params) -> None:
     """Bundle models/ into models/pipeline.pkl, register it, and move the champion alias."""
-    from stages import io, paths, registry
+    from stages import io, lineage, paths, registry
     from stages.load import TARGET
 
     pipeline = bundle_pipeline(io.load_object(paths.SCALER), io.load_object(paths.CLASSIFIER))
@@ -64,6 +64,7 @@ def main(params: Params) -> None:
         names=params.mlflow,
     )
     io.dump_object(paths.PIPELINE, pipeline)
+    lineage.record_stage("save", io.read_json(paths.RUN_INFO)["run_id"], registration)
     verdict = "now" if registration.promoted else "not"
     log.info(
         "registered %s version %s; %s @%s: %s",
