@@ -26,6 +26,8 @@ ARTIFACT_DIR = "lineage"
 EXP_NAME_ENV = "DVC_EXP_NAME"
 EXP_BASELINE_ENV = "DVC_EXP_BASELINE_REV"
 EXPS_NAMESPACE = "refs/exps"
+# Tags that only some git states have; a later record removes them when they no longer hold.
+STATE_TAGS = ("git_dirty_paths", "dvc_experiment", "dvc_experiment_baseline", "dvc_experiment_ref")
 
 
 def dvc_md5(path: Path) -> str:
@@ -208,6 +210,11 @@ def record_stage(stage: str, run_id: str, registered: Any = None, root: Path = R
     client = MlflowClient()
     tags = {**output_tags(stage_files(stage, root), root), **git_tags(root)}
     client.log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
+    # A stage rerun outside the experiment that trained the run (or now clean) must not
+    # leave the old experiment ref or dirty paths behind.
+    held = client.get_run(run_id).data.tags
+    for key in sorted(set(STATE_TAGS) & set(held) - set(tags)):
+        client.delete_tag(run_id, key)
     for name in ("params.yaml", "dvc.lock"):
         if (root / name).is_file():
             client.log_artifact(run_id, str(root / name), ARTIFACT_DIR)
@@ -221,10 +228,7 @@ def is_lineage_tag(key: str) -> bool:
         "train_data_md5",
         "git_commit",
         "git_dirty",
-        "git_dirty_paths",
-        "dvc_experiment",
-        "dvc_experiment_baseline",
-        "dvc_experiment_ref",
+        *STATE_TAGS,
     }
 
 
