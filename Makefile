@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help setup run test test-slow test-docker lint format zenml bench clean
+.PHONY: help setup run test test-slow test-docker lint format zenml bench reproduce clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,6 +26,10 @@ run: setup ## Run the DVC pipeline (dvc repro) on the embedded MLflow store
 
 bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min; BENCH_ARGS=--quick)
 	$(RUN) python -m benchmarks.bench $(BENCH_ARGS)
+
+MODEL ?= models:/iris_classifier@champion
+reproduce: setup ## Rebuild a model from its lineage, compare bit for bit (MODEL=<models:/… or run id>)
+	$(RUN) python -m stages.reproduce $(MODEL) $(REPRODUCE_ARGS)
 
 zenml: setup ## Run the same pipeline with ZenML on its local stack (ZENML_ARGS="--set train.n_estimators=50")
 	$(RUN) python -m zenml_pipeline $(ZENML_ARGS)
