@@ -107,7 +107,7 @@ def compare_metrics(recorded: Mapping[str, float], rebuilt: Mapping[str, float])
 
 def format_report(recorded: Recorded, revision: str, checks: list[Check]) -> str:
     """The report printed to the user: a line per output, a summary of metrics, a verdict."""
-    lines = [f"reproduced {recorded.label} (run {recorded.run_id}) at {revision}"]
+    lines = [f"reproduced {recorded.label} at {revision}"]
     width = max((len(check.name) for check in checks), default=0)
     metrics = [check for check in checks if check.name.startswith("metric ")]
     for check in checks:
@@ -164,12 +164,13 @@ def load_recorded(target: Target, text: str, uri: str) -> Recorded:
         if not version.run_id:
             raise PipelineError(f"{text} (version {version.version}) names no training run")
         run_id = version.run_id
-        text = f"{text} (version {version.version})"
+        text = f"{text} (version {version.version}, run {run_id})"
     try:
         run = client.get_run(run_id)
     except MlflowException:
         raise PipelineError(f"no run {run_id} in the MLflow store {uri}") from None
-    return Recorded(run_id, text, dict(run.data.tags), dict(run.data.metrics))
+    label = text if target.run_id is None else f"run {run_id}"
+    return Recorded(run_id, label, dict(run.data.tags), dict(run.data.metrics))
 
 
 def check_store_exists(uri: str) -> None:
