@@ -299,21 +299,26 @@ def restore_tracked_data(worktree: Path, env: Mapping[str, str]) -> None:
 
 
 def recorded_params(recorded: Recorded, dest: Path, uri: str) -> bool:
-    """Write the params.yaml the run recorded into `dest`; False when it recorded none."""
+    """Write the params.yaml the run recorded into `dest`; False when it recorded none.
+
+    The download goes to a folder of its own beside `dest`'s worktree, which is removed
+    with the worktree's temporary folder.
+    """
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
+    download_dir = dest.parent.parent / "recorded"
+    download_dir.mkdir()
     try:
         path = mlflow.artifacts.download_artifacts(
             run_id=recorded.run_id,
             artifact_path=f"{lineage.ARTIFACT_DIR}/params.yaml",
             tracking_uri=uri,
-            dst_path=tempfile.mkdtemp(prefix="reproduce-params-"),
+            dst_path=str(download_dir),
         )
     except (MlflowException, OSError):
         return False
     shutil.copyfile(path, dest)
-    shutil.rmtree(Path(path).parent.parent, ignore_errors=True)
     return True
 
 

@@ -293,7 +293,13 @@ def test_a_run_trained_with_uncommitted_code_is_refused_without_the_flag(
     assert "--allow-dirty" in refused.stderr
 
     # A comment changes no output: rebuilt anyway, it matches, and says it proves nothing.
-    allowed = reproduce(root, run_id, "--allow-dirty")
+    # Its temporary files go, and only its own (a neighbour in TMPDIR stays).
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    (tmpdir / "neighbour").write_text("not ours")
+    env = tool_env({"TMPDIR": str(tmpdir)})
+    allowed = reproduce(root, run_id, "--allow-dirty", env=env)
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert [path.name for path in tmpdir.iterdir()] == ["neighbour"]
     assert "cannot be trusted to match" in allowed.stderr
     assert "NOTE: the run was trained with uncommitted changes" in allowed.stdout
