@@ -9,7 +9,7 @@ UV_ON_PATH := $(shell command -v uv 2>/dev/null)
 UV := $(or $(UV_ON_PATH),.tools/bin/uv)
 RUN := "$(UV)" run --frozen
 
-.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users exps
+.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users exps reproduce
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -35,6 +35,10 @@ exps: setup ## Experiments: headline metrics and the params that differ (EXPS_AR
 
 bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min; BENCH_ARGS=--quick: a smoke run → results-quick.md)
 	$(RUN) python -m benchmarks.bench $(BENCH_ARGS)
+
+MODEL ?= models:/iris_classifier@champion
+reproduce: setup ## Rebuild a model from its lineage, compare bit for bit (MODEL=<models:/… or run id>)
+	$(RUN) python -m stages.reproduce $(MODEL) $(REPRODUCE_ARGS)
 
 zenml: setup ## Run the same pipeline with ZenML on its local stack (ZENML_ARGS="--set train.n_estimators=50")
 	$(RUN) python -m zenml_pipeline $(ZENML_ARGS)

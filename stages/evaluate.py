@@ -170,7 +170,7 @@ def file_stem(label: str) -> str:
 
 def main(params: Params) -> None:
     """Evaluate models/classifier.pkl → metrics/metrics.json, plots/, and the MLflow run."""
-    from stages import io, paths, tracking
+    from stages import io, lineage, paths, tracking
 
     tracking.configure(params.mlflow.experiment_name)
     run_id = io.read_json(paths.RUN_INFO)["run_id"]
@@ -199,6 +199,7 @@ def main(params: Params) -> None:
             images_dir = outputs.folder(paths.IMAGES_DIR)
             for name, png in images.items():
                 (images_dir / f"{name}.png").write_bytes(png)
+            lineage.record_stage("evaluate", run_id)
     log.info(
         "accuracy %.4f → %s", evaluation.metrics["accuracy"], paths.METRICS.relative_to(paths.ROOT)
     )

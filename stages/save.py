@@ -49,9 +49,10 @@ def main(params: Params) -> None:
     the version this run already registered for these pipeline bytes instead of adding
     one. The alias moves last, after models/pipeline.pkl is written.
     """
-    from stages import io, paths, registry
+    from stages import io, lineage, paths, registry
     from stages.load import TARGET
 
+    run_id = io.read_json(paths.RUN_INFO)["run_id"]
     pipeline = bundle_pipeline(io.load_object(paths.SCALER), io.load_object(paths.CLASSIFIER))
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / paths.PIPELINE.name
@@ -65,13 +66,14 @@ def main(params: Params) -> None:
             pipeline,
             example=io.read_table(paths.RAW_DATA).drop(columns=[TARGET]).head(5),
             metrics=io.read_json(paths.METRICS),
-            run_id=io.read_json(paths.RUN_INFO)["run_id"],
+            run_id=run_id,
             pipeline_md5=io.file_md5(staged),
             dataset_md5=io.file_md5(paths.RAW_DATA),
             save=params.save,
             names=params.mlflow,
             write_outputs=write_pipeline,
         )
+    lineage.record_stage("save", run_id, registration)
     log.info("%s", decision_line(registration, params.mlflow.champion_alias))
 
 

@@ -9,16 +9,14 @@ import base64
 import contextlib
 import logging
 import os
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stages import store
+from stages import lineage, store
 from stages.errors import TrackingError
-from stages.io import file_md5
 from stages.paths import ROOT
 
 if TYPE_CHECKING:
@@ -168,31 +166,9 @@ def mlflow_run(run_id: str | None = None, **start_kwargs: Any) -> Iterator[Run]:
         yield run
 
 
-def git_commit(cwd: Path = ROOT) -> str | None:
-    """The commit the code came from (DVC's baseline inside `dvc exp run`)."""
-    baseline = os.environ.get("DVC_EXP_BASELINE_REV")
-    if baseline:
-        return baseline
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
-
-
 def lineage_tags(train_data: Path, orchestrator: str) -> dict[str, str]:
-    """Tags that tie a run to its code, data and experiment."""
-    tags = {"orchestrator": orchestrator, "train_data_md5": file_md5(train_data)}
-    commit = git_commit()
-    if commit:
-        tags["git_commit"] = commit
-        tags["mlflow.source.git.commit"] = commit
-    experiment = os.environ.get("DVC_EXP_NAME")
-    if experiment:
-        tags["dvc_experiment"] = experiment
-    return tags
+    """Tags that tie a run to its code, data and experiment (see stages/lineage.py)."""
+    return lineage.lineage_tags(train_data, orchestrator)
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

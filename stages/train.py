@@ -44,7 +44,7 @@ def logged_params(params: Params) -> dict[str, object]:
 
 def main(params: Params) -> None:
     """Train on data/processed/train.parquet → models/classifier.pkl and an MLflow run."""
-    from stages import io, paths, tracking
+    from stages import io, lineage, paths, tracking
 
     tracking.configure(params.mlflow.experiment_name)
     train = io.read_table(paths.TRAIN_SET)
@@ -57,6 +57,7 @@ def main(params: Params) -> None:
         with io.staged_outputs() as outputs:
             outputs.pickle(paths.CLASSIFIER, model)
             outputs.json(paths.RUN_INFO, run_info)
+            lineage.record_stage("train", run_info["run_id"])
     log.info("trained on %d rows; MLflow run %s", len(train), run_info["run_id"])
 
 
