@@ -199,7 +199,7 @@ def main(params: Params) -> None:
             images_dir = outputs.folder(paths.IMAGES_DIR)
             for name, png in images.items():
                 (images_dir / f"{name}.png").write_bytes(png)
-            lineage.record_stage("evaluate", run_id)
+        lineage.record_stage("evaluate", run_id)
     log.info(
         "accuracy %.4f → %s", evaluation.metrics["accuracy"], paths.METRICS.relative_to(paths.ROOT)
     )

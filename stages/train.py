@@ -57,7 +57,7 @@ def main(params: Params) -> None:
         with io.staged_outputs() as outputs:
             outputs.pickle(paths.CLASSIFIER, model)
             outputs.json(paths.RUN_INFO, run_info)
-            lineage.record_stage("train", run_info["run_id"])
+        lineage.record_stage("train", run_info["run_id"])
     log.info("trained on %d rows; MLflow run %s", len(train), run_info["run_id"])
 
 
