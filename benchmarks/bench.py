@@ -529,7 +529,7 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
     ]
     for key, verdict in results["targets"].items():
         value = verdict["value"]
-        unit = " GiB" if key.endswith("gib") else "×"
+        unit = " GiB" if key.endswith("gib") else (" s" if key.endswith("_s") else "×")
         shown = "n/a" if value is None else f"{value:.2f}{unit}"
         lines.append(
             f"| {verdict['what']} | {verdict['target']} | {shown} | **{verdict['status']}** "
@@ -641,6 +641,9 @@ def auto_notes(results: dict[str, Any]) -> dict[str, str]:
     elif zenml and repro:
         notes["zenml_cached_vs_repro"] = (
             "every step cached: ZenML only starts, checks its store and logs the run"
+        )
+        notes["zenml_cold_vs_script"] = (
+            "one process like the script, plus ZenML's start-up, its store and artifact writes"
         )
     scale = sorted(results.get("scale", []), key=lambda entry: entry["rows"])
     if scale:
