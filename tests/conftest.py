@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests import repo_copy
 
@@ -92,6 +93,15 @@ def copy_repository(dest: Path) -> Path:
     task (tests/iris_params.yaml), so the suite tests the machinery on every user's project.
     """
     return repo_copy.copy_repository(REPO, dest, tool_env())
+
+
+def set_params(root: Path, **changes: object) -> None:
+    """Edit params.yaml like a user would: `section__key=value`."""
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        params[section][key] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def free_port() -> int:

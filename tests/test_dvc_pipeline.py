@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import clone_built, free_port, run, stop, tool_env, wait_for
+from tests.conftest import clone_built, free_port, run, set_params, stop, tool_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -64,15 +64,6 @@ def flatten(mapping: dict, prefix: str = "") -> dict:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def set_params(root: Path, **changes: object) -> None:
-    """Edit params.yaml like a user would: `section__key=value`."""
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        params[section][key] = value
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def assert_tracked(client, root: Path, model_name: str = "iris_classifier") -> None:

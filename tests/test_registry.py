@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import clone_built, run, tool_env
+from tests.conftest import clone_built, run, set_params, tool_env
 
 pytestmark = pytest.mark.integration
 
@@ -27,15 +26,6 @@ MODEL = "iris_classifier"
 TINY_TABLE = "a,b,label\n" + "".join(
     f"{i},{i % 3},{'big' if i >= 5 else 'small'}\n" for i in range(10)
 )
-
-
-def set_params(root: Path, **changes: object) -> None:
-    """Edit params.yaml like a user would: `section__key=value`."""
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        params[section][key] = value
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def stages_run(output: str) -> list[str]:
