@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -136,10 +137,12 @@ class StagedOutputs:
         """A DataFrame as CSV or Parquet, chosen by the file's suffix."""
         _write_table(self.file(path), frame, parquet=path.suffix == ".parquet")
 
+    def bytes(self, path: Path, data: bytes) -> None:
+        self.file(path).write_bytes(data)
+
     def pickle(self, path: Path, obj: Any) -> None:
         """A fitted estimator; identical estimators give identical files."""
-        with self.file(path).open("wb") as handle:
-            _StablePickler(handle, protocol=5).dump(obj)
+        self.bytes(path, pickle_bytes(obj))
 
     def _stage(self, path: Path, folder: bool) -> Path:
         if any(staged.target == path for staged in self._staged):
@@ -375,6 +378,13 @@ class _StablePickler(pickle._Pickler):
         return constructor, args, {**state, "nodes": zeroed}
 
 
+def pickle_bytes(obj: Any) -> bytes:
+    """The bytes `dump_object` writes for `obj`: equal estimators give equal bytes."""
+    buffer = io.BytesIO()
+    _StablePickler(buffer, protocol=5).dump(obj)
+    return buffer.getvalue()
+
+
 def dump_object(path: Path, obj: Any) -> None:
     """Pickle a fitted estimator; identical estimators give identical files."""
     with staged_outputs() as outputs:
@@ -385,6 +395,11 @@ def load_object(path: Path) -> Any:
     """Unpickle an estimator this pipeline wrote (pickles run code: load only your own)."""
     with path.open("rb") as handle:
         return pickle.load(handle)
+
+
+def bytes_md5(data: bytes) -> str:
+    """The md5 DVC records for a file holding `data`."""
+    return hashlib.md5(data).hexdigest()
 
 
 def file_md5(path: Path) -> str:

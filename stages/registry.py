@@ -12,9 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,14 +22,11 @@ from stages.params import MlflowParams, SaveParams
 from stages.promotion import Candidate, Champion, champion_score, decide
 
 if TYPE_CHECKING:
-    import pandas as pd
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
-# The input guard is the pipeline's first step; skops loads only the types it is told to trust.
-GUARD_TYPE = "stages.model_guard.InputGuard"
 # Version tags: which pipeline bytes a version holds, and what its score was computed on.
 PIPELINE_MD5_TAG = "pipeline_md5"
 EVALUATION_DATA_TAG = "evaluation_data"
@@ -70,21 +64,12 @@ def temp_experiment() -> str | None:
     return os.environ.get("DVC_EXP_NAME") or "(unnamed)"
 
 
-def _guard_code(folder: Path) -> Path:
-    """A `stages` package holding only the input guard, shipped with the model."""
-    package = folder / "stages"
-    package.mkdir()
-    source = Path(__file__).resolve().parent
-    for name in ("__init__.py", "model_guard.py"):
-        shutil.copyfile(source / name, package / name)
-    return package
-
-
-def _registered_from_run(
-    client: MlflowClient, model_name: str, run_id: str, pipeline_md5: str
+def _registered_from(
+    client: MlflowClient, model_name: str, run_id: str, model_uri: str
 ) -> ModelVersion | None:
+    """The version of `model_name` already registered from this logged model, if any."""
     for version in client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'"):
-        if version.tags.get(PIPELINE_MD5_TAG) == pipeline_md5:
+        if version.source == model_uri:
             return version
     return None
 
@@ -101,7 +86,20 @@ def _champion(client: MlflowClient, model_name: str, alias: str, metric: str) ->
     run = client.get_run(holder.run_id) if holder.run_id else None
     if held is None and run is not None:
         held = run.data.metrics.get(metric)
-    signature = mlflow.models.get_model_info(f"models:/{model_name}/{holder.version}").signature
+    try:
+        signature = mlflow.models.get_model_info(f"models:/{model_name}/{holder.version}").signature
+    except (MlflowException, OSError) as exc:
+        # Its artifacts are gone (a deleted mlartifacts/, a moved store): it cannot serve, so
+        # it does not stand in the way of a version that can.
+        log.warning(
+            "%s@%s (version %s) cannot be loaded (%s); judging the new version as if there "
+            "were no champion",
+            model_name,
+            alias,
+            holder.version,
+            exc,
+        )
+        return None
     return Champion(
         version=str(holder.version),
         score=float(held) if held is not None else None,
@@ -112,25 +110,21 @@ def _champion(client: MlflowClient, model_name: str, alias: str, metric: str) ->
 
 
 def publish(
-    pipeline: Any,
-    example: pd.DataFrame,
+    model_uri: str,
     metrics: dict[str, Any],
     run_id: str,
     pipeline_md5: str,
     dataset_md5: str,
     save: SaveParams,
     names: MlflowParams,
-    write_outputs: Callable[[], None] | None = None,
 ) -> Registration:
-    """Register the bundled pipeline in its training run, then move the alias if it earns it.
+    """Register the model a training run logged, then move the alias if it earns it.
 
-    A version this run already registered with the same pipeline bytes (`pipeline_md5`) is
-    reused, so a rerun after a crash adds no duplicate. `write_outputs` (the stage's files)
-    runs after registering and before the alias moves: the alias moves last.
+    A version already registered from this logged model is reused, so a rerun after a
+    crash adds no duplicate. The alias moves last.
     """
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.models import infer_signature
 
     score = champion_score(metrics, save.champion_metric)
     model_name, alias, metric = (
@@ -141,30 +135,18 @@ def publish(
     tracking.configure(names.experiment_name)
     client = MlflowClient()
     with tracking.mlflow_run(run_id=run_id):
-        signature = infer_signature(example, pipeline.predict(example))
+        signature = _logged_signature(model_uri, run_id)
         training_run = client.get_run(run_id)
         evaluated_on = evaluation_data(dataset_md5, training_run.data.params)
-        registered = _registered_from_run(client, model_name, run_id, pipeline_md5)
+        registered = _registered_from(client, model_name, run_id, model_uri)
         reused = registered is not None
         if registered is None:
-            with tempfile.TemporaryDirectory() as tmp:
-                info = mlflow.sklearn.log_model(
-                    pipeline,
-                    name="pipeline",
-                    signature=signature,
-                    input_example=example.head(5),
-                    code_paths=[str(_guard_code(Path(tmp)))],
-                    skops_trusted_types=[*tracking.SKOPS_TRUSTED_TYPES, GUARD_TYPE],
-                    pip_requirements=tracking.model_requirements(),
-                )
             tags = {PIPELINE_MD5_TAG: pipeline_md5, metric: str(score)}
             if evaluated_on is not None:
                 tags[EVALUATION_DATA_TAG] = evaluated_on
             # Tags travel with the version's creation, so a crash cannot leave it unmarked.
-            registered = mlflow.register_model(info.model_uri, model_name, tags=tags)
+            registered = mlflow.register_model(model_uri, model_name, tags=tags)
         version = str(registered.version)
-        if write_outputs is not None:
-            write_outputs()
 
         candidate = Candidate(
             version=version,
@@ -182,6 +164,21 @@ def publish(
             {"registered_model_version": version, f"{alias}_promoted": str(decision.promoted)}
         )
     return Registration(model_name, version, decision.promoted, decision.reason, reused)
+
+
+def _logged_signature(model_uri: str, run_id: str) -> Any:
+    """The signature of the model the run logged; a TrackingError if the store lost it."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.models.get_model_info(model_uri).signature
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(
+            f"the model {model_uri} logged by MLflow run {run_id} cannot be read from the "
+            f"tracking store {mlflow.get_tracking_uri()} ({exc}); retrain with "
+            "`dvc repro --force train`"
+        ) from None
 
 
 # --- the command line: list versions, move the alias by hand

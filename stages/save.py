@@ -1,35 +1,17 @@
-"""Stage 5, save: scaler + classifier as one deployable Pipeline, registered in MLflow."""
+"""Stage 5, save: register the pipeline train logged, and move the champion alias if it earns it."""
 
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from stages.errors import PipelineError
 from stages.params import Params
 
 if TYPE_CHECKING:
-    from sklearn.pipeline import Pipeline
-
     from stages.registry import Registration
 
 log = logging.getLogger(__name__)
-
-
-def bundle_pipeline(scaler: Any, classifier: Any) -> Pipeline:
-    """One estimator that takes the raw feature columns and predicts labels.
-
-    Its first step refuses requests with missing, infinite or no values
-    (stages/model_guard.py) before the scaler, which would pass them on.
-    """
-    from sklearn.pipeline import Pipeline
-
-    from stages.model_guard import InputGuard
-
-    guard = InputGuard(columns=[str(name) for name in scaler.feature_names_in_]).fit(None)
-    return Pipeline([("guard", guard), ("scaler", scaler), ("classifier", classifier)])
 
 
 def decision_line(registration: Registration, alias: str) -> str:
@@ -42,38 +24,42 @@ def decision_line(registration: Registration, alias: str) -> str:
     )
 
 
-def main(params: Params) -> None:
-    """Bundle models/ into models/pipeline.pkl, register it, and move the champion alias.
+def logged_model(run_info: dict[str, str], pipeline_md5: str) -> str:
+    """The URI of the model train logged, once sure it holds models/pipeline.pkl's bytes."""
+    from stages import paths
 
-    Idempotent per training run: a rerun (after a crash, or for a save-only change) finds
-    the version this run already registered for these pipeline bytes instead of adding
-    one. The alias moves last, after models/pipeline.pkl is written.
+    model_uri = run_info.get("model_uri")
+    if not model_uri or run_info.get("pipeline_md5") != pipeline_md5:
+        raise PipelineError(
+            f"{paths.PIPELINE.relative_to(paths.ROOT)} is not the model MLflow run "
+            f"{run_info.get('run_id')} logged ({paths.RUN_INFO.relative_to(paths.ROOT)} was "
+            "written by another training); retrain with `dvc repro --force train`"
+        )
+    return model_uri
+
+
+def main(params: Params) -> None:
+    """Register the model of the training run in models/mlflow_run.json; move the alias.
+
+    Save writes no file: train logged the pipeline (the bytes of models/pipeline.pkl) and
+    save only registers it. Idempotent per training run: a rerun (after a crash, or for a
+    save-only change) finds the version already registered from that logged model instead
+    of adding one. The alias moves last.
     """
     from stages import io, lineage, paths, registry
-    from stages.load import TARGET
 
-    run_id = io.read_json(paths.RUN_INFO)["run_id"]
-    pipeline = bundle_pipeline(io.load_object(paths.SCALER), io.load_object(paths.CLASSIFIER))
-    with tempfile.TemporaryDirectory() as tmp:
-        staged = Path(tmp) / paths.PIPELINE.name
-        io.dump_object(staged, pipeline)
-
-        def write_pipeline() -> None:
-            with io.atomic_path(paths.PIPELINE) as target:
-                shutil.copyfile(staged, target)
-
-        registration = registry.publish(
-            pipeline,
-            example=io.read_table(paths.RAW_DATA).drop(columns=[TARGET]).head(5),
-            metrics=io.read_json(paths.METRICS),
-            run_id=run_id,
-            pipeline_md5=io.file_md5(staged),
-            dataset_md5=io.file_md5(paths.RAW_DATA),
-            save=params.save,
-            names=params.mlflow,
-            write_outputs=write_pipeline,
-        )
-    lineage.record_stage("save", run_id, registration)
+    run_info = io.read_json(paths.RUN_INFO)
+    pipeline_md5 = io.file_md5(paths.PIPELINE)
+    registration = registry.publish(
+        logged_model(run_info, pipeline_md5),
+        metrics=io.read_json(paths.METRICS),
+        run_id=run_info["run_id"],
+        pipeline_md5=pipeline_md5,
+        dataset_md5=io.file_md5(paths.RAW_DATA),
+        save=params.save,
+        names=params.mlflow,
+    )
+    lineage.record_stage("save", run_info["run_id"], registration)
     log.info("%s", decision_line(registration, params.mlflow.champion_alias))
 
 

@@ -9,6 +9,8 @@ import base64
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -44,9 +46,11 @@ API_PROBE_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"
 # A server's first API call opens its store (seconds on a loaded machine); /health (5 s) plus
 # this stays within the 30 s in which an unresponsive server must fail a stage.
 API_PROBE_TIMEOUT_S = 20.0
-# Models are logged in skops format (safe to load). Tree node storage is the one type skops
-# does not trust by default; we trust it because this pipeline made the file itself.
-SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+# Models are logged in skops format (safe to load), which loads only the types it is told to
+# trust: tree node storage, which skops does not trust by default, and the pipeline's input
+# guard (stages/model_guard.py, shipped with the model). This pipeline made both itself.
+GUARD_TYPE = "stages.model_guard.InputGuard"
+SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", GUARD_TYPE]
 
 
 def embedded_store(root: Path = ROOT) -> tuple[str, str]:
@@ -193,13 +197,27 @@ def model_requirements() -> list[str]:
     return mlflow.sklearn.get_default_pip_requirements(include_skops=True)
 
 
+def _guard_code(folder: Path) -> Path:
+    """A `stages` package holding only the input guard, shipped with the model."""
+    package = folder / "stages"
+    package.mkdir()
+    source = Path(__file__).resolve().parent
+    for name in ("__init__.py", "model_guard.py"):
+        shutil.copyfile(source / name, package / name)
+    return package
+
+
 def log_training(
     params: Mapping[str, Any],
-    model: Any,
+    pipeline: Any,
     example: pd.DataFrame,
     tags: Mapping[str, str],
-) -> None:
-    """Log params, lineage tags and the fitted model (with signature) to the active run."""
+) -> str:
+    """Log params, lineage tags and the deployable pipeline to the active run; return its URI.
+
+    This is the run's one logged model (`models:/<model id>`): save registers it as it is.
+    `example` holds raw feature rows; its first 5 give the signature and the input example.
+    """
     import mlflow
     from mlflow.models import infer_signature
 
@@ -208,15 +226,18 @@ def log_training(
     # A few rows give the same schema as all of them (dtypes only) without predicting the
     # whole training set, which is seconds at a million rows.
     sample = example.head(5)
-    signature = infer_signature(sample, model.predict(sample))
-    mlflow.sklearn.log_model(
-        model,
-        name="model",
-        signature=signature,
-        input_example=example.head(5),
-        skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        pip_requirements=model_requirements(),
-    )
+    signature = infer_signature(sample, pipeline.predict(sample))
+    with tempfile.TemporaryDirectory() as folder:
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=signature,
+            input_example=sample,
+            code_paths=[str(_guard_code(Path(folder)))],
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            pip_requirements=model_requirements(),
+        )
+    return info.model_uri
 
 
 def log_evaluation(
@@ -229,8 +250,6 @@ def log_evaluation(
     Evaluation settings are tags, not params: evaluate may run again for the same training
     run with other settings, and MLflow params cannot change once logged.
     """
-    import tempfile
-
     import mlflow
 
     mlflow.log_metrics(

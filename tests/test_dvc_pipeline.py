@@ -97,8 +97,17 @@ def assert_tracked(client, root: Path, model_name: str = "iris_classifier") -> N
     artifacts = {item.path for item in client.list_artifacts(run_id, "plots")}
     assert {"plots/confusion_matrix.png", "plots/roc.png"} <= artifacts
 
+    # One model per training run: train logged the pipeline, save registered that model.
+    run_info = json.loads((root / "models/mlflow_run.json").read_text())
+    logged = client.search_logged_models(
+        experiment_ids=[tracked.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}'",
+    )
+    assert [f"models:/{model.model_id}" for model in logged] == [run_info["model_uri"]]
     champion = client.get_model_version_by_alias(model_name, "champion")
     assert champion.run_id == run_id
+    assert champion.source == run_info["model_uri"]
+    assert champion.tags["pipeline_md5"] == file_md5(root / "models/pipeline.pkl")
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(client.tracking_uri)
     mlflow.set_registry_uri(client.tracking_uri)

@@ -33,7 +33,7 @@ from stages.io import (
 )
 from stages.load import TARGET, load_iris_frame
 from stages.preprocess import make_scaler
-from stages.save import bundle_pipeline
+from stages.train import bundle_pipeline
 
 
 class KilledMidwayError(Exception):

@@ -7,11 +7,13 @@ each test checks one chapter of what it recorded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-import shutil
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +69,23 @@ class Story:
         return json.loads((self.root / "models/mlflow_run.json").read_text())["run_id"]
 
 
+@contextlib.contextmanager
+def alias_writes_fail(store: Path) -> Iterator[None]:
+    """Make the store refuse to set any alias, as a save killed just before that would."""
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        db.execute(
+            "CREATE TRIGGER injected_crash BEFORE INSERT ON registered_model_aliases "
+            "BEGIN SELECT RAISE(ABORT, 'injected crash before the alias moves'); END"
+        )
+        db.commit()
+    try:
+        yield
+    finally:
+        with contextlib.closing(sqlite3.connect(store)) as db:
+            db.execute("DROP TRIGGER injected_crash")
+            db.commit()
+
+
 @pytest.fixture(scope="module")
 def story(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Story:
     root = clone_built(built_project, tmp_path_factory.mktemp("registry") / "project")
@@ -74,17 +93,14 @@ def story(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Stor
     pipeline_file = root / "models/pipeline.pkl"
     previous_pipeline = pipeline_file.read_bytes()
 
-    # 1. A new training run; then its save dies after registering, before writing
-    # models/pipeline.pkl (a folder in its way stands for the kill) and before dvc.lock.
+    # 1. A new training run; then its save dies after registering, before the alias moves
+    # (the store refuses the alias write) and before dvc.lock records the stage.
     # A low bar, so that only the rules under test keep a version from the alias.
     set_params(root, train__n_estimators=50, save__min_score=0.5)
     run(["dvc", "repro", "evaluate"], cwd=root)
-    pipeline_file.unlink()
-    (pipeline_file / "in_the_way").mkdir(parents=True)
-    story.crash = run([sys.executable, "-m", "stages.save"], cwd=root, check=False)
+    with alias_writes_fail(root / "mlflow.db"):
+        story.crash = run([sys.executable, "-m", "stages.save"], cwd=root, check=False)
     story.after_crash = {"versions": story.versions(), "aliases": story.aliases()}
-    shutil.rmtree(pipeline_file)
-    pipeline_file.write_bytes(previous_pipeline)  # as the killed save left it
     story.rerun = run(["dvc", "repro"], cwd=root)
     story.after_rerun = {
         "versions": story.versions(),
@@ -128,9 +144,10 @@ def table_story(story: Story) -> TableStory:
 def test_a_save_that_dies_after_registering_has_not_moved_the_alias(story: Story) -> None:
     assert story.crash is not None and story.crash.returncode != 0
     assert "Created version '1'" in story.crash.stderr
+    assert "injected crash before the alias moves" in story.crash.stderr
     run_id = story.after_rerun["run_id"]
     assert story.after_crash["versions"] == {"1": run_id}
-    # The alias moves last, after models/pipeline.pkl: this save never got there.
+    # The alias moves last: this save never got there.
     assert story.after_crash["aliases"] == {}
 
 

@@ -16,9 +16,8 @@ from stages.load import TARGET, load_iris_frame
 from stages.params import EvaluateParams, Params, TrainParams, load_params
 from stages.preprocess import preprocess, split_dataset
 from stages.promotion import Candidate, Champion, champion_score, decide
-from stages.save import bundle_pipeline
 from stages.tracking import flatten
-from stages.train import logged_params, train_model
+from stages.train import bundle_pipeline, logged_params, train_model
 from tests.repo_copy import IRIS_PARAMS
 
 CLASSES = ["setosa", "versicolor", "virginica"]
@@ -242,7 +241,7 @@ def test_file_stem(label: str, stem: str) -> None:
     assert file_stem(label) == stem
 
 
-# --- save
+# --- the deployable pipeline (bundled by train) and promotion (save)
 
 
 def test_pipeline_predicts_from_raw_features(params: Params, processed, model: Any) -> None:

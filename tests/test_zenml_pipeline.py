@@ -129,7 +129,7 @@ def test_run_completes_with_browsable_outputs(workspace: Workspace, zenml_client
     metrics = output(run, "evaluate", "metrics")
     accuracy = (classifier.predict(test_set.drop(columns=["target"])) == test_set["target"]).mean()
     assert metrics["accuracy"] == pytest.approx(accuracy) and accuracy >= 0.9
-    pipeline = output(run, "save", "pipeline")
+    pipeline = output(run, "train", "pipeline")
     assert list(pipeline.predict(raw.drop(columns=["target"]).head(3))) == ["setosa"] * 3
     assert output(run, "save", "model_version").isdigit()
 

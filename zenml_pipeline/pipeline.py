@@ -23,8 +23,10 @@ def training_pipeline(params: Params, tracking_uri: str, source_md5: str | None 
     """
     raw_dataset = steps.load(params.load, source_md5)
     train_set, test_set, scaler = steps.preprocess(raw_dataset, params.preprocess)
-    classifier, mlflow_run_id = steps.train(
+    classifier, pipeline, mlflow_run_id, model_uri = steps.train(
         train_set,
+        scaler,
+        raw_dataset,
         params.train,
         logged_params=logged_params(params),
         experiment_name=params.mlflow.experiment_name,
@@ -33,4 +35,4 @@ def training_pipeline(params: Params, tracking_uri: str, source_md5: str | None 
     metrics, _, _ = steps.evaluate(
         classifier, test_set, mlflow_run_id, params.evaluate, params.mlflow.experiment_name
     )
-    steps.save(scaler, classifier, metrics, raw_dataset, mlflow_run_id, params.save, params.mlflow)
+    steps.save(pipeline, model_uri, metrics, raw_dataset, mlflow_run_id, params.save, params.mlflow)

@@ -84,15 +84,22 @@ def preprocess(
     return train_set, test_set, scaler
 
 
-@step(cache_policy=_depends_on("train", "tracking"))
+@step(cache_policy=_depends_on("train", "model_guard", "tracking"))
 def train(
     train_set: pd.DataFrame,
+    scaler: TransformerMixin,
+    raw_dataset: pd.DataFrame,
     params: TrainParams,
     logged_params: dict[str, Any],
     experiment_name: str,
     tracking_uri: str,
-) -> tuple[Annotated[BaseEstimator, "classifier"], Annotated[str, "mlflow_run_id"]]:
-    """Fit the classifier and open the MLflow run that evaluate and save log into.
+) -> tuple[
+    Annotated[BaseEstimator, "classifier"],
+    Annotated[BaseEstimator, "pipeline"],
+    Annotated[str, "mlflow_run_id"],
+    Annotated[str, "model_uri"],
+]:
+    """Fit the classifier, bundle the pipeline and log it in the run evaluate and save use.
 
     Args:
         logged_params: what the run records (load, preprocess, train), as under DVC.
@@ -100,13 +107,14 @@ def train(
     """
     tracking.configure(experiment_name)
     model = train_stage.train_model(train_set, params)
+    pipeline = train_stage.bundle_pipeline(scaler, model)
     with tempfile.TemporaryDirectory() as tmp:  # the md5 of the bytes DVC's train.parquet has
         io.write_table(Path(tmp) / "train.parquet", train_set)
         tags = tracking.lineage_tags(Path(tmp) / "train.parquet", orchestrator="zenml")
+    example = raw_dataset.drop(columns=[load_stage.TARGET]).head(5)
     with tracking.mlflow_run(run_name=get_step_context().pipeline_run.name) as run:
-        features = train_stage.split_xy(train_set)[0]
-        tracking.log_training(logged_params, model, features, tags | zenml_tags())
-    return model, run.info.run_id
+        model_uri = tracking.log_training(logged_params, pipeline, example, tags | zenml_tags())
+    return model, pipeline, run.info.run_id, model_uri
 
 
 @step(cache_policy=_depends_on("evaluate", "tracking"))
@@ -131,31 +139,28 @@ def evaluate(
     return evaluation.metrics, evaluation.predictions, evaluation.feature_importance
 
 
-@step(cache_policy=_depends_on("save", "registry", "promotion", "model_guard", "tracking"))
+@step(cache_policy=_depends_on("save", "registry", "promotion", "tracking"))
 def save(
-    scaler: TransformerMixin,
-    classifier: BaseEstimator,
+    pipeline: BaseEstimator,
+    model_uri: str,
     metrics: dict[str, Any],
     raw_dataset: pd.DataFrame,
     mlflow_run_id: str,
     params: SaveParams,
     registry: MlflowParams,
-) -> tuple[Annotated[BaseEstimator, "pipeline"], Annotated[str, "model_version"]]:
-    """Bundle scaler and classifier, register the bundle, and move the champion alias."""
-    pipeline = save_stage.bundle_pipeline(scaler, classifier)
-    with tempfile.TemporaryDirectory() as tmp:  # the md5s of the bytes DVC's files would have
-        io.dump_object(Path(tmp) / "pipeline.pkl", pipeline)
+) -> Annotated[str, "model_version"]:
+    """Register the pipeline train logged, and move the champion alias if it earns it."""
+    with tempfile.TemporaryDirectory() as tmp:  # the md5 of the bytes DVC's dataset.csv has
         io.write_table(Path(tmp) / "dataset.csv", raw_dataset)
-        digests = {name: io.file_md5(Path(tmp) / name) for name in ("pipeline.pkl", "dataset.csv")}
+        dataset_md5 = io.file_md5(Path(tmp) / "dataset.csv")
     registration = model_registry.publish(
-        pipeline,
-        raw_dataset.drop(columns=[load_stage.TARGET]).head(5),
+        model_uri,
         metrics,
         mlflow_run_id,
-        pipeline_md5=digests["pipeline.pkl"],
-        dataset_md5=digests["dataset.csv"],
+        pipeline_md5=io.bytes_md5(io.pickle_bytes(pipeline)),
+        dataset_md5=dataset_md5,
         save=params,
         names=registry,
     )
     logger.info("%s", save_stage.decision_line(registration, registry.champion_alias))
-    return pipeline, registration.version
+    return registration.version
