@@ -307,6 +307,11 @@ class Bench:
             if project is not None:
                 shutil.rmtree(project.parent)
             repro, project = self.repro_once(label, params)
+            if with_script:
+                # The MLflow stages again on the store the cold run created: what every later
+                # repro and experiment pays (the cold run's train also creates the store).
+                self.timed_dvc(["repro", "--force", "--downstream", "train"], project)
+                repro["stages_warm"] = read_stage_log(self.stage_log)
             repros.append(repro)
             if with_script:
                 shutil.rmtree(project.parent)
@@ -335,6 +340,14 @@ class Bench:
                 "peak_rss_mib_bound": max(run["peak_rss_mib"] for run in repros),
             },
         }
+        if with_script:
+            figures["repro"]["stages_warm"] = {
+                name: {
+                    key: summary([run["stages_warm"][name][key] for run in repros])
+                    for key in repros[0]["stages_warm"][name]
+                }
+                for name in MLFLOW_STAGES
+            }
         if with_script:
             figures["script"] = {"seconds": summary(scripts)}
         return figures, project
@@ -442,9 +455,12 @@ def machine() -> dict[str, Any]:
     }
 
 
-def stage_work(repro: Mapping[str, Any]) -> dict[str, float]:
-    """Per MLflow stage: median seconds minus the median seconds of its imports."""
-    stages = repro.get("stages", {})
+def stage_work(repro: Mapping[str, Any], key: str = "stages") -> dict[str, float]:
+    """Per MLflow stage: median seconds minus the median seconds of its imports.
+
+    `stages`: in the cold repro; `stages_warm`: rerun on the store that repro created.
+    """
+    stages = repro.get(key, {})
     return {
         name: stages[name]["seconds"]["median"] - stages[name]["import_seconds"]["median"]
         for name in MLFLOW_STAGES
@@ -474,7 +490,7 @@ def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     values["noop_vs_status"] = results.get("noop", {}).get("ratio", {}).get("median")
     exp = results.get("experiment", {}).get("seconds", {}).get("median")
     values["exp_vs_script"] = exp / script if exp and script else None
-    work = stage_work(repro_iris)
+    work = stage_work(repro_iris, "stages_warm") or stage_work(repro_iris)
     values["stage_work_s"] = max(work.values()) if work else None
     cached = results.get("zenml", {}).get("cached", {}).get("median")
     values["zenml_cached_vs_repro"] = cached / repro if cached and repro else None
@@ -655,9 +671,16 @@ def auto_notes(results: dict[str, Any]) -> dict[str, str]:
     if exp and script:
         notes["exp_vs_script"] = f"ran {', '.join(exp['stages_ran'])}; load and preprocess skipped"
     if repro:
-        work = stage_work(repro)
+        work, cold = stage_work(repro, "stages_warm"), stage_work(repro)
         if work:
-            notes["stage_work_s"] = ", ".join(f"{name} {sec:.2f} s" for name, sec in work.items())
+            notes["stage_work_s"] = (
+                "on an existing store: "
+                + ", ".join(f"{name} {sec:.2f} s" for name, sec in work.items())
+                + "; in the cold repro, whose train also creates the store: "
+                + ", ".join(f"{name} {sec:.2f} s" for name, sec in cold.items())
+            )
+        elif cold:
+            notes["stage_work_s"] = ", ".join(f"{name} {sec:.2f} s" for name, sec in cold.items())
     noop = results.get("noop")
     if noop:
         notes["noop_vs_status"] = "both only hash and compare dvc.lock; no stage runs"

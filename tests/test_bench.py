@@ -45,3 +45,18 @@ def test_scale_targets_name_the_measured_sizes(sizes: list[int], large: str, gro
 )
 def test_rows_label(rows: int, label: str) -> None:
     assert rows_label(rows) == label
+
+
+def stage_figures(seconds: float, imports: float) -> dict[str, Any]:
+    return {"seconds": {"median": seconds}, "import_seconds": {"median": imports}}
+
+
+def test_stage_work_target_is_judged_on_an_existing_store() -> None:
+    """The cold repro's train also creates the store (once per repository); the target is
+    judged on the stages rerun against it, and the note gives both."""
+    cold = {"train": stage_figures(6.0, 3.0), "evaluate": stage_figures(4.0, 3.0)}
+    warm = {"train": stage_figures(4.2, 3.0), "evaluate": stage_figures(3.9, 3.0)}
+    results = {"repro_iris": {"seconds": {"median": 15.0}, "stages": cold, "stages_warm": warm}}
+    verdict = verdicts(results)["stage_work_s"]
+    assert verdict["value"] == pytest.approx(1.2)
+    assert verdict["status"] == "PASS"
