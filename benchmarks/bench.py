@@ -169,7 +169,7 @@ def copy_repository(snapshot: Path, dest: Path, edit: Callable[[Path], None] | N
     for command in (
         ["git", "init", "-q", "-b", "main"],
         ["git", "add", "-A"],
-        ["git", "commit", "-q", "-m", "benchmark copy"],
+        ["git", "commit", "-q", "--allow-empty", "-m", "benchmark copy"],
     ):
         subprocess.run(command, cwd=dest, env=env, check=True, capture_output=True)
     return dest
