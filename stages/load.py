@@ -152,19 +152,25 @@ def load_dataset(params: LoadParams, table: pd.DataFrame | None = None) -> pd.Da
     return frame
 
 
+def read_user_csv(csv_path: Path) -> pd.DataFrame:
+    """The table at load.csv_path; a DataError naming the file if it cannot be read."""
+    from stages import io
+
+    if not csv_path.is_file():
+        raise DataError(f"load.csv_path: {csv_path} does not exist")
+    try:
+        return io.read_table(csv_path)
+    except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
+        raise DataError(f"load.csv_path: {csv_path} is not a readable CSV: {exc}") from None
+
+
 def main(params: Params) -> None:
     """Load the raw dataset named in params.yaml and write data/raw/dataset.csv."""
     from stages import io, paths
 
     table = None
     if params.load.source == "csv":
-        csv_path = paths.ROOT / str(params.load.csv_path)
-        if not csv_path.is_file():
-            raise DataError(f"load.csv_path: {csv_path} does not exist")
-        try:
-            table = io.read_table(csv_path)
-        except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
-            raise DataError(f"load.csv_path: {csv_path} is not a readable CSV: {exc}") from None
+        table = read_user_csv(paths.ROOT / str(params.load.csv_path))
     frame = load_dataset(params.load, table)
     io.write_table(paths.RAW_DATA, frame)
     log.info(

@@ -60,7 +60,9 @@ def load(
     params: LoadParams, source_md5: str | None = None
 ) -> Annotated[pd.DataFrame, "raw_dataset"]:
     """The validated raw dataset; `source_md5` (of the user's CSV) only keys the cache."""
-    table = io.read_table(paths.ROOT / params.csv_path) if params.source == "csv" else None
+    table = None
+    if params.source == "csv":
+        table = load_stage.read_user_csv(paths.ROOT / str(params.csv_path))
     return load_stage.load_dataset(params, table)
 
 
