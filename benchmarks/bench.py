@@ -117,6 +117,7 @@ def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         {
             "ZENML_ANALYTICS_OPT_IN": "false",
             "DVC_NO_ANALYTICS": "1",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
             "GIT_AUTHOR_NAME": "bench",
             "GIT_AUTHOR_EMAIL": "bench@example.invalid",
             "GIT_COMMITTER_NAME": "bench",

@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from stages.errors import PipelineError
 from stages.params import Params, load_params
@@ -31,6 +32,31 @@ def run_stage(name: str, main: Callable[[Params], None], argv: list[str] | None 
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(levelname)s %(message)s")
     with exit_on_user_error(log):
         main(load_params(args.params))
+    exit_without_teardown(0)
+
+
+def exit_without_teardown(status: int) -> NoReturn:
+    """End a finished stage process now, skipping the interpreter's teardown.
+
+    A stage that imported MLflow (with SQLAlchemy's ORM), scikit-learn and pandas spends
+    0.5-0.7 s after its work freeing every module's objects one by one (measured: train,
+    4.9 s → 4.2 s). Nothing is left to save by then: outputs are closed and fsynced, MLflow's
+    SQLite transactions are committed and its run is ended. So the exit handlers run (logging's
+    flush, MLflow's and any library's), the standard streams are flushed, and the process
+    leaves with os._exit. If a non-daemon thread is still alive, it exits the normal way,
+    which waits for it (a normal exit does not wait for daemon threads either).
+    """
+    import atexit
+    import os
+    import threading
+
+    main_thread = threading.main_thread()
+    if any(not t.daemon for t in threading.enumerate() if t is not main_thread):
+        sys.exit(status)
+    atexit._run_exitfuncs()  # what a normal exit runs first; multiprocessing uses it too
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 @contextlib.contextmanager

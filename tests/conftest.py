@@ -50,6 +50,7 @@ def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         {
             "ZENML_ANALYTICS_OPT_IN": "false",
             "DVC_NO_ANALYTICS": "1",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
             "GIT_AUTHOR_NAME": "tests",
             "GIT_AUTHOR_EMAIL": "tests@example.invalid",
             "GIT_COMMITTER_NAME": "tests",
