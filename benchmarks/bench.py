@@ -193,6 +193,16 @@ def set_params(root: Path, changes: Mapping[str, Mapping[str, Any]]) -> None:
     params.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
+def stage_summaries(
+    runs: Sequence[Mapping[str, Mapping[str, float]]], names: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Per stage and per figure (seconds, import seconds, peak RSS): the summary over runs."""
+    return {
+        name: {key: summary([run[name][key] for run in runs]) for key in runs[0][name]}
+        for name in names
+    }
+
+
 def read_stage_log(log_dir: Path) -> dict[str, dict[str, float]]:
     records = {}
     for name in STAGES:
@@ -331,25 +341,13 @@ class Bench:
             "repro": {
                 "seconds": summary([run["seconds"] for run in plains or repros]),
                 "probed_seconds": summary([run["seconds"] for run in repros]),
-                "stages": {
-                    name: {
-                        key: summary([run["stages"][name][key] for run in repros])
-                        for key in repros[0]["stages"][name]
-                    }
-                    for name in STAGES
-                },
+                "stages": stage_summaries([run["stages"] for run in repros], STAGES),
                 "peak_rss_mib_bound": max(run["peak_rss_mib"] for run in repros),
             },
         }
         if with_script:
-            figures["repro"]["stages_warm"] = {
-                name: {
-                    key: summary([run["stages_warm"][name][key] for run in repros])
-                    for key in repros[0]["stages_warm"][name]
-                }
-                for name in MLFLOW_STAGES
-            }
-        if with_script:
+            warm = [run["stages_warm"] for run in repros]
+            figures["repro"]["stages_warm"] = stage_summaries(warm, MLFLOW_STAGES)
             figures["script"] = {"seconds": summary(scripts)}
         return figures, project
 
