@@ -69,7 +69,7 @@ def main(params: Params) -> None:
     pipeline = bundle_pipeline(io.load_object(paths.SCALER), model)
     pipeline_bytes = io.pickle_bytes(pipeline)
     # Raw rows (not the scaled split): what the served model takes, with the raw dtypes.
-    example = io.read_table(paths.RAW_DATA).drop(columns=[TARGET]).head(5)
+    example = split_xy(io.read_table(paths.RAW_DATA))[0].head(5)
     tags = tracking.lineage_tags(paths.TRAIN_SET, orchestrator="dvc")
     # Outputs are written inside the run, so a failure writing them ends the run FAILED.
     with tracking.mlflow_run(run_name=tags.get("dvc_experiment")) as run:

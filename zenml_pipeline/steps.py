@@ -113,7 +113,7 @@ def train(
     with tempfile.TemporaryDirectory() as tmp:  # the md5 of the bytes DVC's train.parquet has
         io.write_table(Path(tmp) / "train.parquet", train_set)
         tags = tracking.lineage_tags(Path(tmp) / "train.parquet", orchestrator="zenml")
-    example = raw_dataset.drop(columns=[load_stage.TARGET]).head(5)
+    example = train_stage.split_xy(raw_dataset)[0].head(5)
     with tracking.mlflow_run(run_name=get_step_context().pipeline_run.name) as run:
         model_uri = tracking.log_training(logged_params, pipeline, example, tags | zenml_tags())
     return model, pipeline, run.info.run_id, model_uri
