@@ -29,6 +29,17 @@ VENV_BIN = Path(sys.executable).parent
 EXPLICIT_MARKERS = ("docker", "slow")
 
 
+# What the evaluate stage writes (dvc.yaml), checked by the tests of its writes and of lineage.
+EVALUATE_OUTPUTS = [
+    "metrics/metrics.json",
+    "plots/predictions.csv",
+    "plots/feature_importance.csv",
+    "plots/roc",
+    "plots/precision_recall",
+    "plots/images",
+]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     expression = config.getoption("markexpr") or ""
     unasked = [name for name in EXPLICIT_MARKERS if name not in expression]
@@ -191,6 +202,15 @@ def clone_built(source: Path, dest: Path) -> Path:
         ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts", "tmp"),
     )
     return dest
+
+
+@pytest.fixture
+def baseline(built_project: Path, tmp_path: Path) -> Path:
+    """A built copy without a store, its outputs committed as the experiments' baseline."""
+    root = clone_built(built_project, tmp_path / "project")
+    run(["git", "add", "-A"], cwd=root)
+    run(["git", "commit", "-qm", "baseline outputs"], cwd=root)
+    return root
 
 
 @pytest.fixture

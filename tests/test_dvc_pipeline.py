@@ -227,17 +227,8 @@ def test_unreachable_tracking_server_fails_fast(built_project: Path) -> None:
     assert snapshot(built_project) == before
 
 
-@pytest.fixture
-def experiment_project(built_project: Path, tmp_path: Path) -> Path:
-    """A copy of the built project with its outputs committed as the experiments' baseline."""
-    root = clone_built(built_project, tmp_path / "project")
-    run(["git", "add", "-A"], cwd=root)
-    run(["git", "commit", "-qm", "baseline outputs"], cwd=root)
-    return root
-
-
-def test_experiments_rerun_only_what_changed(experiment_project: Path) -> None:
-    project = experiment_project
+def test_experiments_rerun_only_what_changed(baseline: Path) -> None:
+    project = baseline
 
     out = run(["dvc", "exp", "run", "--set-param", "train.n_estimators=7"], cwd=project).stdout
     assert stages_run(out) == ["train", "evaluate", "save"]
@@ -281,8 +272,8 @@ def test_experiments_rerun_only_what_changed(experiment_project: Path) -> None:
     assert champion.version == champion_before
 
 
-def test_temp_and_queued_experiments_share_the_store(experiment_project: Path) -> None:
-    project = experiment_project
+def test_temp_and_queued_experiments_share_the_store(baseline: Path) -> None:
+    project = baseline
 
     temp = run(["dvc", "exp", "run", "--temp", "-S", "train.n_estimators=11"], cwd=project)
     run(["dvc", "exp", "run", "--queue", "-S", "train.n_estimators=13"], cwd=project)

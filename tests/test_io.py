@@ -34,6 +34,7 @@ from stages.io import (
 from stages.load import TARGET, load_iris_frame
 from stages.preprocess import make_scaler
 from stages.train import bundle_pipeline
+from tests.conftest import EVALUATE_OUTPUTS
 
 
 class KilledMidwayError(Exception):
@@ -375,15 +376,6 @@ def test_a_folder_left_only_as_a_backup_is_put_back(tmp_path: Path) -> None:
 
 
 # --- the real evaluate stage
-
-EVALUATE_OUTPUTS = [
-    "metrics/metrics.json",
-    "plots/predictions.csv",
-    "plots/feature_importance.csv",
-    "plots/roc",
-    "plots/precision_recall",
-    "plots/images",
-]
 
 
 def evaluate_outputs(root: Path) -> dict[str, bytes | None]:

@@ -19,7 +19,7 @@ from stages.reproduce import (
     parse_target,
     revision_to_build,
 )
-from tests.conftest import clone_built, run, tool_env
+from tests.conftest import EVALUATE_OUTPUTS, clone_built, run, tool_env
 
 CHAMPION = "models:/iris_classifier@champion"
 # Every output a training run's stages record, besides the run-id file.
@@ -30,12 +30,7 @@ RECORDED_OUTPUTS = [
     "models/scaler.pkl",
     "models/classifier.pkl",
     "models/pipeline.pkl",
-    "metrics/metrics.json",
-    "plots/predictions.csv",
-    "plots/feature_importance.csv",
-    "plots/roc",
-    "plots/precision_recall",
-    "plots/images",
+    *EVALUATE_OUTPUTS,
 ]
 
 

@@ -28,7 +28,7 @@ EXPERIMENT = "iris_classification"
 MODEL = "iris_classifier"
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.4, 3.2, 4.5, 1.5], [6.3, 3.3, 6.0, 2.5]]
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-RUN_OUTPUTS = ["models/classifier.pkl", "models/mlflow_run.json"]
+RUN_OUTPUTS = ["models/classifier.pkl", "models/pipeline.pkl", "models/mlflow_run.json"]
 
 
 def client_for(uri: str):
@@ -95,15 +95,6 @@ def wait_for_queue(project: Path, env: dict[str, str], timeout: float = 900) -> 
             if "Failed" in line
         ]
         pytest.fail(f"{status}\n" + "\n".join(p.stdout[-3000:] for p in logs))
-
-
-@pytest.fixture
-def baseline(built_project: Path, tmp_path: Path) -> Path:
-    """A built copy without a store, its outputs committed as the experiments' baseline."""
-    root = clone_built(built_project, tmp_path / "project")
-    run(["git", "add", "-A"], cwd=root)
-    run(["git", "commit", "-qm", "baseline outputs"], cwd=root)
-    return root
 
 
 def test_relative_sqlite_uri_under_a_temp_experiment_lands_in_the_repository(
@@ -194,6 +185,26 @@ def snapshot(root: Path, names: list[str]) -> dict[str, bytes]:
     return {name: (root / name).read_bytes() for name in names}
 
 
+def retrain(project: Path, uri: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`dvc repro --force` of train alone, logging to `uri`; it may fail."""
+    return run(
+        ["dvc", "repro", "--force", "--single-item", "train"],
+        cwd=project,
+        env=tool_env({"MLFLOW_TRACKING_URI": uri}),
+        check=False,
+        timeout=timeout,
+    )
+
+
+def the_one_error(proc: subprocess.CompletedProcess[str]) -> str:
+    """The failed stage's error: exactly one `[train] ERROR` line, no traceback."""
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("[train] ERROR")]
+    assert len(errors) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return errors[0]
+
+
 def test_a_stage_that_fails_writing_its_outputs_ends_its_run_failed(baseline: Path) -> None:
     """A directory where train's model file goes, then where metrics.json goes."""
     run(["dvc", "repro", "--force", "--single-item", "train"], cwd=baseline)
@@ -263,13 +274,7 @@ def test_a_server_that_hangs_fails_the_stage_within_30_s(
     project = clone_built(built_project, tmp_path / "project")
     before = snapshot(project, RUN_OUTPUTS)
     start = time.monotonic()
-    proc = run(
-        ["dvc", "repro", "--force", "--single-item", "train"],
-        cwd=project,
-        env=tool_env({"MLFLOW_TRACKING_URI": hanging_server}),
-        check=False,
-        timeout=120,
-    )
+    proc = retrain(project, hanging_server, timeout=120)
     elapsed = time.monotonic() - start
     assert proc.returncode != 0
     assert hanging_server in proc.stderr
@@ -338,18 +343,9 @@ def test_a_broken_store_fails_in_one_line(
     project = clone_built(built_project, tmp_path / "project")
     uri = broken_store(kind, tmp_path / "store", project, mounts)
     before = snapshot(project, RUN_OUTPUTS)
-    proc = run(
-        ["dvc", "repro", "--force", "--single-item", "train"],
-        cwd=project,
-        env=tool_env({"MLFLOW_TRACKING_URI": uri}),
-        check=False,
-    )
-    assert proc.returncode != 0
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("[train] ERROR")]
-    assert len(errors) == 1, proc.stderr
-    assert uri in errors[0] or str(tmp_path / "store") in errors[0], errors[0]
-    assert cause in errors[0].lower()
-    assert "Traceback" not in proc.stderr
+    error = the_one_error(retrain(project, uri))
+    assert uri in error or str(tmp_path / "store") in error, error
+    assert cause in error.lower()
     assert snapshot(project, RUN_OUTPUTS) == before
 
 
@@ -365,18 +361,10 @@ def test_a_store_locked_by_another_process_fails_in_one_line(
     holder.execute("BEGIN EXCLUSIVE")
     try:
         before = snapshot(project, RUN_OUTPUTS)
-        proc = run(
-            ["dvc", "repro", "--force", "--single-item", "train"],
-            cwd=project,
-            env=tool_env({"MLFLOW_TRACKING_URI": uri}),
-            check=False,
-        )
+        proc = retrain(project, uri)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert proc.returncode != 0
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("[train] ERROR")]
-    assert len(errors) == 1, proc.stderr
-    assert uri in errors[0] and "database is locked" in errors[0]
-    assert "Traceback" not in proc.stderr
+    error = the_one_error(proc)
+    assert uri in error and "database is locked" in error
     assert snapshot(project, RUN_OUTPUTS) == before
