@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import clone_built, free_port, run, set_params, stop, tool_env, wait_for
+from tests.conftest import (
+    clone_built,
+    free_port,
+    run,
+    run_queue,
+    set_params,
+    stop,
+    tool_env,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -277,16 +286,7 @@ def test_temp_and_queued_experiments_share_the_store(baseline: Path) -> None:
 
     temp = run(["dvc", "exp", "run", "--temp", "-S", "train.n_estimators=11"], cwd=project)
     run(["dvc", "exp", "run", "--queue", "-S", "train.n_estimators=13"], cwd=project)
-    run(["dvc", "queue", "start"], cwd=project)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        status = run(["dvc", "queue", "status"], cwd=project).stdout
-        if not re.search(r"\b(Queued|Running)\b", status):
-            break
-        time.sleep(3)
-    else:
-        pytest.fail(f"queued experiment did not finish:\n{status}")
-    assert "Failed" not in status, status
+    run_queue(project)
 
     assert not (project / ".dvc/tmp/exps/mlflow.db").exists()
     client = mlflow_client(project)

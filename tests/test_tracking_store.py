@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clone_built, run, tool_env
+from tests.conftest import clone_built, run, run_queue, tool_env
 
 pytestmark = pytest.mark.integration
 
@@ -79,24 +78,6 @@ def assert_every_model_loads(uri: str, db_folder: Path, trees: set[str]) -> None
     assert "champion" not in client.get_registered_model(MODEL).aliases
 
 
-def wait_for_queue(project: Path, env: dict[str, str], timeout: float = 900) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = run(["dvc", "queue", "status"], cwd=project, env=env).stdout
-        if not re.search(r"\b(Queued|Running)\b", status):
-            break
-        time.sleep(3)
-    else:
-        pytest.fail(f"queued experiments did not finish:\n{status}")
-    if "Failed" in status:
-        logs = [
-            run(["dvc", "queue", "logs", line.split()[0]], cwd=project, env=env, check=False)
-            for line in status.splitlines()
-            if "Failed" in line
-        ]
-        pytest.fail(f"{status}\n" + "\n".join(p.stdout[-3000:] for p in logs))
-
-
 def test_relative_sqlite_uri_under_a_temp_experiment_lands_in_the_repository(
     baseline: Path,
 ) -> None:
@@ -128,8 +109,7 @@ def test_queued_and_temp_experiments_on_a_fresh_store_all_land(
     for trees in (11, 12, 13):
         run(["dvc", "exp", "run", "--queue", "-S", f"train.n_estimators={trees}"],
             cwd=baseline, env=env)  # fmt: skip
-    run(["dvc", "queue", "start", "-j", "2"], cwd=baseline, env=env)
-    wait_for_queue(baseline, env)
+    run_queue(baseline, env, jobs=2)
     run(["dvc", "exp", "run", "--temp", "-S", "train.n_estimators=14"], cwd=baseline, env=env)
 
     assert not (baseline / "mlruns").exists()
