@@ -39,13 +39,18 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Champion:
-    """The version that holds the alias now; `score` is None if it has none for the metric."""
+    """The version that holds the alias now; `score` is None if it has none for the metric.
+
+    `loadable` is False when its model can no longer be read (its artifacts deleted, a moved
+    store): it cannot serve, so it does not stand in the way of a version that can.
+    """
 
     version: str
     score: float | None
     inputs: Sequence[tuple[str, str]]
     evaluation_data: str | None
     train_data_md5: str | None = None
+    loadable: bool = True
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,12 @@ def decide(
     if champion is None:
         return Decision(
             True, f"score {score:.4f} reaches {min_score:.4f} and there is no champion yet"
+        )
+    if not champion.loadable:
+        return Decision(
+            True,
+            f"score {score:.4f} reaches {min_score:.4f} and champion version "
+            f"{champion.version}'s model cannot be loaded",
         )
     if tuple(map(tuple, candidate.inputs)) != tuple(map(tuple, champion.inputs)):
         return Decision(

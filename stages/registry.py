@@ -89,17 +89,15 @@ def _champion(client: MlflowClient, model_name: str, alias: str, metric: str) ->
     try:
         signature = mlflow.models.get_model_info(f"models:/{model_name}/{holder.version}").signature
     except (MlflowException, OSError) as exc:
-        # Its artifacts are gone (a deleted mlartifacts/, a moved store): it cannot serve, so
-        # it does not stand in the way of a version that can.
         log.warning(
-            "%s@%s (version %s) cannot be loaded (%s); judging the new version as if there "
-            "were no champion",
+            "%s@%s (version %s) cannot be loaded (%s); it does not stand in the way of a "
+            "version that can",
             model_name,
             alias,
             holder.version,
             exc,
         )
-        return None
+        return Champion(str(holder.version), None, (), None, loadable=False)
     return Champion(
         version=str(holder.version),
         score=float(held) if held is not None else None,

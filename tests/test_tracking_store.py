@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -348,3 +349,26 @@ def test_a_store_locked_by_another_process_fails_in_one_line(
     error = the_one_error(proc)
     assert uri in error and "database is locked" in error
     assert snapshot(project, RUN_OUTPUTS) == before
+
+
+@pytest.mark.slow
+def test_a_champion_whose_model_was_deleted_gives_way_to_one_that_serves(baseline: Path) -> None:
+    """The champion's artifacts are deleted: the next training takes the alias, and it serves."""
+    uri = f"sqlite:///{baseline / 'mlflow.db'}"
+    run(["dvc", "exp", "run", "-S", "train.n_estimators=11"], cwd=baseline)
+    client = client_for(uri)
+    lost = client.get_model_version_by_alias(MODEL, "champion")
+    model_id = lost.source.removeprefix("models:/")
+    artifacts = Path(client.get_logged_model(model_id).artifact_location.removeprefix("file://"))
+    assert (artifacts / "MLmodel").is_file()
+    shutil.rmtree(artifacts)
+
+    proc = run(["dvc", "exp", "run", "-S", "train.n_estimators=12"], cwd=baseline)
+    assert f"{MODEL}@champion (version {lost.version}) cannot be loaded" in proc.stderr
+    decision = [line for line in proc.stderr.splitlines() if "[save] INFO registered" in line]
+    assert len(decision) == 1, proc.stderr[-3000:]
+    assert f"champion version {lost.version}'s model cannot be loaded" in decision[0]
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    assert int(champion.version) == int(lost.version) + 1
+    expected = ["setosa", "versicolor", "virginica"]
+    assert load_and_predict(uri, f"models:/{MODEL}@champion") == expected

@@ -300,6 +300,16 @@ def test_promotion_by_score(
     assert reason in decision.reason
 
 
+def test_a_champion_that_cannot_be_loaded_gives_way_but_the_bar_stays() -> None:
+    lost = Champion("1", None, (), None, loadable=False)
+    decision = decide(Candidate("2", 0.91, IRIS_INPUTS, IRIS_DATA), lost, 0.9)
+    assert decision.promoted
+    assert "champion version 1's model cannot be loaded" in decision.reason
+    below = decide(Candidate("2", 0.85, IRIS_INPUTS, IRIS_DATA), lost, 0.9)
+    assert not below.promoted
+    assert "below save.min_score" in below.reason
+
+
 TABLE_INPUTS = [("a", "double"), ("b", "double")]
 
 
