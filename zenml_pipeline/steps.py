@@ -6,8 +6,10 @@ so editing `stages/train.py` reruns train and what follows, as `dvc repro` would
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,6 +50,16 @@ def zenml_tags() -> dict[str, str]:
         "zenml_pipeline_run": context.pipeline_run.name,
         "zenml_pipeline_run_id": str(context.pipeline_run.id),
     }
+
+
+@contextlib.contextmanager
+def written_as_dvc_would(frame: pd.DataFrame, name: str) -> Iterator[Path]:
+    """`frame` in a temporary file written as the DVC stage writes `name` (train.parquet,
+    dataset.csv), so its md5 is the one dvc.lock records for that file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        io.write_table(path, frame)
+        yield path
 
 
 # DataFrames carry a content hash (zenml_pipeline/materializers.py), so the steps they feed
@@ -110,9 +122,8 @@ def train(
     tracking.configure(experiment_name)
     model = train_stage.train_model(train_set, params)
     pipeline = train_stage.bundle_pipeline(scaler, model)
-    with tempfile.TemporaryDirectory() as tmp:  # the md5 of the bytes DVC's train.parquet has
-        io.write_table(Path(tmp) / "train.parquet", train_set)
-        tags = tracking.lineage_tags(Path(tmp) / "train.parquet", orchestrator="zenml")
+    with written_as_dvc_would(train_set, paths.TRAIN_SET.name) as train_file:
+        tags = tracking.lineage_tags(train_file, orchestrator="zenml")
     example = train_stage.split_xy(raw_dataset)[0].head(5)
     with tracking.mlflow_run(run_name=get_step_context().pipeline_run.name) as run:
         model_uri = tracking.log_training(logged_params, pipeline, example, tags | zenml_tags())
@@ -152,9 +163,8 @@ def save(
     registry: MlflowParams,
 ) -> Annotated[str, "model_version"]:
     """Register the pipeline train logged, and move the champion alias if it earns it."""
-    with tempfile.TemporaryDirectory() as tmp:  # the md5 of the bytes DVC's dataset.csv has
-        io.write_table(Path(tmp) / "dataset.csv", raw_dataset)
-        dataset_md5 = io.file_md5(Path(tmp) / "dataset.csv")
+    with written_as_dvc_would(raw_dataset, paths.RAW_DATA.name) as raw_file:
+        dataset_md5 = io.file_md5(raw_file)
     registration = model_registry.publish(
         model_uri,
         metrics,
