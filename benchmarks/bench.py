@@ -669,6 +669,10 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def per_stage(seconds: Mapping[str, float]) -> str:
+    return ", ".join(f"{name} {sec:.2f} s" for name, sec in seconds.items())
+
+
 def auto_notes(results: dict[str, Any]) -> dict[str, str]:
     """One line per target naming where the time went, from the measured figures."""
     notes: dict[str, str] = {}
@@ -689,13 +693,11 @@ def auto_notes(results: dict[str, Any]) -> dict[str, str]:
         work, cold = stage_work(repro, "stages_warm"), stage_work(repro)
         if work:
             notes["stage_work_s"] = (
-                "on an existing store: "
-                + ", ".join(f"{name} {sec:.2f} s" for name, sec in work.items())
-                + "; in the cold repro, whose train also creates the store: "
-                + ", ".join(f"{name} {sec:.2f} s" for name, sec in cold.items())
+                f"on an existing store: {per_stage(work)}; "
+                f"in the cold repro, whose train also creates the store: {per_stage(cold)}"
             )
         elif cold:
-            notes["stage_work_s"] = ", ".join(f"{name} {sec:.2f} s" for name, sec in cold.items())
+            notes["stage_work_s"] = per_stage(cold)
     noop = results.get("noop")
     if noop:
         notes["noop_vs_status"] = (
