@@ -99,6 +99,18 @@ def run(
     return proc
 
 
+def stages_run(output: str) -> list[str]:
+    """The stages `dvc repro` / `dvc exp run` ran, in order, from its output."""
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def decision(proc: subprocess.CompletedProcess[str]) -> str:
+    """The save stage's `registered ... version N; now/not @champion: why` line."""
+    lines = [line for line in proc.stderr.splitlines() if "[save] INFO registered" in line]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    return lines[0]
+
+
 def run_queue(
     project: Path, env: Mapping[str, str] | None = None, jobs: int = 1, timeout: float = 420
 ) -> str:

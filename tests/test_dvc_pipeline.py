@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from tests.conftest import (
     run,
     run_queue,
     set_params,
+    stages_run,
     stop,
     tool_env,
     wait_for,
@@ -46,10 +46,6 @@ KNOWN_ROWS = {  # rows of Iris and their species
     "virginica": [6.3, 3.3, 6.0, 2.5],
 }
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-
-
-def stages_run(output: str) -> list[str]:
-    return re.findall(r"Running stage '([^']+)'", output)
 
 
 def snapshot(root: Path, names: list[str] = ALL_OUTPUTS) -> dict[str, bytes]:

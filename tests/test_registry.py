@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clone_built, run, set_params, tool_env
+from tests.conftest import clone_built, decision, run, set_params, stages_run, tool_env
 
 pytestmark = pytest.mark.integration
 
@@ -28,17 +27,6 @@ MODEL = "iris_classifier"
 TINY_TABLE = "a,b,label\n" + "".join(
     f"{i},{i % 3},{'big' if i >= 5 else 'small'}\n" for i in range(10)
 )
-
-
-def stages_run(output: str) -> list[str]:
-    return re.findall(r"Running stage '([^']+)'", output)
-
-
-def decision(proc: subprocess.CompletedProcess[str]) -> str:
-    """The save stage's `registered ... version N; now/not @champion: why` line."""
-    lines = [line for line in proc.stderr.splitlines() if "[save] INFO registered" in line]
-    assert len(lines) == 1, proc.stderr[-3000:]
-    return lines[0]
 
 
 @dataclass
