@@ -25,7 +25,7 @@ help: ## List the targets
 setup: .venv/.synced ## Create .venv from uv.lock (bootstraps uv if missing)
 
 run: setup ## Run the DVC pipeline (dvc repro); retrains first if the MLflow store lost the run
-	$(RUN) python -m stages.heal
+	$(RUN) python -m mlpipeline.commands.preflight
 	$(RUN) dvc repro
 
 # Headline metrics always; of the params only those that differ between the rows; no
@@ -38,7 +38,7 @@ bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~3
 
 MODEL ?= models:/iris_classifier@champion
 reproduce: setup ## Rebuild a model from its lineage, compare bit for bit (MODEL=<models:/… or run id>)
-	$(RUN) python -m stages.reproduce $(MODEL) $(REPRODUCE_ARGS)
+	$(RUN) python -m mlpipeline.commands.reproduce $(MODEL) $(REPRODUCE_ARGS)
 
 zenml: setup ## Run the same pipeline with ZenML on its local stack (ZENML_ARGS="--set train.n_estimators=50")
 	$(RUN) python -m zenml_pipeline $(ZENML_ARGS)
@@ -59,19 +59,19 @@ test-docker: setup ## Build the images and test the compose stack for real (mark
 team-users: setup ## Add a team MLflow account from .env's admin: ROLE=reader|releaser|pipeline NAME=alice
 	set -a && { [ ! -f .env ] || . ./.env; } && set +a && \
 	MLFLOW_TRACKING_URI="$${TEAM_MLFLOW_URI:-http://127.0.0.1:$${MLFLOW_PORT:-5000}}" \
-	$(RUN) python -m team.users $(ROLE) $(NAME)
+	$(RUN) python -m mlpipeline.commands.team_users $(ROLE) $(NAME)
 
 lint: setup ## Lint and check formatting with ruff; validate params.yaml
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) python -m stages.params > /dev/null
+	$(RUN) python -m mlpipeline.commands.params > /dev/null
 
 format: setup ## Format the code with ruff
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
 readme-dag: setup ## Rewrite README's pipeline diagram from `dvc dag --md` (after dvc.yaml or `dvc add` changes)
-	$(RUN) python -m tests.readme_dag
+	$(RUN) python -m mlpipeline.commands.readme_dag
 
 clean: ## Remove the virtualenv and tool caches (keeps the MLflow store: see clean-tracking)
 	rm -rf .venv .tools .pytest_cache .ruff_cache

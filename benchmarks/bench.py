@@ -39,11 +39,13 @@ from typing import Any
 
 import yaml
 
+from mlpipeline import sandbox
+
 log = logging.getLogger("benchmarks")
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "benchmarks"
-VENV_BIN = Path(sys.executable).parent
+VENV_BIN = sandbox.VENV_BIN
 STAGES = ("load", "preprocess", "train", "evaluate", "save")
 
 # Scale runs train with the Iris defaults' train section on both cores (pipeline and floor alike;
@@ -111,26 +113,7 @@ def summary(values: Sequence[float]) -> dict[str, Any]:
 
 def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The project's venv first; no inherited MLflow, DVC or ZenML settings; no analytics."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("MLFLOW_", "DVC_", "ZENML_", "VIRTUAL_ENV"))
-    }
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.update(
-        {
-            "ZENML_ANALYTICS_OPT_IN": "false",
-            "DVC_NO_ANALYTICS": "1",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "GIT_AUTHOR_NAME": "bench",
-            "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-            "GIT_COMMITTER_NAME": "bench",
-            "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-            "PYTHONHASHSEED": "0",
-        }
-    )
-    env.update(extra or {})
-    return env
+    return sandbox.tool_env(extra, git_identity="bench")
 
 
 def timed(args: Sequence[str | Path], cwd: Path, env: Mapping[str, str]) -> Timed:
@@ -157,12 +140,11 @@ def timed(args: Sequence[str | Path], cwd: Path, env: Mapping[str, str]) -> Time
 def snapshot_working_tree(dest: Path) -> Path:
     """The working tree copied once so every run sees the same: git-tracked files, the
     template's Iris defaults as params.yaml, and the data the user tracks with `dvc add`
-    (tests/repo_copy.py, as the test fixtures do): the figures do not depend on the user's
+    (mlpipeline/sandbox.py, as the test fixtures do): the figures do not depend on the user's
     params or data.
     """
-    from tests import repo_copy
 
-    return repo_copy.copy_repository(ROOT, dest, tool_env())
+    return sandbox.copy_repository(ROOT, dest, tool_env())
 
 
 def copy_repository(snapshot: Path, dest: Path, edit: Callable[[Path], None] | None = None) -> Path:
@@ -223,7 +205,7 @@ def stages_ran(output: str) -> list[str]:
 
 def params_train() -> dict[str, Any]:
     """The train section of the Iris defaults every benchmark copy runs with."""
-    from tests.repo_copy import IRIS_PARAMS
+    from mlpipeline.sandbox import IRIS_PARAMS
 
     return yaml.safe_load(IRIS_PARAMS.read_text())["train"]
 

@@ -1,1 +1,1 @@
-"""The five pipeline stages (load → preprocess → train → evaluate → save) and what they share."""
+"""The five pipeline stages, one script each: `python -m stages.<name>` (see dvc.yaml)."""

@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from stages.errors import PipelineError
-from stages.params import Params
-
-if TYPE_CHECKING:
-    from stages.registry import Registration
+from mlpipeline.domain.errors import PipelineError
+from mlpipeline.domain.params import Params
+from mlpipeline.domain.promotion import decision_line
+from mlpipeline.files import hashes, paths
+from mlpipeline.files.outputs import read_json
+from mlpipeline.tracking import lineage, registry
 
 log = logging.getLogger(__name__)
 
 
-def decision_line(registration: Registration, alias: str) -> str:
-    """The log line that says where the new version stands: `... now/not @champion: why`."""
-    verdict = "now" if registration.promoted else "not"
-    again = " (registered earlier from this run)" if registration.reused else ""
-    return (
-        f"registered {registration.model_name} version {registration.version}{again}; "
-        f"{verdict} @{alias}: {registration.reason}"
-    )
-
-
 def logged_model(run_info: dict[str, str], pipeline_md5: str) -> str:
     """The URI of the model train logged, once sure it holds models/pipeline.pkl's bytes."""
-    from stages import paths
-
     model_uri = run_info.get("model_uri")
     if not model_uri or run_info.get("pipeline_md5") != pipeline_md5:
         raise PipelineError(
@@ -46,16 +34,14 @@ def main(params: Params) -> None:
     save-only change) finds the version already registered from that logged model instead
     of adding one. The alias moves last.
     """
-    from stages import io, lineage, paths, registry
-
-    run_info = io.read_json(paths.RUN_INFO)
-    pipeline_md5 = io.file_md5(paths.PIPELINE)
+    run_info = read_json(paths.RUN_INFO)
+    pipeline_md5 = hashes.file_md5(paths.PIPELINE)
     registration = registry.publish(
         logged_model(run_info, pipeline_md5),
-        metrics=io.read_json(paths.METRICS),
+        metrics=read_json(paths.METRICS),
         run_id=run_info["run_id"],
         pipeline_md5=pipeline_md5,
-        dataset_md5=io.file_md5(paths.RAW_DATA),
+        dataset_md5=hashes.file_md5(paths.RAW_DATA),
         save=params.save,
         names=params.mlflow,
     )
@@ -64,6 +50,6 @@ def main(params: Params) -> None:
 
 
 if __name__ == "__main__":
-    from stages.cli import run_stage
+    from mlpipeline.runner import run_stage
 
     run_stage("save", main)

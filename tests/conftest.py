@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import repo_copy
+from mlpipeline import sandbox
+from mlpipeline.sandbox import VENV_BIN, tool_env
 
 REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
 
 
 # Suites that run only when a `-m` expression names them (`make test-docker`, `make
@@ -49,30 +48,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if item not in deselected]
-
-
-def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment the real tools run in: the project's venv first, no inherited stores."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("MLFLOW_", "DVC_", "ZENML_", "PYTEST_"))
-    }
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.update(
-        {
-            "ZENML_ANALYTICS_OPT_IN": "false",
-            "DVC_NO_ANALYTICS": "1",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "GIT_AUTHOR_NAME": "tests",
-            "GIT_AUTHOR_EMAIL": "tests@example.invalid",
-            "GIT_COMMITTER_NAME": "tests",
-            "GIT_COMMITTER_EMAIL": "tests@example.invalid",
-            "PYTHONHASHSEED": "0",
-        }
-    )
-    env.update(extra or {})
-    return env
 
 
 def run(
@@ -189,7 +164,7 @@ def copy_repository(dest: Path) -> Path:
     Whatever the user did to params.yaml or data/external/, the copy runs the template's Iris
     task (tests/iris_params.yaml), so the suite tests the machinery on every user's project.
     """
-    return repo_copy.copy_repository(REPO, dest, tool_env())
+    return sandbox.copy_repository(REPO, dest, tool_env())
 
 
 def set_params(root: Path, **changes: object) -> None:

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from stages import paths
-from stages.cli import exit_on_user_error, exit_without_teardown
-from stages.errors import DataError
-from stages.params import Params, load_params
+from mlpipeline.domain.errors import DataError
+from mlpipeline.domain.params import Params
+from mlpipeline.files import paths
+from mlpipeline.files.params_yaml import load_params
+from mlpipeline.runner import exit_on_user_error, exit_without_teardown
 
 log = logging.getLogger("zenml_pipeline")
 
@@ -43,7 +44,7 @@ def source_md5(params: Params) -> str | None:
     """The md5 of the user's CSV: a step parameter, so a changed file reruns load."""
     if params.load.source != "csv":
         return None
-    from stages.io import file_md5
+    from mlpipeline.files.hashes import file_md5
 
     csv_path = paths.ROOT / str(params.load.csv_path)
     if not csv_path.is_file():
@@ -53,7 +54,7 @@ def source_md5(params: Params) -> str | None:
 
 def run_pipeline(params: Params, enable_cache: bool = True) -> None:
     """Run the pipeline on the active ZenML stack (the default local one unless set up)."""
-    from stages import tracking
+    from mlpipeline.tracking import runs as tracking
 
     # Checked before ZenML starts, so a bad CSV path or a dead MLflow server fail in seconds.
     csv_md5 = source_md5(params)
@@ -63,7 +64,7 @@ def run_pipeline(params: Params, enable_cache: bool = True) -> None:
     from zenml.utils import source_utils
 
     # Without a `zenml init` repository ZenML takes the entry point's folder as its source
-    # root; step code imports `stages` and `zenml_pipeline`, which live at the repository root.
+    # root; step code imports `mlpipeline` and `zenml_pipeline`, which live at the repository root.
     source_utils.set_custom_source_root(str(paths.ROOT))
     from zenml_pipeline.pipeline import training_pipeline
 

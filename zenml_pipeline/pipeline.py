@@ -5,8 +5,8 @@ from __future__ import annotations
 from zenml import pipeline
 from zenml.enums import ExecutionMode
 
-from stages.params import Params
-from stages.train import logged_params
+from mlpipeline.domain.params import Params
+from mlpipeline.domain.training import logged_params
 from zenml_pipeline import steps
 
 PIPELINE_NAME = "training_pipeline"

@@ -1,7 +1,7 @@
-"""ZenML steps: thin wrappers around the functions the DVC stages call, named like them.
+"""ZenML steps: thin wrappers around the library functions the DVC stages call, named like them.
 
-Each step's cache key includes the stage modules it wraps, as dvc.yaml lists them as deps,
-so editing `stages/train.py` reruns train and what follows, as `dvc repro` would.
+Each step's cache key includes the code files that dvc.yaml lists as deps of the stage of the
+same name, so an edit reruns the steps `dvc repro` would rerun.
 """
 
 from __future__ import annotations
@@ -18,14 +18,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from zenml import get_step_context, step
 from zenml.config import CachePolicy
 
-from stages import evaluate as evaluate_stage
-from stages import io, paths, tracking
-from stages import load as load_stage
-from stages import preprocess as preprocess_stage
-from stages import registry as model_registry
-from stages import save as save_stage
-from stages import train as train_stage
-from stages.params import (
+from mlpipeline.domain import dataset, evaluation, preprocessing, training
+from mlpipeline.domain.params import (
     EvaluateParams,
     LoadParams,
     MlflowParams,
@@ -33,13 +27,20 @@ from stages.params import (
     SaveParams,
     TrainParams,
 )
+from mlpipeline.domain.promotion import decision_line
+from mlpipeline.files import dvc_yaml, hashes, paths, pickles, tables
+from mlpipeline.files.outputs import write_table
+from mlpipeline.tracking import lineage, registry
+from mlpipeline.tracking import runs as tracking
 from zenml_pipeline.materializers import HashedDataFrameMaterializer
 
 logger = logging.getLogger(__name__)
 
 
-def _depends_on(*modules: str) -> CachePolicy:
-    return CachePolicy(file_dependencies=[f"stages/{name}.py" for name in modules])
+def _as_dvc_stage(stage: str) -> CachePolicy:
+    """A cache key over the code files dvc.yaml lists as deps of the DVC stage `stage`."""
+    code = [dep for dep in dvc_yaml.source_deps(stage) if dep.endswith(".py")]
+    return CachePolicy(file_dependencies=code)
 
 
 def zenml_tags() -> dict[str, str]:
@@ -58,14 +59,14 @@ def written_as_dvc_would(frame: pd.DataFrame, name: str) -> Iterator[Path]:
     dataset.csv), so its md5 is the one dvc.lock records for that file."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
-        io.write_table(path, frame)
+        write_table(path, frame)
         yield path
 
 
 # DataFrames carry a content hash (zenml_pipeline/materializers.py), so the steps they feed
 # are cached on the data, not on which run stored it.
 @step(
-    cache_policy=_depends_on("load", "io", "params"),
+    cache_policy=_as_dvc_stage("load"),
     output_materializers={"raw_dataset": HashedDataFrameMaterializer},
 )
 def load(
@@ -74,12 +75,12 @@ def load(
     """The validated raw dataset; `source_md5` (of the user's CSV) only keys the cache."""
     table = None
     if params.source == "csv":
-        table = load_stage.read_user_csv(paths.ROOT / str(params.csv_path))
-    return load_stage.load_dataset(params, table)
+        table = tables.read_user_csv(paths.ROOT / str(params.csv_path))
+    return dataset.load_dataset(params, table)
 
 
 @step(
-    cache_policy=_depends_on("preprocess", "load"),
+    cache_policy=_as_dvc_stage("preprocess"),
     output_materializers={
         "train_set": HashedDataFrameMaterializer,
         "test_set": HashedDataFrameMaterializer,
@@ -94,11 +95,11 @@ def preprocess(
 ]:
     """Stratified split and a scaler fitted on the training split only."""
     # ZenML reads a multi-output step's arity from a literal tuple in its return statement.
-    train_set, test_set, scaler = preprocess_stage.preprocess(raw_dataset, params)
+    train_set, test_set, scaler = preprocessing.preprocess(raw_dataset, params)
     return train_set, test_set, scaler
 
 
-@step(cache_policy=_depends_on("train", "model_guard", "tracking"))
+@step(cache_policy=_as_dvc_stage("train"))
 def train(
     train_set: pd.DataFrame,
     scaler: TransformerMixin,
@@ -120,17 +121,17 @@ def train(
         tracking_uri: only keys the cache, so that another MLflow store gets its own run.
     """
     tracking.configure(experiment_name)
-    model = train_stage.train_model(train_set, params)
-    pipeline = train_stage.bundle_pipeline(scaler, model)
+    model = training.train_model(train_set, params)
+    pipeline = training.bundle_pipeline(scaler, model)
     with written_as_dvc_would(train_set, paths.TRAIN_SET.name) as train_file:
-        tags = tracking.lineage_tags(train_file, orchestrator="zenml")
-    example = train_stage.split_xy(raw_dataset)[0].head(5)
+        tags = lineage.lineage_tags(train_file, orchestrator="zenml")
+    example = dataset.split_xy(raw_dataset)[0].head(5)
     with tracking.mlflow_run(run_name=get_step_context().pipeline_run.name) as run:
         model_uri = tracking.log_training(logged_params, pipeline, example, tags | zenml_tags())
     return model, pipeline, run.info.run_id, model_uri
 
 
-@step(cache_policy=_depends_on("evaluate", "tracking"))
+@step(cache_policy=_as_dvc_stage("evaluate"))
 def evaluate(
     classifier: BaseEstimator,
     test_set: pd.DataFrame,
@@ -144,15 +145,14 @@ def evaluate(
 ]:
     """Score the classifier on the test split; log metrics and figures to the training run."""
     tracking.configure(experiment_name)
-    evaluation = evaluate_stage.evaluate_model(classifier, test_set, params)
-    figures = evaluate_stage.render_figures(evaluation, params.top_features)
-    images = evaluate_stage.png_images(figures)
+    scored = evaluation.evaluate_model(classifier, test_set, params)
+    images = evaluation.png_images(evaluation.render_figures(scored, params.top_features))
     with tracking.mlflow_run(run_id=mlflow_run_id):
-        tracking.log_evaluation(evaluation.metrics, images, {"evaluate": params.model_dump()})
-    return evaluation.metrics, evaluation.predictions, evaluation.feature_importance
+        tracking.log_evaluation(scored.metrics, images, {"evaluate": params.model_dump()})
+    return scored.metrics, scored.predictions, scored.feature_importance
 
 
-@step(cache_policy=_depends_on("save", "registry", "promotion", "tracking"))
+@step(cache_policy=_as_dvc_stage("save"))
 def save(
     pipeline: BaseEstimator,
     model_uri: str,
@@ -160,19 +160,19 @@ def save(
     raw_dataset: pd.DataFrame,
     mlflow_run_id: str,
     params: SaveParams,
-    registry: MlflowParams,
+    names: MlflowParams,
 ) -> Annotated[str, "model_version"]:
     """Register the pipeline train logged, and move the champion alias if it earns it."""
     with written_as_dvc_would(raw_dataset, paths.RAW_DATA.name) as raw_file:
-        dataset_md5 = io.file_md5(raw_file)
-    registration = model_registry.publish(
+        dataset_md5 = hashes.file_md5(raw_file)
+    registration = registry.publish(
         model_uri,
         metrics,
         mlflow_run_id,
-        pipeline_md5=io.bytes_md5(io.pickle_bytes(pipeline)),
+        pipeline_md5=hashes.bytes_md5(pickles.pickle_bytes(pipeline)),
         dataset_md5=dataset_md5,
         save=params,
-        names=registry,
+        names=names,
     )
-    logger.info("%s", save_stage.decision_line(registration, registry.champion_alias))
+    logger.info("%s", decision_line(registration, names.champion_alias))
     return registration.version

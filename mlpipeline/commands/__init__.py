@@ -1,0 +1,1 @@
+"""Commands users run besides the five stages (each a `python -m mlpipeline.commands.<name>`)."""

@@ -1,0 +1,1 @@
+"""Pure functions: no files, no MLflow, no orchestrator (an import-linter contract)."""

@@ -1,0 +1,1 @@
+"""Files: where they live, all-or-nothing outputs, tables, pickles, md5s, dvc.yaml."""

@@ -1,0 +1,1 @@
+"""MLflow and git: the store, runs, lineage and the registry."""

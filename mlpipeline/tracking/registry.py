@@ -1,0 +1,224 @@
+"""The model registry: register the deployable pipeline, move the alias, list the versions.
+
+The MLflow edge of the promotion rules in mlpipeline/domain/promotion.py; shared by the save
+stage, the ZenML save step and `python -m mlpipeline.commands.registry`. mlflow is imported
+only inside the functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from mlpipeline.domain.errors import TrackingError
+from mlpipeline.domain.params import MlflowParams, SaveParams
+from mlpipeline.domain.promotion import Candidate, Champion, Registration, champion_score, decide
+from mlpipeline.files import paths
+from mlpipeline.tracking import runs as tracking
+from mlpipeline.tracking import store
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+log = logging.getLogger(__name__)
+
+# Version tags: which pipeline bytes a version holds, and what its score was computed on.
+PIPELINE_MD5_TAG = "pipeline_md5"
+EVALUATION_DATA_TAG = "evaluation_data"
+
+
+def input_columns(signature: Any) -> list[tuple[str, str]]:
+    """A model signature's inputs as (column, type) pairs; [] without a signature."""
+    if signature is None or signature.inputs is None:
+        return []
+    return [(str(spec.get("name")), str(spec.get("type"))) for spec in signature.inputs.to_dict()]
+
+
+def evaluation_data(dataset_md5: str, run_params: dict[str, str]) -> str | None:
+    """What a score was computed on: the dataset and the test split the run drew from it."""
+    test_size = run_params.get("preprocess.test_size")
+    seed = run_params.get("preprocess.random_state")
+    if test_size is None or seed is None:
+        return None
+    return f"dataset_md5={dataset_md5};test_size={test_size};split_random_state={seed}"
+
+
+def temp_experiment() -> str | None:
+    """The DVC experiment's name when it runs in a copy under `.dvc/tmp/exps/` (--temp, queue)."""
+    if paths.workspace_root(paths.ROOT) == paths.ROOT:
+        return None
+    return os.environ.get("DVC_EXP_NAME") or "(unnamed)"
+
+
+def _registered_from(
+    client: MlflowClient, model_name: str, run_id: str, model_uri: str
+) -> ModelVersion | None:
+    """The version of `model_name` already registered from this logged model, if any."""
+    for version in client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'"):
+        if version.source == model_uri:
+            return version
+    return None
+
+
+def _champion(client: MlflowClient, model_name: str, alias: str, metric: str) -> Champion | None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        holder = client.get_model_version_by_alias(model_name, alias)
+    except MlflowException:
+        return None
+    held = holder.tags.get(metric)
+    run = client.get_run(holder.run_id) if holder.run_id else None
+    if held is None and run is not None:
+        held = run.data.metrics.get(metric)
+    try:
+        signature = mlflow.models.get_model_info(f"models:/{model_name}/{holder.version}").signature
+    except (MlflowException, OSError) as exc:
+        log.warning(
+            "%s@%s (version %s) cannot be loaded (%s); it does not stand in the way of a "
+            "version that can",
+            model_name,
+            alias,
+            holder.version,
+            exc,
+        )
+        return Champion(str(holder.version), None, (), None, loadable=False)
+    return Champion(
+        version=str(holder.version),
+        score=float(held) if held is not None else None,
+        inputs=input_columns(signature),
+        evaluation_data=holder.tags.get(EVALUATION_DATA_TAG),
+    )
+
+
+def publish(
+    model_uri: str,
+    metrics: dict[str, Any],
+    run_id: str,
+    pipeline_md5: str,
+    dataset_md5: str,
+    save: SaveParams,
+    names: MlflowParams,
+) -> Registration:
+    """Register the model a training run logged, then move the alias if it earns it.
+
+    A version already registered from this logged model is reused, so a rerun after a
+    crash adds no duplicate. The alias moves last.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    score = champion_score(metrics, save.champion_metric)
+    model_name, alias, metric = (
+        names.registered_model_name,
+        names.champion_alias,
+        save.champion_metric,
+    )
+    tracking.configure(names.experiment_name)
+    client = MlflowClient()
+    with tracking.mlflow_run(run_id=run_id):
+        signature = _logged_signature(model_uri, run_id)
+        training_run = client.get_run(run_id)
+        evaluated_on = evaluation_data(dataset_md5, training_run.data.params)
+        registered = _registered_from(client, model_name, run_id, model_uri)
+        reused = registered is not None
+        if registered is None:
+            tags = {PIPELINE_MD5_TAG: pipeline_md5, metric: str(score)}
+            if evaluated_on is not None:
+                tags[EVALUATION_DATA_TAG] = evaluated_on
+            # Tags travel with the version's creation, so a crash cannot leave it unmarked.
+            registered = mlflow.register_model(model_uri, model_name, tags=tags)
+        version = str(registered.version)
+
+        candidate = Candidate(
+            version=version,
+            score=score,
+            inputs=input_columns(signature),
+            evaluation_data=evaluated_on,
+            temp_experiment=temp_experiment(),
+        )
+        champion = _champion(client, model_name, alias, metric)
+        decision = decide(candidate, champion, save.min_score, save.experiments_compete)
+        if decision.promoted and (champion is None or champion.version != version):
+            client.set_registered_model_alias(model_name, alias, version)
+        mlflow.set_tags(
+            {"registered_model_version": version, f"{alias}_promoted": str(decision.promoted)}
+        )
+    return Registration(model_name, version, decision.promoted, decision.reason, reused)
+
+
+def _logged_signature(model_uri: str, run_id: str) -> Any:
+    """The signature of the model the run logged; a TrackingError if the store lost it."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.models.get_model_info(model_uri).signature
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(
+            f"the model {model_uri} logged by MLflow run {run_id} cannot be read from the "
+            f"tracking store {mlflow.get_tracking_uri()} ({exc}); retrain with "
+            "`dvc repro --force train`"
+        ) from None
+
+
+# --- the command line: list versions, move the alias by hand
+
+
+def _client(uri: str) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    tracking.check_reachable(uri)
+    store.require_existing(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _versions(client: MlflowClient, model_name: str) -> list[ModelVersion]:
+    versions = client.search_model_versions(f"name = '{model_name}'")
+    if not versions:
+        raise TrackingError(f"model {model_name!r} has no registered versions in this store")
+    return sorted(versions, key=lambda version: int(version.version))
+
+
+def list_versions(model_name: str, metric: str) -> list[dict[str, Any]]:
+    """Every version of `model_name`: its aliases, score, run and when it was registered."""
+    import datetime as dt
+
+    client = _client(tracking.tracking_uri())
+    versions = _versions(client, model_name)
+    aliases: dict[str, list[str]] = {}
+    for alias, version in client.get_registered_model(model_name).aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
+    return [
+        {
+            "version": version.version,
+            "aliases": ",".join(sorted(aliases.get(str(version.version), []))) or "-",
+            metric: version.tags.get(metric, "-"),
+            "run_id": version.run_id,
+            "registered": dt.datetime.fromtimestamp(
+                version.creation_timestamp / 1000, dt.UTC
+            ).isoformat(timespec="seconds"),
+        }
+        for version in versions
+    ]
+
+
+def promote(model_name: str, alias: str, version: str) -> str | None:
+    """Move `alias` to `version` of `model_name`; returns the version that held it before."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking.tracking_uri())
+    known = [str(v.version) for v in _versions(client, model_name)]
+    if str(version) not in known:
+        raise TrackingError(
+            f"{model_name} has no version {version}; its versions are: {', '.join(known)}"
+        )
+    try:
+        before: str | None = str(client.get_model_version_by_alias(model_name, alias).version)
+    except MlflowException:
+        before = None
+    client.set_registered_model_alias(model_name, alias, str(version))
+    return before

@@ -1,0 +1,222 @@
+"""The MLflow tracking store: where a SQLite store lives, opening it safely, and runs left behind.
+
+Three facts shape this module:
+- MLflow resolves a relative `sqlite:///mlflow.db` against the working directory, and its
+  default artifact root is `./mlruns` of that directory. Under `dvc exp run --temp` or the
+  queue that directory is a copy under `.dvc/tmp/exps/` that DVC deletes afterwards, and an
+  experiment's artifact location is fixed when the experiment is created. So every SQLite
+  path is resolved against the user's repository, and its artifacts go beside the database.
+- The first process to open a SQLite store creates its schema (alembic). Two queue workers
+  doing it at once fail ("duplicate column name"); one file lock beside the database makes
+  them take turns, and a busy timeout makes concurrent writers wait instead of failing.
+- A process killed mid-run (`kill -9`, OOM) leaves its MLflow run RUNNING forever. A run we
+  open carries the host, pid and start time of its process, so a later stage can tell that
+  the process is gone and mark the run KILLED.
+
+Nothing here runs at import; filelock, psutil, sqlalchemy and mlflow are imported inside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from mlpipeline.domain.errors import TrackingError
+from mlpipeline.files.paths import ROOT, workspace_root
+
+log = logging.getLogger(__name__)
+
+SQLITE_PREFIX = "sqlite:///"
+DEFAULT_DB = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+# How long a writer waits for another process's write lock, and a process for another one
+# creating the store, before giving up with a message (seconds).
+BUSY_TIMEOUT_S = 30
+CREATE_LOCK_TIMEOUT_S = 300
+# Tags on every run a stage opens: enough to know later whether its process still exists.
+HOST_TAG = "process.host"
+PID_TAG = "process.pid"
+STARTED_TAG = "process.start_time"
+# psutil's start times are derived from clock ticks; the same process reads the same value,
+# another process with a recycled pid started at least this much later (seconds).
+START_TIME_TOLERANCE_S = 1.0
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI (as written, maybe relative); None otherwise."""
+    if not uri.startswith(SQLITE_PREFIX):
+        return None
+    path = uri.removeprefix(SQLITE_PREFIX).split("?", 1)[0]
+    if path in ("", ":memory:"):
+        return None
+    return Path(path)
+
+
+def require_existing(uri: str) -> None:
+    """Reading an absent SQLite store would create an empty one: say there is nothing to read."""
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise TrackingError(
+            f"no MLflow store at {path}: nothing has been trained here yet (run the pipeline: "
+            "`dvc repro`), or set MLFLOW_TRACKING_URI to the store that holds your runs"
+        )
+
+
+def resolve_uri(uri: str | None, root: Path = ROOT) -> str:
+    """The tracking URI to use: unset or a relative SQLite path → under the user's repository.
+
+    A server's URI (http, postgresql, ...) and an absolute SQLite path are kept as given.
+    """
+    base = workspace_root(root)
+    if not uri:
+        return f"{SQLITE_PREFIX}{base / DEFAULT_DB}"
+    path = sqlite_path(uri)
+    if path is None or path.is_absolute():
+        return uri
+    query = uri.partition("?")[2]
+    return f"{SQLITE_PREFIX}{base / path}" + (f"?{query}" if query else "")
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where an experiment we create keeps its artifacts: beside a SQLite database.
+
+    None for a server, which chooses its own artifact store.
+    """
+    path = sqlite_path(uri)
+    if path is None:
+        return None
+    return (path.parent / ARTIFACTS_DIR).as_uri()
+
+
+@contextlib.contextmanager
+def opening(uri: str) -> Iterator[None]:
+    """Open a SQLite store one process at a time, with writers that wait for each other.
+
+    Hold it around the first call that touches the store (MLflow creates the schema there)
+    and the creation of the experiment; other stores need neither.
+    """
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    _wait_for_other_writers(uri)
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(f"{path}.lock", timeout=CREATE_LOCK_TIMEOUT_S)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise TrackingError(
+            f"MLflow store {uri}: another process has been opening it for "
+            f"{CREATE_LOCK_TIMEOUT_S} s (lock {lock.lock_file}); is it stuck?"
+        ) from None
+    except OSError as exc:
+        raise TrackingError(f"MLflow store {uri}: cannot lock it: {exc}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _wait_for_other_writers(uri: str) -> None:
+    """Make every SQLite connection of this process wait BUSY_TIMEOUT_S for a write lock.
+
+    Python's sqlite3 gives up after 5 s ("database is locked"); a queue worker logging a
+    model can hold the lock longer. A `?timeout=` the user put in the URI wins.
+    """
+    if "timeout" in parse_qs(uri.partition("?")[2]):
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if not event.contains(Engine, "connect", _set_busy_timeout):
+        event.listen(Engine, "connect", _set_busy_timeout)
+
+
+def _set_busy_timeout(dbapi_connection: object, _record: object) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+
+
+def warn_if_artifacts_are_lost(name: str, location: str) -> None:
+    """Say so when an experiment keeps its artifacts in a DVC copy that gets deleted.
+
+    Its location was fixed when it was created (by an older version of this pipeline, or
+    by hand); MLflow cannot move it.
+    """
+    if "/.dvc/tmp/exps/" in location:
+        log.warning(
+            "MLflow experiment %r keeps its artifacts in %s, inside a copy DVC deletes after "
+            "the experiment: its models will not load. Set mlflow.experiment_name to a new "
+            "name to start an experiment whose artifacts stay beside the store.",
+            name,
+            location,
+        )
+
+
+def this_host() -> str:
+    """The host name, and on Linux the pid namespace: a container's pids are its own."""
+    try:
+        namespace = Path("/proc/self/ns/pid").readlink()
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()} {namespace}"
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming this process, set on a run when a stage opens it."""
+    import psutil
+
+    me = psutil.Process()
+    return {
+        HOST_TAG: this_host(),
+        PID_TAG: str(me.pid),
+        STARTED_TAG: f"{me.create_time():.3f}",
+    }
+
+
+def process_is_gone(tags: dict[str, str]) -> bool:
+    """Whether the process the tags name (on this host) no longer exists."""
+    import psutil
+
+    try:
+        pid, started = int(tags[PID_TAG]), float(tags[STARTED_TAG])
+        process = psutil.Process(pid)
+        return abs(process.create_time() - started) > START_TIME_TOLERANCE_S
+    except (KeyError, ValueError):
+        return False  # not tagged by us: not ours to judge
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.AccessDenied:
+        return False
+
+
+def reap_dead_runs(experiment_id: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of this host whose process is gone; return their ids."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    host = this_host().replace("'", "")
+    running = client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+    )
+    reaped = []
+    for run in running:
+        if process_is_gone(run.data.tags):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            log.warning(
+                "MLflow run %s was left RUNNING by process %s on %s, which is gone "
+                "(killed?); marked it KILLED",
+                run.info.run_id,
+                run.data.tags[PID_TAG],
+                run.data.tags[HOST_TAG],
+            )
+            reaped.append(run.info.run_id)
+    return reaped

@@ -1,1 +1,0 @@
-"""Running the team's shared MLflow server: its accounts and permissions (team.users)."""

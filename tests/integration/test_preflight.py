@@ -1,0 +1,66 @@
+"""`make run` leaves a champion when the MLflow store lost the run the outputs name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlpipeline.commands.preflight import lost_run
+from tests.conftest import clone_built, make, run
+from tests.integration.test_dvc_pipeline import assert_tracked, mlflow_client, stages_run
+
+
+def write_run_info(path: Path, run_id: str) -> Path:
+    path.write_text(json.dumps({"run_id": run_id, "experiment_id": "1"}))
+    return path
+
+
+def test_lost_run_reads_a_real_store(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    info = tmp_path / "mlflow_run.json"
+    assert lost_run(info, uri) is None  # nothing trained yet: dvc repro trains anyway
+    write_run_info(info, "0" * 32)
+    assert "does not exist" in lost_run(info, uri)
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("heal", artifact_location=tmp_path.as_uri())
+    kept = client.create_run(experiment).info.run_id
+    deleted = client.create_run(experiment).info.run_id
+    client.delete_run(deleted)
+
+    assert lost_run(write_run_info(info, kept), uri) is None
+    assert "does not hold" in lost_run(write_run_info(info, "f" * 32), uri)
+    assert "has deleted" in lost_run(write_run_info(info, deleted), uri)
+    info.write_text("{}")
+    assert "names no MLflow run" in lost_run(info, uri)
+
+
+@pytest.mark.integration
+def test_make_run_retrains_when_the_store_is_gone(built_project: Path, tmp_path: Path) -> None:
+    # A built project whose store is gone, as after `make clean-tracking`.
+    root = clone_built(built_project, tmp_path / "project")
+    assert not (root / "mlflow.db").exists()
+    lost = json.loads((root / "models/mlflow_run.json").read_text())["run_id"]
+
+    out = make(root, "run")
+    log = out.stdout + out.stderr
+    assert f"names MLflow run {lost}, but the store" in log
+    assert "retraining with `dvc repro --force --single-item train`" in log
+    assert {"train", "evaluate", "save"} <= set(stages_run(log))
+    assert_tracked(mlflow_client(root), root)  # a new run, metrics, and it is @champion
+
+    # `make clean` keeps the history; the next `make run` has nothing to do.
+    make(root, "clean")
+    assert (root / "mlflow.db").exists() and (root / "mlartifacts").is_dir()
+    out = make(root, "run")
+    assert "retraining" not in out.stdout + out.stderr
+    assert stages_run(out.stdout) == []
+
+    cleaned = make(root, "clean-tracking")
+    assert "Deleting every MLflow run" in cleaned.stdout
+    assert not (root / "mlflow.db").exists() and not (root / "mlartifacts").exists()
+    assert "up to date" in run(["dvc", "status"], cwd=root).stdout  # what DVC alone would see

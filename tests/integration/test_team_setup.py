@@ -1,0 +1,502 @@
+"""The team setup without Docker: MLflow on PostgreSQL with artifacts on S3, DVC remote on S3.
+
+The same configuration as docker/docker-compose.team.yml, with the servers started here on
+free 127.0.0.1 ports: a real PostgreSQL (initdb / pg_ctl), moto's standalone S3 server in
+place of MinIO, and MLflow's basic-auth server started by docker/mlflow-team-server.sh (the
+compose service's command) with the backend store on PostgreSQL and artifacts on S3. The
+accounts come from `python -m mlpipeline.commands.team_users`; the pipeline runs as the
+pipeline account, then its outputs go through `dvc push` / `dvc pull`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, VENV_BIN, copy_repository, free_port, run, stop, tool_env, wait_for
+
+pytestmark = pytest.mark.integration
+
+ARTIFACT_BUCKET = "mlflow-artifacts"
+DVC_BUCKET = "dvc-remote"
+# Test-only credentials for servers that live as long as this module; moto accepts any.
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "team-test-key",
+    "AWS_SECRET_ACCESS_KEY": "team-test-secret-" + os.urandom(6).hex(),
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+DB_USER = "mlflow"
+DB_PASSWORD = "pw-" + os.urandom(6).hex()
+DB_NAME = "mlflow"
+ADMIN = ("admin", "admin-pw-" + os.urandom(6).hex())
+PIPELINE = ("pipeline", "pipeline-pw-" + os.urandom(6).hex())
+READER = ("alice", "reader-pw-" + os.urandom(6).hex())
+RELEASER = ("carol", "releaser-pw-" + os.urandom(6).hex())
+MODEL_NAME = "iris_classifier"
+
+
+def s3_client(url: str):
+    """A boto3 S3 client for the moto server at `url`."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+    )
+
+
+def postgres_tool(name: str) -> str:
+    """A PostgreSQL server binary: from PATH, else where Debian's package puts it."""
+    found = shutil.which(name) or next(
+        (str(path) for path in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))[::-1]),
+        None,
+    )
+    if found is None:
+        pytest.fail(f"{name} not found: install PostgreSQL (.ci/run installs Debian's postgresql)")
+    return found
+
+
+@dataclass(frozen=True)
+class Postgres:
+    port: int
+
+    @property
+    def uri(self) -> str:
+        return f"postgresql://{DB_USER}:{DB_PASSWORD}@127.0.0.1:{self.port}/{DB_NAME}"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL cluster in a temporary folder; as root it runs as the `postgres` user."""
+    initdb, pg_ctl = postgres_tool("initdb"), postgres_tool("pg_ctl")
+    # Not under pytest's tmp dir: that one is private to root, and PostgreSQL refuses root.
+    base = Path(tempfile.mkdtemp(prefix="mlops-team-pg-"))
+    data, password_file = base / "data", base / "password"
+    password_file.write_text(DB_PASSWORD)
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        user = "postgres" if _user_exists("postgres") else "nobody"
+        entry = pwd.getpwnam(user)
+        for path in (base, password_file):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        as_user = ["runuser", "-u", user, "--"]
+    port = free_port()
+    env = tool_env({"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"})
+    run(
+        [*as_user, initdb, "-D", data, "-U", DB_USER, "--auth=scram-sha-256",
+         f"--pwfile={password_file}", "--no-sync", "--encoding=UTF8"],
+        cwd=base, env=env,
+    )  # fmt: skip
+    options = f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off"
+    run(
+        [*as_user, pg_ctl, "-D", data, "-o", options, "-l", base / "server.log", "-w", "start"],
+        cwd=base, env=env, timeout=60,
+    )  # fmt: skip
+    try:
+        import psycopg2
+
+        connection = psycopg2.connect(
+            host="127.0.0.1", port=port, user=DB_USER, password=DB_PASSWORD, dbname="postgres"
+        )
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {DB_NAME}")
+        connection.close()
+        yield Postgres(port)
+    finally:
+        run([*as_user, pg_ctl, "-D", data, "-m", "fast", "-w", "stop"], cwd=base, env=env,
+            check=False)  # fmt: skip
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's standalone S3 server on 127.0.0.1, with the two buckets; yields its URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            [VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=tool_env(),
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(f"{url}/moto-api/", process, log, timeout=60)
+        client = s3_client(url)
+        for bucket in (ARTIFACT_BUCKET, DVC_BUCKET):
+            client.create_bucket(Bucket=bucket)
+        yield url
+    finally:
+        stop(process)
+
+
+@dataclass(frozen=True)
+class TeamServer:
+    url: str
+    process: subprocess.Popen
+    tmpdir: Path
+
+
+@pytest.fixture(scope="module")
+def team_server(
+    postgres: Postgres, s3: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TeamServer]:
+    """MLflow's basic-auth server as the compose service starts it, every secret in its env."""
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("mlflow-server")
+    log = workdir / "mlflow.log"
+    env = tool_env(
+        {
+            **S3_CREDENTIALS,
+            "MLFLOW_S3_ENDPOINT_URL": s3,
+            "MLFLOW_BACKEND_STORE_URI": postgres.uri,
+            "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{ARTIFACT_BUCKET}/artifacts",
+            "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
+            "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
+            "TMPDIR": str(workdir),
+        }
+    )
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            ["sh", REPO / "docker" / "mlflow-team-server.sh",
+             "--host", "127.0.0.1", "--port", str(port), "--serve-artifacts", "--workers", "1"],
+            cwd=workdir, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(f"{url}/health", process, log, timeout=180)
+        yield TeamServer(url, process, workdir)
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="module")
+def team_mlflow(team_server: TeamServer) -> str:
+    """The server's URL, once `mlpipeline.commands.team_users` made the three accounts."""
+    admin = {
+        "MLFLOW_TRACKING_URI": team_server.url,
+        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+    }
+    users = [VENV_BIN / "python", "-m", "mlpipeline.commands.team_users"]
+    run([*users, "pipeline"], cwd=REPO, env=tool_env({**admin, **credentials(PIPELINE)}))
+    for role, (name, password) in (("reader", READER), ("releaser", RELEASER)):
+        made = run(
+            [*users, role, name], cwd=REPO, env=tool_env({**admin, "TEAM_USER_PASSWORD": password})
+        )
+        assert password not in made.stdout + made.stderr
+    return team_server.url
+
+
+def credentials(account: tuple[str, str]) -> dict[str, str]:
+    """The environment MLflow's client authenticates with."""
+    return {"MLFLOW_TRACKING_USERNAME": account[0], "MLFLOW_TRACKING_PASSWORD": account[1]}
+
+
+def api(url: str, path: str, account: tuple[str, str] | None, payload: dict | None = None):
+    """One REST call (POST when payload is given) as `account`, or anonymous; the response."""
+    import requests
+
+    method = "POST" if payload is not None else "GET"
+    return requests.request(method, f"{url}{path}", json=payload, auth=account, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def team_project(team_mlflow: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git copy on which `dvc repro` ran against the team's MLflow server, as the pipeline.
+
+    The pipeline gets no S3 credentials: the server proxies every artifact.
+    """
+    project = copy_repository(tmp_path_factory.mktemp("team") / "project")
+    env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow, **credentials(PIPELINE)})
+    run(["dvc", "repro"], cwd=project, env=env)
+    return project
+
+
+def test_run_metrics_and_registry_land_in_postgres(
+    team_project: Path, team_mlflow: str, postgres, monkeypatch: pytest.MonkeyPatch
+):
+    import psycopg2
+    from mlflow import MlflowClient
+
+    for name, value in credentials(READER).items():
+        monkeypatch.setenv(name, value)
+    run_id = json.loads((team_project / "models" / "mlflow_run.json").read_text())["run_id"]
+    metrics = json.loads((team_project / "metrics" / "metrics.json").read_text())
+    client = MlflowClient(tracking_uri=team_mlflow, registry_uri=team_mlflow)
+    logged = client.get_run(run_id)
+    assert logged.info.status == "FINISHED"
+    assert logged.data.metrics["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert logged.data.params["n_estimators"] == "100"
+    champion = client.get_model_version_by_alias("iris_classifier", "champion")
+    assert champion.run_id == run_id
+
+    # The rows are in PostgreSQL itself, not in some fallback store.
+    with psycopg2.connect(postgres.uri) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT value FROM metrics WHERE run_uuid = %s AND key = 'accuracy'", (run_id,)
+        )
+        assert cursor.fetchone()[0] == pytest.approx(metrics["accuracy"])
+        cursor.execute("SELECT version FROM model_versions WHERE name = 'iris_classifier'")
+        assert [row[0] for row in cursor.fetchall()] == [int(champion.version)]
+
+
+def test_artifacts_land_in_s3_and_the_champion_predicts(team_project: Path, team_mlflow: str, s3):
+
+    run_id = json.loads((team_project / "models" / "mlflow_run.json").read_text())["run_id"]
+    client = s3_client(s3)
+    listing = client.list_objects_v2(Bucket=ARTIFACT_BUCKET, Prefix="artifacts/")
+    keys = [item["Key"] for item in listing.get("Contents", [])]
+    assert any(run_id in key and key.endswith(".png") for key in keys), keys[:20]
+    assert any(key.endswith("MLmodel") for key in keys), keys[:20]
+
+    # A client process of its own, configured as a team member's would be: the server's URI,
+    # a reader's login and no S3 credentials (the server proxies the artifacts). No global
+    # MLflow state leaks.
+    script = (
+        "import mlflow, pandas as pd; "
+        "model = mlflow.pyfunc.load_model('models:/iris_classifier@champion'); "
+        "data = pd.read_csv('data/raw/dataset.csv'); "
+        "print((model.predict(data.drop(columns=['target'])) == data['target']).mean())"
+    )
+    client_env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow, **credentials(READER)})
+    predicted = run([VENV_BIN / "python", "-c", script], cwd=team_project, env=client_env)
+    assert float(predicted.stdout.strip().splitlines()[-1]) >= 0.9
+
+
+def test_dvc_push_and_pull_through_s3_give_back_identical_outputs(team_project: Path, s3: str):
+    env = tool_env()
+    key_id, secret = S3_CREDENTIALS["AWS_ACCESS_KEY_ID"], S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
+    for args in (
+        ["remote", "add", "--default", "team", f"s3://{DVC_BUCKET}/store"],
+        ["remote", "modify", "team", "endpointurl", s3],
+        ["remote", "modify", "team", "region", S3_CREDENTIALS["AWS_DEFAULT_REGION"]],
+        # Credentials go to .dvc/config.local, which DVC keeps out of git.
+        ["remote", "modify", "--local", "team", "access_key_id", key_id],
+        ["remote", "modify", "--local", "team", "secret_access_key", secret],
+    ):
+        run(["dvc", *args], cwd=team_project, env=env)
+    committed = (team_project / ".dvc" / "config").read_text()
+    assert secret not in committed
+    assert secret in (team_project / ".dvc" / "config.local").read_text()
+    run(["git", "check-ignore", "-q", ".dvc/config.local"], cwd=team_project, env=env)
+
+    outputs = ["data", "models", "plots"]
+    before = _file_bytes(team_project, outputs)
+    assert "models/pipeline.pkl" in before
+    assert "data/processed/train.parquet" in before
+    run(["dvc", "push"], cwd=team_project, env=env)
+
+    shutil.rmtree(team_project / ".dvc" / "cache")
+    for path in before:
+        (team_project / path).unlink()
+    run(["dvc", "pull"], cwd=team_project, env=env)
+    after = _file_bytes(team_project, outputs)
+    assert after.keys() == before.keys()
+    changed = [path for path in before if after[path] != before[path]]
+    assert not changed, f"not byte-identical after dvc pull: {changed}"
+
+
+def _file_bytes(root: Path, folders: list[str]) -> dict[str, bytes]:
+    """Every DVC output under `folders`; dot files (.gitignore, .gitkeep) belong to git."""
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for folder in folders
+        for path in sorted((root / folder).rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    }
+
+
+def test_without_credentials_the_api_and_the_ui_answer_401(team_mlflow: str):
+    search = "/api/2.0/mlflow/experiments/search?max_results=5"
+    for path in (search, "/", "/api/2.0/mlflow/registered-models/search"):
+        response = api(team_mlflow, path, None)
+        assert response.status_code == 401, (path, response.status_code, response.text[:200])
+    assert api(team_mlflow, search, ("nobody", "guess")).status_code == 401
+    assert api(team_mlflow, search, (READER[0], "not-" + READER[1])).status_code == 401
+    # The health check stays open, for compose and load balancers.
+    assert api(team_mlflow, "/health", None).status_code == 200
+
+
+def test_a_reader_searches_runs_but_cannot_delete_one_or_move_the_alias(
+    team_project: Path, team_mlflow: str
+):
+    run_id = json.loads((team_project / "models" / "mlflow_run.json").read_text())["run_id"]
+    experiment = api(
+        team_mlflow,
+        "/api/2.0/mlflow/experiments/get-by-name?experiment_name=iris_classification",
+        READER,
+    )
+    assert experiment.status_code == 200, experiment.text
+    experiment_id = experiment.json()["experiment"]["experiment_id"]
+    found = api(
+        team_mlflow, "/api/2.0/mlflow/runs/search", READER, {"experiment_ids": [experiment_id]}
+    )
+    assert found.status_code == 200, found.text
+    assert run_id in [item["info"]["run_id"] for item in found.json()["runs"]]
+
+    champion = api(
+        team_mlflow,
+        f"/api/2.0/mlflow/registered-models/alias?name={MODEL_NAME}&alias=champion",
+        READER,
+    )
+    assert champion.status_code == 200, champion.text
+    version = champion.json()["model_version"]["version"]
+    alias = {"name": MODEL_NAME, "alias": "champion", "version": version}
+    for account in (READER, PIPELINE):
+        deleted = api(team_mlflow, "/api/2.0/mlflow/runs/delete", account, {"run_id": run_id})
+        assert deleted.status_code == 403, (account[0], deleted.text)
+    moved = api(team_mlflow, "/api/2.0/mlflow/registered-models/alias", READER, alias)
+    assert moved.status_code == 403, moved.text
+    # The releaser may move it (here: onto the version it already names).
+    moved = api(team_mlflow, "/api/2.0/mlflow/registered-models/alias", RELEASER, alias)
+    assert moved.status_code == 200, moved.text
+    assert (
+        api(team_mlflow, "/api/2.0/mlflow/runs/get?run_id=" + run_id, READER).json()["run"]["info"][
+            "lifecycle_stage"
+        ]
+        == "active"
+    )
+
+
+def test_a_wrong_password_fails_train_at_once_naming_the_server(
+    team_project: Path, team_mlflow: str
+):
+    wrong = "wrong-" + os.urandom(6).hex()
+    model = team_project / "models" / "pipeline.pkl"
+    before = model.read_bytes()
+    env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow, **credentials((PIPELINE[0], wrong))})
+    failed = run(
+        ["dvc", "repro", "--force", "--single-item", "train"],
+        cwd=team_project, env=env, check=False, timeout=30,
+    )  # fmt: skip
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0, output
+    assert f"MLflow tracking server {team_mlflow}" in output, output[-2000:]
+    assert "authentication" in output
+    assert wrong not in output
+    assert "Traceback" not in output
+    assert model.read_bytes() == before
+
+
+def test_no_secret_on_the_server_processes_command_lines(team_server: TeamServer, team_mlflow):
+    tree = _process_tree(team_server.process.pid)
+    assert len(tree) >= 2, tree  # mlflow server and its uvicorn worker(s)
+    for pid, command in tree.items():
+        for secret in (DB_PASSWORD, ADMIN[1], S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]):
+            assert secret not in command, (pid, command)
+    # The auth config file, the one place the database URI is written, is the server's alone.
+    (config,) = team_server.tmpdir.glob("mlflow-auth.*")
+    assert config.stat().st_mode & 0o777 == 0o600
+
+
+def _process_tree(root: int) -> dict[int, str]:
+    """Every process under `root` (itself included) with its command line, from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    commands = {}
+    for pid in tree:
+        try:
+            commands[pid] = (
+                (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            )
+        except OSError:
+            continue
+    return commands
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_check_reachable_names_an_authentication_failure(
+    status: int, monkeypatch: pytest.MonkeyPatch
+):
+    """A server whose /health answers but whose API refuses is neither healthy nor dead."""
+    import http.server
+    import threading
+
+    from mlpipeline.domain.errors import TrackingError
+    from mlpipeline.tracking.runs import check_reachable
+
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200 if self.path == "/health" else status)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    password = "pw-" + os.urandom(6).hex()
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "pipeline")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    try:
+        with pytest.raises(TrackingError) as caught:
+            check_reachable(uri)
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(caught.value)
+    assert f"MLflow tracking server {uri}" in message
+    assert "authentication" in message and "unreachable" not in message
+    assert "'pipeline'" in message and password not in message
+    assert len(seen) == 2 and all(header and header.startswith("Basic ") for header in seen)
+
+
+def test_make_team_users_adds_a_reader_from_the_env_file(team_mlflow: str, tmp_path: Path):
+    project = copy_repository(tmp_path / "project")
+    port = team_mlflow.rsplit(":", 1)[1]
+    (project / ".env").write_text(
+        "MLFLOW_TRACKING_URI=http://mlflow:5000\n"
+        f"MLFLOW_PORT={port}\n"
+        f"MLFLOW_AUTH_ADMIN_USERNAME={ADMIN[0]}\n"
+        f"MLFLOW_AUTH_ADMIN_PASSWORD={ADMIN[1]}\n"
+    )
+    password = "bob-pw-" + os.urandom(6).hex()
+    search = "/api/2.0/mlflow/experiments/search?max_results=1"
+    assert api(team_mlflow, search, ("bob", password)).status_code == 401
+    # The venv is this one (RUN= and PATH), not a new one in the copy.
+    made = run(
+        ["make", "-o", ".venv/.synced", "team-users", "ROLE=reader", "NAME=bob", "RUN="],
+        cwd=project,
+        env=tool_env({"TEAM_USER_PASSWORD": password}),
+    )
+    assert password not in made.stdout + made.stderr
+    assert api(team_mlflow, search, ("bob", password)).status_code == 200

@@ -1,0 +1,228 @@
+"""Tracking's pure helpers: names for MLflow, where the embedded store lives, failing fast."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlpipeline.domain.errors import TrackingError
+from mlpipeline.files.paths import ROOT, workspace_root
+from mlpipeline.runner import failure_message
+from mlpipeline.tracking import store
+from mlpipeline.tracking.runs import HEALTH_TIMEOUT_S, check_reachable, embedded_store, flatten
+
+
+@pytest.mark.parametrize(
+    ("mapping", "flat"),
+    [
+        ({}, {}),
+        ({"accuracy": 0.9}, {"accuracy": 0.9}),
+        (
+            {"train": {"n_estimators": 100, "max_depth": None}},
+            {"train.n_estimators": 100, "train.max_depth": None},
+        ),
+        (
+            {"accuracy": 1.0, "per_class": {"setosa": {"f1": 1.0, "support": 10}}},
+            {"accuracy": 1.0, "per_class.setosa.f1": 1.0, "per_class.setosa.support": 10},
+        ),
+        ({"empty": {}, "list": [1, 2]}, {"list": [1, 2]}),
+    ],
+)
+def test_flatten(mapping: dict[str, Any], flat: dict[str, Any]) -> None:
+    assert flatten(mapping) == flat
+
+
+def test_flatten_prefix() -> None:
+    assert flatten({"a": {"b": 1}}, prefix="load.") == {"load.a.b": 1}
+
+
+@pytest.mark.parametrize(
+    ("root", "workspace"),
+    [
+        ("/home/me/iris", "/home/me/iris"),
+        ("/home/me/iris/.dvc/tmp/exps/tmpab12cd", "/home/me/iris"),
+        ("/home/me/iris/.dvc/tmp/exps/run/tmpab12cd", "/home/me/iris"),
+        ("/home/me/iris/.dvc/tmp", "/home/me/iris/.dvc/tmp"),
+        ("/home/me/iris/dvc/tmp/exps/x", "/home/me/iris/dvc/tmp/exps/x"),
+        ("/exps/.dvc/tmp/x", "/exps/.dvc/tmp/x"),
+    ],
+)
+def test_workspace_root(root: str, workspace: str) -> None:
+    assert workspace_root(Path(root)) == Path(workspace)
+
+
+def test_workspace_root_defaults_to_this_repository() -> None:
+    assert workspace_root() == ROOT
+
+
+@pytest.mark.parametrize(
+    "root", [Path("/home/me/iris"), Path("/home/me/iris/.dvc/tmp/exps/tmpab12cd")]
+)
+def test_embedded_store_lives_at_the_workspace_root(root: Path) -> None:
+    uri, artifacts = embedded_store(root)
+    assert uri == "sqlite:////home/me/iris/mlflow.db"  # four slashes: an absolute path
+    assert artifacts == "file:///home/me/iris/mlartifacts"
+
+
+def test_embedded_store_defaults_to_this_repository() -> None:
+    uri, artifacts = embedded_store()
+    assert uri == f"sqlite:///{ROOT / 'mlflow.db'}"
+    assert artifacts == (ROOT / "mlartifacts").as_uri()
+
+
+IN_A_COPY = Path("/home/me/iris/.dvc/tmp/exps/tmpab12cd")
+
+
+@pytest.mark.parametrize(
+    ("given", "resolved"),
+    [
+        (None, "sqlite:////home/me/iris/mlflow.db"),
+        ("", "sqlite:////home/me/iris/mlflow.db"),
+        ("sqlite:///mlflow.db", "sqlite:////home/me/iris/mlflow.db"),
+        ("sqlite:///stores/team.db?timeout=5", "sqlite:////home/me/iris/stores/team.db?timeout=5"),
+        ("sqlite:////srv/mlflow/m.db", "sqlite:////srv/mlflow/m.db"),
+        ("sqlite://", "sqlite://"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("postgresql://mlflow@db/mlflow", "postgresql://mlflow@db/mlflow"),
+    ],
+)
+def test_sqlite_stores_resolve_against_the_users_repository(
+    given: str | None, resolved: str
+) -> None:
+    assert store.resolve_uri(given, IN_A_COPY) == resolved
+
+
+@pytest.mark.parametrize(
+    ("uri", "artifacts"),
+    [
+        ("sqlite:////home/me/iris/mlflow.db", "file:///home/me/iris/mlartifacts"),
+        ("sqlite:////srv/mlflow/m.db?timeout=5", "file:///srv/mlflow/mlartifacts"),
+        ("http://127.0.0.1:5000", None),
+        ("postgresql://mlflow@db/mlflow", None),
+    ],
+)
+def test_artifacts_live_beside_a_sqlite_store(uri: str, artifacts: str | None) -> None:
+    assert store.artifact_location(uri) == artifacts
+
+
+def test_a_process_is_gone_when_its_pid_is_gone_or_reused() -> None:
+    me = store.process_tags()
+    assert me[store.HOST_TAG].startswith(socket.gethostname())
+    assert not store.process_is_gone(me)
+    assert not store.process_is_gone({})  # a run we did not tag is not ours to judge
+    reused = me | {store.STARTED_TAG: str(float(me[store.STARTED_TAG]) - 3600)}
+    assert store.process_is_gone(reused)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert store.process_is_gone(me | {store.PID_TAG: str(child.pid)})
+
+
+def _raised_from(cause: BaseException) -> BaseException:
+    try:
+        try:
+            raise cause
+        except BaseException as inner:
+            raise RuntimeError("wrapped, as MLflow and SQLAlchemy do") from inner
+    except RuntimeError as outer:
+        return outer
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            sqlite3.OperationalError("database is locked"),
+            "MLflow store S: database is locked (another process holds a write lock",
+        ),
+        (sqlite3.DatabaseError("file is not a database"), "S: file is not a database (corrupt?"),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/data/m.db"),
+            "cannot write /data/m.db: the disk is full",
+        ),
+        (OSError(errno.EROFS, "Read-only file system"), "S: the file system is read-only"),
+    ],
+)
+def test_store_and_disk_failures_become_one_line(error: Exception, message: str) -> None:
+    for raised in (error, _raised_from(error)):
+        line = failure_message(raised, "MLflow store S")
+        assert line is not None and message in line
+        assert "\n" not in line
+
+
+@pytest.mark.parametrize(
+    "error", [ValueError("a bug"), OSError(errno.ENOENT, "No such file"), KeyError("run_id")]
+)
+def test_other_errors_keep_their_traceback(error: Exception) -> None:
+    assert failure_message(_raised_from(error), "MLflow store S") is None
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A 127.0.0.1 port nobody listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("suffix", ["", "/"])
+def test_unreachable_server_fails_fast_naming_the_uri(closed_port: int, suffix: str) -> None:
+    uri = f"http://127.0.0.1:{closed_port}{suffix}"
+    started = time.monotonic()
+    with pytest.raises(TrackingError) as caught:
+        check_reachable(uri)
+    assert time.monotonic() - started < HEALTH_TIMEOUT_S + 1
+    message = str(caught.value)
+    assert uri in message
+    assert "unreachable" in message
+    assert "MLFLOW_TRACKING_URI" in message
+
+
+@pytest.mark.parametrize(
+    "uri", ["sqlite:////home/me/iris/mlflow.db", "file:///home/me/iris/mlruns", "databricks"]
+)
+def test_non_http_stores_are_not_probed(uri: str) -> None:
+    assert check_reachable(uri) is None
+
+
+def test_importing_the_stages_is_free_of_side_effects(tmp_path: Path) -> None:
+    # Heavy or networked libraries load only inside the functions that use them.
+    code = (
+        "import sys\n"
+        "import stages.load, stages.preprocess, stages.train, stages.evaluate, stages.save\n"
+        "import mlpipeline.tracking.runs, mlpipeline.files.outputs, mlpipeline.runner\n"
+        "heavy = {'mlflow', 'matplotlib', 'zenml', 'sklearn', 'dvc'} & set(sys.modules)\n"
+        "assert not heavy, sorted(heavy)\n"
+        "import os\n"
+        "assert 'MLFLOW_TRACKING_URI' not in os.environ\n"
+    )
+    env = {"PATH": "", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("location", "warned"),
+    [
+        ("file:///home/me/iris/.dvc/tmp/exps/tmpab12cd/mlruns/1", True),
+        ("file:///home/me/iris/mlartifacts/1", False),
+        ("mlflow-artifacts:/1", False),
+    ],
+)
+def test_an_experiment_whose_artifacts_are_deleted_is_named(
+    caplog: pytest.LogCaptureFixture, location: str, warned: bool
+) -> None:
+    with caplog.at_level("WARNING", logger="mlpipeline.tracking.store"):
+        store.warn_if_artifacts_are_lost("iris_classification", location)
+    assert ("'iris_classification' keeps its artifacts in" in caplog.text) is warned
