@@ -61,9 +61,10 @@ team-users: setup ## Add a team MLflow account from .env's admin: ROLE=reader|re
 	MLFLOW_TRACKING_URI="$${TEAM_MLFLOW_URI:-http://127.0.0.1:$${MLFLOW_PORT:-5000}}" \
 	$(RUN) python -m mlpipeline.commands.team_users $(ROLE) $(NAME)
 
-lint: setup ## Lint and check formatting with ruff; validate params.yaml
+lint: setup ## ruff, the layer contract (import-linter, pyproject.toml), params.yaml
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) lint-imports --no-cache
 	$(RUN) python -m mlpipeline.commands.params > /dev/null
 
 format: setup ## Format the code with ruff
