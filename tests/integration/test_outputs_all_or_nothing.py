@@ -57,7 +57,7 @@ def test_evaluate_replaces_all_its_outputs_or_none(built_project: Path, tmp_path
     blocked.mkdir()
     (blocked / "in the way").write_text("")
     # What a killed evaluate leaves behind.
-    (root / "plots/.images.k2j3h4g5").mkdir()
+    (root / "plots/.images.k2j3h4g5.tmp").mkdir()
     (root / "plots/.predictions.csv.0a1b2c3d.tmp").write_text("half")
     (root / "metrics/.metrics.json.9f8e7d6c.tmp").write_text("half")
     before = evaluate_outputs(root)
