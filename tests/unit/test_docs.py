@@ -1,0 +1,72 @@
+"""README stays a front door and every page it leads to is there: links, anchors, modules."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def slug(heading: str) -> str:
+    """The anchor GitHub, GitLab and Forgejo give a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    return {
+        slug(line.lstrip("#")) for line in page.read_text().splitlines() if line.startswith("#")
+    }
+
+
+def relative_links(page: Path) -> list[str]:
+    return [
+        target
+        for target in LINK.findall(page.read_text())
+        if not re.match(r"^[a-z][a-z0-9+.-]*:", target)  # http:, https:, mailto:
+    ]
+
+
+def test_readme_reads_in_five_minutes() -> None:
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) <= 200, f"README.md has {len(lines)} lines; move reference to docs/"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_relative_link_resolves(page: Path) -> None:
+    broken = []
+    for target in relative_links(page):
+        path, _, anchor = target.partition("#")
+        resolved = (page.parent / path).resolve() if path else page
+        if not resolved.exists():
+            broken.append(f"{target}: no {resolved.relative_to(REPO)}")
+        elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
+            broken.append(f"{target}: no heading #{anchor} in {resolved.name}")
+    assert not broken, f"{page.name}: " + "; ".join(broken)
+
+
+def test_every_page_is_in_the_index() -> None:
+    index = (REPO / "docs" / "index.md").read_text()
+    pages = {page.name for page in PAGES if page.parent.name == "docs"} - {"index.md"}
+    missing = {name for name in pages if f"]({name})" not in index}
+    assert not missing, f"docs/index.md does not list: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_python_module_the_docs_run_exists(page: Path) -> None:
+    found = re.findall(r"python -m ([a-z_][a-z0-9_.]*)", page.read_text())
+    modules = {m for m in found if not m.endswith(".")}  # `python -m stages.<name>`
+    project = {m for m in modules if m.split(".")[0] in {"stages", "mlpipeline", "zenml_pipeline"}}
+    missing = [
+        m
+        for m in project
+        if not (REPO / Path(*m.split("."))).with_suffix(".py").is_file()
+        and not (REPO / Path(*m.split(".")) / "__main__.py").is_file()
+    ]
+    assert not missing, f"{page.name} runs modules that do not exist: {sorted(missing)}"
