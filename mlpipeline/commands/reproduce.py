@@ -183,8 +183,8 @@ def revision_to_build(recorded: Recorded, root: Path, allow_dirty: bool) -> str:
         )
     if not recorded.outputs:
         raise PipelineError(
-            f"{name} records no output hashes (tags md5.*): it was trained before runs "
-            "recorded their lineage. Retrain it with `dvc repro --force train`."
+            f"{name} records no output hashes (tags md5.*): it was not trained by this "
+            "pipeline's stages. Train it with `dvc repro --force train` and reproduce that run."
         )
     commit = tags.get("git_commit")
     if not commit:

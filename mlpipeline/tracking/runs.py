@@ -57,12 +57,6 @@ GUARD_TYPE = "mlpipeline.domain.model_guard.InputGuard"
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", GUARD_TYPE]
 
 
-def embedded_store(root: Path = ROOT) -> tuple[str, str]:
-    """The default SQLite tracking URI and artifact folder, at the user's repository root."""
-    uri = store.resolve_uri(None, root)
-    return uri, str(store.artifact_location(uri))
-
-
 def tracking_uri(root: Path = ROOT) -> str:
     """MLFLOW_TRACKING_URI, or the embedded store; a SQLite path under the user's repository."""
     return store.resolve_uri(os.environ.get(TRACKING_URI_ENV), root)
@@ -135,7 +129,6 @@ def configure(experiment_name: str) -> str:
             if mlflow.get_experiment_by_name(experiment_name) is None:
                 mlflow.create_experiment(experiment_name, artifact_location=artifact_location)
             experiment = mlflow.set_experiment(experiment_name)
-        store.warn_if_artifacts_are_lost(experiment_name, experiment.artifact_location)
         store.reap_dead_runs(experiment.experiment_id)
     except MlflowException as exc:
         if type(exc.__cause__).__module__.startswith("sqlalchemy"):

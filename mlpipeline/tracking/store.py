@@ -144,22 +144,6 @@ def _set_busy_timeout(dbapi_connection: object, _record: object) -> None:
         dbapi_connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
 
 
-def warn_if_artifacts_are_lost(name: str, location: str) -> None:
-    """Say so when an experiment keeps its artifacts in a DVC copy that gets deleted.
-
-    Its location was fixed when it was created (by an older version of this pipeline, or
-    by hand); MLflow cannot move it.
-    """
-    if "/.dvc/tmp/exps/" in location:
-        log.warning(
-            "MLflow experiment %r keeps its artifacts in %s, inside a copy DVC deletes after "
-            "the experiment: its models will not load. Set mlflow.experiment_name to a new "
-            "name to start an experiment whose artifacts stay beside the store.",
-            name,
-            location,
-        )
-
-
 def this_host() -> str:
     """The host name, and on Linux the pid namespace: a container's pids are its own."""
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,23 @@ def test_make_run_retrains_when_the_store_is_gone(built_project: Path, tmp_path:
     assert "Deleting every MLflow run" in cleaned.stdout
     assert not (root / "mlflow.db").exists() and not (root / "mlartifacts").exists()
     assert "up to date" in run(["dvc", "status"], cwd=root).stdout  # what DVC alone would see
+
+
+@pytest.mark.integration
+def test_a_sqlite_uri_with_options_is_one_store_for_every_command(built_project: Path) -> None:
+    """`?timeout=60` is part of the URI, not of the file name: preflight, registry and
+    reproduce all find the store `dvc repro` wrote."""
+    from tests.conftest import tool_env
+
+    env = tool_env({"MLFLOW_TRACKING_URI": f"sqlite:///{built_project / 'mlflow.db'}?timeout=60"})
+    checked = run(["python", "-m", "mlpipeline.commands.preflight"], built_project, env)
+    assert "retraining" not in checked.stderr, checked.stderr
+    listed = run(["python", "-m", "mlpipeline.commands.registry", "list"], built_project, env)
+    assert re.search(r"^1\s+champion\s", listed.stdout, re.M), listed.stdout
+    refused = run(
+        ["python", "-m", "mlpipeline.commands.reproduce", "models:/no_such_model@champion"],
+        built_project,
+        env,
+        check=False,
+    )
+    assert "no model version models:/no_such_model@champion" in refused.stderr, refused.stderr

@@ -271,3 +271,55 @@ def test_dvc_workspace_untouched(workspace: Workspace) -> None:
     assert "up to date" in dvc_status
     assert git_status == workspace.git_status
     assert not (workspace.root / ".zen").exists()
+
+
+def library_modules(root: Path) -> list[str]:
+    """The code a step can run: the stage scripts and every mlpipeline module."""
+    return sorted(
+        path.relative_to(root).as_posix()
+        for folder in ("stages", "mlpipeline")
+        for path in (root / folder).rglob("*.py")
+        if path.name != "__init__.py"
+    )
+
+
+def dvc_stages_to_rerun(root: Path) -> set[str]:
+    """The stages `dvc status` says a `dvc repro` would run now."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return {name.split(":")[-1] for name in repo.status()}
+
+
+def test_an_edit_reruns_the_same_steps_under_both_orchestrators(
+    workspace: Workspace, zenml_client: Client
+) -> None:
+    """Each step's cache key holds what dvc.yaml lists for the stage of the same name."""
+    from zenml_pipeline import steps
+
+    cache_keys = {
+        step: set(getattr(steps, step).configuration.cache_policy.file_dependencies)
+        for step in STEPS
+    }
+    assert dvc_stages_to_rerun(workspace.root) == set()
+    for module in library_modules(workspace.root):
+        path = workspace.root / module
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n# an edit\n")
+        try:
+            dvc_reruns = dvc_stages_to_rerun(workspace.root)
+        finally:
+            path.write_bytes(original)
+        zenml_reruns = {step for step in STEPS if module in cache_keys[step]}
+        assert zenml_reruns == dvc_reruns, module
+
+    # ZenML honours the key: an edit of the evaluation code reruns evaluate, and save stays
+    # cached because the metrics it would get are the same (as DVC skips save).
+    path = workspace.root / "mlpipeline" / "domain" / "evaluation.py"
+    original = path.read_bytes()
+    path.write_bytes(original + b"\n# an edit\n")
+    try:
+        edited = zenml_client.get_pipeline_run(run_id(workspace.zenml()))
+    finally:
+        path.write_bytes(original)
+    assert statuses(edited) == {**dict.fromkeys(STEPS, "cached"), "evaluate": "completed"}

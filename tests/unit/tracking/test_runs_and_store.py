@@ -17,7 +17,7 @@ from mlpipeline.domain.errors import TrackingError
 from mlpipeline.files.paths import ROOT, workspace_root
 from mlpipeline.runner import failure_message
 from mlpipeline.tracking import store
-from mlpipeline.tracking.runs import HEALTH_TIMEOUT_S, check_reachable, embedded_store, flatten
+from mlpipeline.tracking.runs import HEALTH_TIMEOUT_S, check_reachable, flatten, tracking_uri
 
 
 @pytest.mark.parametrize(
@@ -67,15 +67,16 @@ def test_workspace_root_defaults_to_this_repository() -> None:
     "root", [Path("/home/me/iris"), Path("/home/me/iris/.dvc/tmp/exps/tmpab12cd")]
 )
 def test_embedded_store_lives_at_the_workspace_root(root: Path) -> None:
-    uri, artifacts = embedded_store(root)
+    uri = store.resolve_uri(None, root)
     assert uri == "sqlite:////home/me/iris/mlflow.db"  # four slashes: an absolute path
-    assert artifacts == "file:///home/me/iris/mlartifacts"
+    assert store.artifact_location(uri) == "file:///home/me/iris/mlartifacts"
 
 
-def test_embedded_store_defaults_to_this_repository() -> None:
-    uri, artifacts = embedded_store()
+def test_embedded_store_defaults_to_this_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = tracking_uri()
     assert uri == f"sqlite:///{ROOT / 'mlflow.db'}"
-    assert artifacts == (ROOT / "mlartifacts").as_uri()
+    assert store.artifact_location(uri) == (ROOT / "mlartifacts").as_uri()
 
 
 IN_A_COPY = Path("/home/me/iris/.dvc/tmp/exps/tmpab12cd")
@@ -210,19 +211,3 @@ def test_importing_the_stages_is_free_of_side_effects(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    ("location", "warned"),
-    [
-        ("file:///home/me/iris/.dvc/tmp/exps/tmpab12cd/mlruns/1", True),
-        ("file:///home/me/iris/mlartifacts/1", False),
-        ("mlflow-artifacts:/1", False),
-    ],
-)
-def test_an_experiment_whose_artifacts_are_deleted_is_named(
-    caplog: pytest.LogCaptureFixture, location: str, warned: bool
-) -> None:
-    with caplog.at_level("WARNING", logger="mlpipeline.tracking.store"):
-        store.warn_if_artifacts_are_lost("iris_classification", location)
-    assert ("'iris_classification' keeps its artifacts in" in caplog.text) is warned
