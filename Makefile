@@ -7,6 +7,9 @@ SHELL := /bin/bash
 # spaces, so a checkout under "my dir/" must never put $(CURDIR) in one.
 UV_ON_PATH := $(shell command -v uv 2>/dev/null)
 UV := $(or $(UV_ON_PATH),.tools/bin/uv)
+# The uv a fresh clone bootstraps (pip checks the wheel against PyPI's hash); docker/Dockerfile
+# pins the same version.
+UV_VERSION := 0.13.9
 RUN := "$(UV)" run --frozen
 
 .PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users exps reproduce
@@ -16,7 +19,7 @@ help: ## List the targets
 
 .tools/bin/uv:
 	python3 -m venv .tools
-	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 .venv/.synced: uv.lock pyproject.toml | $(if $(UV_ON_PATH),,.tools/bin/uv)
 	"$(UV)" sync --frozen --compile-bytecode
