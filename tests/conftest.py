@@ -228,8 +228,10 @@ def make(
     use_session_venv(root)
     found = [os.environ.get("UV"), shutil.which("uv"), str(REPO / ".tools" / "bin" / "uv")]
     uv = next((path for path in found if path and Path(path).is_file()), None)
-    # Without a uv anywhere, the copy's Makefile bootstraps its own, as a user's would.
-    return run(["make", *args, *([f"UV={uv}"] if uv else [])], cwd=root, env=env, timeout=timeout)
+    # Without a uv anywhere, the copy's Makefile bootstraps its own, as a user's would. `-o`
+    # keeps make from syncing the linked venv, which would reinstall the project from the copy.
+    command = ["make", "-o", ".venv/.synced", *args, *([f"UV={uv}"] if uv else [])]
+    return run(command, cwd=root, env=env, timeout=timeout)
 
 
 @pytest.fixture

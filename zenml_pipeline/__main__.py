@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mlpipeline.domain.errors import DataError
+from mlpipeline.domain.errors import DataError, PipelineError
 from mlpipeline.domain.params import Params
 from mlpipeline.files import paths
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.runner import exit_on_user_error, exit_without_final_collection
+from mlpipeline.runner import exit_on_user_error, exit_without_final_collection, failure_message
 
 log = logging.getLogger("zenml_pipeline")
 
@@ -56,10 +56,10 @@ def run_pipeline(params: Params, enable_cache: bool = True) -> None:
     """Run the pipeline on the active ZenML stack (the default local one unless set up)."""
     from mlpipeline.tracking import runs as tracking
 
-    # Checked before ZenML starts, so a bad CSV path or a dead MLflow server fail in seconds.
+    # Checked before ZenML starts, so a bad CSV path or a dead, refusing or broken MLflow
+    # store fail in seconds, with the one line the stages give.
     csv_md5 = source_md5(params)
-    uri = tracking.tracking_uri()
-    tracking.check_reachable(uri)
+    uri = tracking.configure(params.mlflow.experiment_name)
 
     from zenml.utils import source_utils
 
@@ -102,6 +102,25 @@ def installed_packages_listed_once() -> Iterator[None]:
         importlib.metadata.packages_distributions = listing
 
 
+class _NoTracebackForReportedErrors(logging.Filter):
+    """ZenML's local orchestrator logs a failed step with its traceback. For the errors this
+    entry point reports in one line (bad data or params, a refusing or broken store) the
+    traceback only buries that line, so it is left out; other errors keep it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and (
+            isinstance(error, PipelineError) or failure_message(error, "") is not None
+        ):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+# Where ZenML logs a failed step with its traceback (`logger.exception("Step %s failed.")`).
+ZENML_STEP_FAILURE_LOGGERS = ("zenml.orchestrators.local.local_orchestrator",)
+
+
 def configure_logging() -> None:
     """Our logger only; it does not propagate, as ZenML puts its own handler on the root."""
     handler = logging.StreamHandler()
@@ -109,6 +128,8 @@ def configure_logging() -> None:
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
+    for name in ZENML_STEP_FAILURE_LOGGERS:
+        logging.getLogger(name).addFilter(_NoTracebackForReportedErrors())
 
 
 def main(argv: list[str] | None = None) -> None:

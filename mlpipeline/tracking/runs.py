@@ -142,15 +142,19 @@ def mlflow_run(run_id: str | None = None, **start_kwargs: Any) -> Iterator[Run]:
     """Use the active run if a caller (e.g. ZenML's tracker) started one, else start or resume.
 
     A run we start or resume here is ended here: FAILED if the block raises, so a stage that
-    fails after opening the run (writing its outputs, say) does not leave it FINISHED. It
-    carries this process's host, pid and start time while it runs (see `store`). A run
-    somebody else started is left to them.
+    fails after opening the run (writing its outputs, say) does not leave it FINISHED. Either
+    way the run carries this process's host, pid and start time (see `store`), so a run whose
+    process was killed is marked KILLED by the next process that opens the store. A run
+    somebody else started is left to them to end.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
 
     active = mlflow.active_run()
     if active is not None and run_id in (None, active.info.run_id):
+        # A run an orchestrator's tracker started (ZenML's MLflow experiment tracker) is
+        # tagged with this process too, so that it is reaped like ours if the process dies.
+        mlflow.set_tags(store.process_tags())
         yield active
         return
     if run_id is not None:

@@ -162,6 +162,33 @@ def test_a_killed_stage_does_not_leave_its_run_running(baseline: Path) -> None:
     assert running_runs(db) == []
 
 
+def test_a_run_an_orchestrator_started_is_reaped_when_its_process_dies(tmp_path: Path) -> None:
+    """ZenML's MLflow tracker starts the run itself; the step's logging tags it all the same."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    killed = (
+        "import os, signal, mlflow\n"
+        "from mlpipeline.tracking import runs\n"
+        f"runs.configure({EXPERIMENT!r})\n"
+        "mlflow.start_run()  # as an experiment tracker does, without our tags\n"
+        "with runs.mlflow_run() as run:\n"
+        "    print(run.info.run_id, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    env = tool_env({"MLFLOW_TRACKING_URI": uri})
+    proc = run(["python", "-c", killed], cwd=tmp_path, env=env, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    orphan = proc.stdout.strip()
+    assert client_for(uri).get_run(orphan).info.status == "RUNNING"
+
+    reaper = (
+        "import logging; logging.basicConfig()\n"
+        f"from mlpipeline.tracking import runs; runs.configure({EXPERIMENT!r})"
+    )
+    reaped = run(["python", "-c", reaper], cwd=tmp_path, env=env)
+    assert f"MLflow run {orphan} was left RUNNING by process" in reaped.stderr
+    assert client_for(uri).get_run(orphan).info.status == "KILLED"
+
+
 def snapshot(root: Path, names: list[str]) -> dict[str, bytes]:
     return {name: (root / name).read_bytes() for name in names}
 

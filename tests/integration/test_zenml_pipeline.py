@@ -242,26 +242,58 @@ def test_bad_set_fails_with_the_dvc_paths_message(
     assert not RUN_LINE.search(proc.stderr + proc.stdout)
 
 
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            "a,b,label\n1,2,x\n3,4,x\n5,6,x\n7,8,x\n",
+            "label column 'label' needs at least two classes, found 1",
+        ),
+        (
+            "a,b,a,label\n1,2,3,x\n3,4,5,x\n5,6,7,y\n7,8,9,y\n",
+            "is not a readable CSV: column 'a' appears more than once in the header",
+        ),
+    ],
+    ids=["one-class", "repeated-header"],
+)
 def test_bad_data_fails_in_its_step_with_the_stage_message(
-    workspace: Workspace, tmp_path: Path
+    workspace: Workspace, tmp_path: Path, table: str, message: str
 ) -> None:
     # Outside the copy, so neither git nor DVC sees it (data/external is a DVC dependency).
-    table = tmp_path / "one_class.csv"
-    table.write_text("a,b,label\n1,2,x\n3,4,x\n5,6,x\n7,8,x\n")
+    csv = tmp_path / "table.csv"
+    csv.write_text(table)
     proc = workspace.zenml(
         "--set",
         "load.source=csv",
         "--set",
-        f"load.csv_path={table}",
+        f"load.csv_path={csv}",
         "--set",
         "load.target_column=label",
         check=False,
     )
     assert proc.returncode == 1
-    assert (
-        "[zenml_pipeline] ERROR label column 'label' needs at least two classes, found 1"
-        in proc.stderr
+    assert f"[zenml_pipeline] ERROR load.csv_path: {csv} {message}" in proc.stderr or (
+        f"[zenml_pipeline] ERROR {message}" in proc.stderr
+    ), proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_a_broken_store_is_one_line_before_zenml_starts(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    broken = tmp_path / "mlflow.db"
+    broken.write_bytes(b"not a database, " * 200)
+    uri = f"sqlite:///{broken}"
+    proc = run(
+        [sys.executable, "-m", "zenml_pipeline"],
+        workspace.root,
+        {**workspace.env, "MLFLOW_TRACKING_URI": uri},
+        check=False,
     )
+    assert proc.returncode == 1
+    assert f"[zenml_pipeline] ERROR MLflow store {uri}: file is not a database" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "Step load has started" not in proc.stderr + proc.stdout  # ZenML never started
 
 
 def test_dvc_workspace_untouched(workspace: Workspace) -> None:
