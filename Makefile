@@ -9,7 +9,7 @@ UV_ON_PATH := $(shell command -v uv 2>/dev/null)
 UV := $(or $(UV_ON_PATH),.tools/bin/uv)
 RUN := "$(UV)" run --frozen
 
-.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users exps reproduce
+.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users exps reproduce plots report notebook
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -32,6 +32,15 @@ run: setup ## Run the DVC pipeline (dvc repro); retrains first if the MLflow sto
 # dependency hashes, no per-class scores (plain `dvc exp show` prints 70+ columns).
 exps: setup ## Experiments: headline metrics and the params that differ (EXPS_ARGS="-A --md")
 	$(RUN) dvc exp show --only-changed --keep '^(Experiment|Created|accuracy|precision|recall|f1_score)$$' --drop '.*/|per_class\.' $(EXPS_ARGS)
+
+# The charts of `dvc plots show` (or `dvc plots diff $(PLOTS_ARGS)`) rendered here, without a
+# browser or internet: `dvc plots`' own page loads Vega from a CDN.
+plots: setup ## Draw the dvc plots charts offline: SVG, PNG, index.html → dvc_plots_static/ (PLOTS_ARGS=HEAD: a diff)
+	$(RUN) python -m mlpipeline.commands.plots $(PLOTS_ARGS)
+
+BASE ?= HEAD
+report: setup ## Markdown report, workspace vs BASE: metrics, params, champion, charts → report/report.md
+	$(RUN) python -m mlpipeline.commands.report --base "$(BASE)" $(REPORT_ARGS)
 
 bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min; BENCH_ARGS=--quick: a smoke run → results-quick.md)
 	$(RUN) python -m benchmarks.bench $(BENCH_ARGS)
