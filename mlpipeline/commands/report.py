@@ -65,6 +65,7 @@ def decision_from_store(alias: str) -> str | None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from mlpipeline.domain.errors import TrackingError
     from mlpipeline.tracking import runs, store
 
     info = run_info(None)
@@ -73,8 +74,9 @@ def decision_from_store(alias: str) -> str | None:
     if info is None or (database is not None and not database.exists()):
         return None
     try:
+        runs.check_reachable(uri)  # fails in seconds; MLflow's client retries for minutes
         tags = MlflowClient(tracking_uri=uri).get_run(info["run_id"]).data.tags
-    except MlflowException as exc:
+    except (TrackingError, MlflowException) as exc:
         log.info("no decision from %s: %s", uri, exc)
         return None
     version = tags.get("registered_model_version")
