@@ -9,7 +9,7 @@ UV_ON_PATH := $(shell command -v uv 2>/dev/null)
 UV := $(or $(UV_ON_PATH),.tools/bin/uv)
 RUN := "$(UV)" run --frozen
 
-.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users exps reproduce plots report notebook
+.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users exps reproduce plots report notebook lab
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -37,6 +37,14 @@ exps: setup ## Experiments: headline metrics and the params that differ (EXPS_AR
 # browser or internet: `dvc plots`' own page loads Vega from a CDN.
 plots: setup ## Draw the dvc plots charts offline: SVG, PNG, index.html → dvc_plots_static/ (PLOTS_ARGS=HEAD: a diff)
 	$(RUN) python -m mlpipeline.commands.plots $(PLOTS_ARGS)
+
+# The notebooks with the `notebook` dependency group (Jupyter), through the same uv as setup.
+NOTEBOOK ?= notebooks/compare_runs_and_champion.ipynb
+notebook: setup ## Run a notebook top to bottom → notebooks/out/<name>.html (NOTEBOOK=notebooks/x.ipynb)
+	$(RUN) --group notebook jupyter nbconvert --to html --execute "$(NOTEBOOK)" --output-dir notebooks/out
+
+lab: setup ## Open the notebooks in JupyterLab
+	$(RUN) --group notebook jupyter lab notebooks/
 
 BASE ?= HEAD
 report: setup ## Markdown report, workspace vs BASE: metrics, params, champion, charts → report/report.md
@@ -70,10 +78,16 @@ team-users: setup ## Add a team MLflow account from .env's admin: ROLE=reader|re
 	MLFLOW_TRACKING_URI="$${TEAM_MLFLOW_URI:-http://127.0.0.1:$${MLFLOW_PORT:-5000}}" \
 	$(RUN) python -m mlpipeline.commands.team_users $(ROLE) $(NAME)
 
-lint: setup ## Lint and check formatting with ruff; validate params.yaml
+# The CI files are checked offline: actionlint and zizmor (no GitHub API calls) on the
+# GitHub and Forgejo workflows, GitLab's CI schema (bundled with check-jsonschema).
+CI_WORKFLOWS := .github/workflows/ci.yml .forgejo/workflows/ci.yml
+lint: setup ## Lint and check formatting with ruff; validate params.yaml and the CI files
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) python -m mlpipeline.commands.params > /dev/null
+	$(RUN) actionlint $(CI_WORKFLOWS)
+	$(RUN) zizmor --offline --quiet $(CI_WORKFLOWS)
+	$(RUN) check-jsonschema --builtin-schema vendor.gitlab-ci .gitlab-ci.yml
 
 format: setup ## Format the code with ruff
 	$(RUN) ruff check --fix .
