@@ -37,6 +37,7 @@ TIMEOUT_S = 30
 # GitHub refuses a comment over 65536 characters; GitLab's and Gitea's limits are higher.
 MAX_BODY = 65_000
 _LOCAL_IMAGE = re.compile(r"!\[([^\]]*)\]\((?!https?://)([^)]+)\)")
+_EMPTY_SECTION = re.compile(r"^#+ .*\n+(?=#+ |\Z)", re.M)
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 
 
@@ -76,11 +77,14 @@ def comment_body(report: str, artifacts_url: str | None) -> str:
     found = _LOCAL_IMAGE.findall(report)
     body = _LOCAL_IMAGE.sub("", report)
     body = re.sub(r"\n{3,}", "\n\n", body).rstrip() + "\n"
+    body = _EMPTY_SECTION.sub("", body).rstrip() + "\n"  # Charts, Figures: now empty
     if found:
         where = (
-            f"[the job's artifacts]({artifacts_url})" if artifacts_url else "the job's artifacts"
+            f"are in [the job's artifacts]({artifacts_url})"
+            if artifacts_url
+            else "are left out here: `make report` draws them"
         )
-        body += f"\n{len(found)} charts and figures (PNG) are in {where}.\n"
+        body += f"\n{len(found)} charts and figures (PNG) {where}.\n"
     if MARKER not in body:
         body = f"{MARKER}\n{body}"
     if len(body) > MAX_BODY:
