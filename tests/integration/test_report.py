@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
-from tests.conftest import clone_built, run, set_params, tool_env
+from tests.conftest import REPO, clone_built, run, set_params, tool_env, use_session_venv
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +178,39 @@ def test_make_plots_writes_a_page_that_loads_nothing_from_elsewhere(
     for source in sources:
         assert_non_blank_image(out / source)
     assert sum(source.endswith(".svg") for source in sources) == VEGA_CHARTS
+
+
+@pytest.mark.slow
+def test_the_pull_request_job_on_a_fresh_clone_with_a_remote(
+    two_commits: Path, tmp_path: Path
+) -> None:
+    """.ci/pr-report as CI runs it: a clone without outputs, the base's and the head's pulled."""
+    origin = clone_built(two_commits, tmp_path / "origin")
+    remote = tmp_path / "dvc-remote"
+    run(["dvc", "remote", "add", "-d", "ci", remote], cwd=origin)
+    run(["git", "commit", "-qam", "a DVC remote"], cwd=origin)
+    # Both commits' outputs in the remote, as a user who pushes each commit has them (`dvc
+    # push --all-commits` skips commits whose .dvc/config has no remote yet).
+    run(["git", "checkout", "HEAD~2", "--", "dvc.lock"], cwd=origin)
+    run(["dvc", "push"], cwd=origin)
+    run(["git", "checkout", "HEAD", "--", "dvc.lock"], cwd=origin)
+    run(["dvc", "push"], cwd=origin)
+    checkout = tmp_path / "checkout"
+    run(["git", "clone", "-q", origin, checkout], cwd=tmp_path)
+    use_session_venv(checkout)
+    # The uv setup ran with, first on PATH as setup-uv or a runner image would put it.
+    env = tool_env({"BASE_SHA": run(["git", "rev-parse", "HEAD~2"], cwd=checkout).stdout.strip()})
+    uv_dirs = [str(Path(uv).parent) for uv in (shutil.which("uv"), REPO / ".tools/bin/uv") if uv]
+    env["PATH"] = os.pathsep.join([*uv_dirs, env["PATH"]])
+    run(["bash", ".ci/pr-report"], cwd=checkout, env=env, timeout=1200)
+
+    text = (checkout / "report" / "report.md").read_text()
+    assert "| params.yaml | train.max_depth | 5 | 1 | -4 |" in text
+    assert re.search(r"\*\*Champion:\*\* registered iris_classifier version \d+; ", text), text
+    links = IMAGE_LINK.findall(text)
+    # The base's side was fetched from the remote: every chart has both revisions.
+    assert len(links) == VEGA_CHARTS + 2 * PNG_FIGURES, links
+    for link in links:
+        assert_non_blank_image(checkout / "report" / link)
+    # The base's dvc.lock, borrowed for the fetch, was put back: the run recorded the head's.
+    assert "max_depth: 1" in (checkout / "dvc.lock").read_text()
