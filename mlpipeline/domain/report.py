@@ -26,6 +26,11 @@ class Image:
     path: str  # relative to the report file
 
 
+def revision_label(rev: str) -> str:
+    """A revision as a column header: a full commit hash shortened to 8 characters."""
+    return rev[:8] if re.fullmatch(r"[0-9a-f]{40}", rev) else rev
+
+
 def format_value(value: Any) -> str:
     """A metric or param as a table cell: floats to 4 decimals, absent as a dash."""
     if value is None:
@@ -119,6 +124,7 @@ def render_report(
     Args:
         runs: revision → link to its MLflow run (empty without a tracking server).
     """
+    base, rev = revision_label(base), revision_label(rev)
     parts = [
         MARKER,
         f"## Pipeline report: {rev} vs {base}",
@@ -126,7 +132,8 @@ def render_report(
     ]
     if runs:
         parts.append(
-            "**MLflow runs:** " + ", ".join(f"[{name}]({url})" for name, url in runs.items())
+            "**MLflow runs:** "
+            + ", ".join(f"[{revision_label(name)}]({url})" for name, url in runs.items())
         )
     parts += [
         "### Metrics",

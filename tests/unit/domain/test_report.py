@@ -82,3 +82,20 @@ def test_the_report_is_marked_and_links_its_images_and_runs() -> None:
     assert "![Confusion matrix](Confusion_matrix.png)" in text
     assert "![roc.png](roc.png)" in text
     assert "[main](http://mlflow:5000/#/experiments/1/runs/abc)" in text
+
+
+def test_a_commit_hash_is_shortened_in_the_headers() -> None:
+    sha = "1c2f6220329bce4d8a05b65754acc28065a9834c"
+    diff = {"params.yaml": {"train.max_depth": {"old": 5, "new": 1}}}
+    text = render_report(
+        base=sha,
+        rev="workspace",
+        metrics={},
+        params=diff,
+        decision="-",
+        charts=[],
+        images=[],
+        runs={},
+    )
+    assert "| file | param | 1c2f6220 | workspace | change |" in text
+    assert sha not in text
