@@ -12,7 +12,7 @@ UV := $(or $(UV_ON_PATH),.tools/bin/uv)
 UV_VERSION := 0.13.9
 RUN := "$(UV)" run --frozen
 
-.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users exps reproduce
+.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users exps reproduce plots report notebook lab
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -35,6 +35,23 @@ run: setup ## Run the DVC pipeline (dvc repro); retrains first if the MLflow sto
 # dependency hashes, no per-class scores (plain `dvc exp show` prints 70+ columns).
 exps: setup ## Experiments: headline metrics and the params that differ (EXPS_ARGS="-A --md")
 	$(RUN) dvc exp show --only-changed --keep '^(Experiment|Created|accuracy|precision|recall|f1_score)$$' --drop '.*/|per_class\.' $(EXPS_ARGS)
+
+# The charts of `dvc plots show` (or `dvc plots diff $(PLOTS_ARGS)`) rendered here, without a
+# browser or internet: `dvc plots`' own page loads Vega from a CDN.
+plots: setup ## Draw the dvc plots charts offline: SVG, PNG, index.html → dvc_plots_static/ (PLOTS_ARGS=HEAD: a diff)
+	$(RUN) python -m mlpipeline.commands.plots $(PLOTS_ARGS)
+
+# The notebooks with the `notebook` dependency group (Jupyter), through the same uv as setup.
+NOTEBOOK ?= notebooks/compare_runs_and_champion.ipynb
+notebook: setup ## Run a notebook top to bottom → notebooks/out/<name>.html (NOTEBOOK=notebooks/x.ipynb)
+	$(RUN) --group notebook jupyter nbconvert --to html --execute "$(NOTEBOOK)" --output-dir notebooks/out
+
+lab: setup ## Open the notebooks in JupyterLab
+	$(RUN) --group notebook jupyter lab notebooks/
+
+BASE ?= HEAD
+report: setup ## Markdown report, workspace vs BASE: metrics, params, champion, charts → report/report.md
+	$(RUN) python -m mlpipeline.commands.report --base "$(BASE)" $(REPORT_ARGS)
 
 bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min; BENCH_ARGS=--quick: a smoke run → results-quick.md)
 	$(RUN) python -m benchmarks.bench $(BENCH_ARGS)
@@ -64,11 +81,17 @@ team-users: setup ## Add a team MLflow account from .env's admin: ROLE=reader|re
 	MLFLOW_TRACKING_URI="$${TEAM_MLFLOW_URI:-http://127.0.0.1:$${MLFLOW_PORT:-5000}}" \
 	$(RUN) python -m mlpipeline.commands.team_users $(ROLE) $(NAME)
 
-lint: setup ## ruff, the layer contract (import-linter, pyproject.toml), params.yaml
+# The CI files are checked offline: actionlint and zizmor (no GitHub API calls) on the
+# GitHub and Forgejo workflows, GitLab's CI schema (bundled with check-jsonschema).
+CI_WORKFLOWS := .github/workflows/ci.yml .forgejo/workflows/ci.yml
+lint: setup ## ruff, the layer contract (import-linter), params.yaml, the CI files
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) lint-imports --no-cache
 	$(RUN) python -m mlpipeline.commands.params > /dev/null
+	$(RUN) actionlint $(CI_WORKFLOWS)
+	$(RUN) zizmor --offline --quiet $(CI_WORKFLOWS)
+	$(RUN) check-jsonschema --builtin-schema vendor.gitlab-ci .gitlab-ci.yml
 
 format: setup ## Format the code with ruff
 	$(RUN) ruff check --fix .

@@ -110,3 +110,33 @@ def test_make_exps_shows_headline_metrics_and_the_params_that_differ(
     header = next(csv.reader(table.splitlines()))
     shown = header[header.index("Created") + 1 :]
     assert shown == ["accuracy", "f1_score", "precision", "recall", "train.n_estimators"], table
+
+
+def test_the_confusion_matrix_has_true_labels_on_rows_and_counts_like_the_png(
+    vega_specs: dict[str, Any],
+) -> None:
+    # plots/images/confusion_matrix.png is scikit-learn's ConfusionMatrixDisplay: true labels
+    # down the side, predicted along the bottom, the count written in every cell.
+    spec = vega_specs["Confusion matrix"]["spec"]
+    assert spec["encoding"]["y"]["field"] == "actual"
+    assert spec["encoding"]["x"]["field"] == "predicted"
+    marks = [layer["mark"] for layer in spec["layer"]]
+    texts = [
+        layer
+        for layer, mark in zip(spec["layer"], marks, strict=True)
+        if (mark if isinstance(mark, str) else mark["type"]) == "text"
+    ]
+    assert len(texts) == 1
+    assert texts[0]["encoding"]["text"] == {"field": "count", "type": "quantitative"}
+    # Always shown, not behind a checkbox a static image cannot tick.
+    assert "condition" not in texts[0]["encoding"]["text"]
+
+
+@pytest.mark.parametrize("folder", ["roc", "precision_recall"])
+def test_in_a_diff_each_revision_has_its_own_dash(vega_specs: dict[str, Any], folder: str) -> None:
+    # Identical curves would otherwise hide the first revision under the second's colour.
+    curve, _ = curve_layers(vega_specs[f"plots/{folder}/setosa.csv"])
+    dash = curve["encoding"]["strokeDash"]
+    assert dash["field"] == "rev"
+    assert dash["scale"]["range"][0] == [1, 0]  # the first revision solid, the next dashed
+    assert all(len(pattern) == 2 for pattern in dash["scale"]["range"])

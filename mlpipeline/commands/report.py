@@ -1,0 +1,155 @@
+"""`python -m mlpipeline.commands.report --base REV`: what a change does, as one Markdown file.
+
+The workspace (or `--rev`) against `--base`: `dvc metrics diff` and `dvc params diff` as
+tables with the change, the save stage's champion decision, the `dvc plots diff` charts
+rendered offline to PNG (mlpipeline.commands.plots) and the PNGs of plots/images/, and links
+to the MLflow runs when MLFLOW_TRACKING_URI names a server. Everything is written into one
+folder (default report/: report.md and its images), replaced all-or-nothing; nothing in it
+loads from the network. CI posts it on pull requests (mlpipeline.commands.pr_comment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from mlpipeline.commands import plots
+from mlpipeline.domain.errors import PipelineError
+from mlpipeline.domain.report import Image, decision_from_log, render_report
+from mlpipeline.files.outputs import staged_outputs
+from mlpipeline.files.params_yaml import load_params
+from mlpipeline.files.paths import PARAMS, ROOT, RUN_INFO
+from mlpipeline.runner import exit_on_user_error
+
+log = logging.getLogger("mlpipeline.report")
+
+DEFAULT_OUT = ROOT / "report"
+REPORT_NAME = "report.md"
+WORKSPACE = "workspace"
+
+
+def run_info(rev: str | None, root: Path = ROOT) -> dict[str, str] | None:
+    """models/mlflow_run.json in the workspace (rev None) or at a git revision, if there."""
+    if rev is None:
+        return json.loads(RUN_INFO.read_text()) if RUN_INFO.exists() else None
+    import dvc.api
+    from dvc.exceptions import DvcException
+
+    try:
+        return json.loads(dvc.api.read(str(RUN_INFO.relative_to(ROOT)), repo=str(root), rev=rev))
+    except (DvcException, OSError) as exc:  # not built at that revision, or not in the cache
+        log.info("no MLflow run for %s: %s", rev, exc)
+        return None
+
+
+def run_links(revisions: dict[str, str | None], server: str | None) -> dict[str, str]:
+    """Revision name → its MLflow run's page on the tracking server; empty without a server."""
+    if not server or not server.startswith(("http://", "https://")):
+        return {}
+    links = {}
+    for name, rev in revisions.items():
+        info = run_info(rev)
+        if info and info.get("run_id") and info.get("experiment_id"):
+            links[name] = (
+                f"{server.rstrip('/')}/#/experiments/{info['experiment_id']}/runs/{info['run_id']}"
+            )
+    return links
+
+
+def decision_from_store(alias: str) -> str | None:
+    """What the registry says of the workspace's training run: its version, alias or not."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from mlpipeline.domain.errors import TrackingError
+    from mlpipeline.tracking import runs, store
+
+    info = run_info(None)
+    uri = runs.tracking_uri()
+    database = store.sqlite_path(uri)
+    if info is None or (database is not None and not database.exists()):
+        return None
+    try:
+        runs.check_reachable(uri)  # fails in seconds; MLflow's client retries for minutes
+        tags = MlflowClient(tracking_uri=uri).get_run(info["run_id"]).data.tags
+    except (TrackingError, MlflowException) as exc:
+        log.info("no decision from %s: %s", uri, exc)
+        return None
+    version = tags.get("registered_model_version")
+    if version is None:
+        return None
+    verdict = "now" if tags.get(f"{alias}_promoted") == "True" else "not"
+    return f"run {info['run_id']} registered version {version}; {verdict} @{alias}"
+
+
+def write_report(
+    base: str, rev: str | None, out: Path, repro_log: Path | None, root: Path = ROOT
+) -> Path:
+    """Compare `rev` (None: the workspace) with `base`; write out/report.md and its images."""
+    revisions = [base] if rev is None else [base, rev]
+    rev_name = rev or WORKSPACE
+    metrics = plots.dvc_json(["metrics", "diff", *revisions, "--all"], root)
+    params = plots.dvc_json(["params", "diff", *revisions], root)
+    params_file = load_params(PARAMS)
+    alias = params_file.mlflow.champion_alias
+    decision = None
+    if repro_log is not None:
+        if not repro_log.exists():
+            raise PipelineError(f"--repro-log {repro_log}: no such file")
+        decision = decision_from_log(repro_log.read_text(errors="replace"))
+    if decision is None and rev is None:
+        decision = decision_from_store(alias)
+    decision = decision or "the save stage did not run (no decision in the log or the store)"
+
+    with tempfile.TemporaryDirectory(prefix="report-plots-") as images_dir:
+        found = plots.dvc_plots(root, revisions, Path(images_dir))
+        with staged_outputs() as outputs:
+            folder = outputs.folder(out)
+            charts = plots.render_charts(found, folder)
+            text = render_report(
+                base=base,
+                rev=rev_name,
+                metrics=metrics,
+                params=params,
+                decision=decision,
+                charts=[Image(_caption(c), c.png) for c in charts if c.svg],
+                images=[Image(_caption(c), c.png) for c in charts if not c.svg],
+                runs=run_links({base: base, rev_name: rev}, os.environ.get("MLFLOW_TRACKING_URI")),
+            )
+            (folder / REPORT_NAME).write_text(text)
+    return out / REPORT_NAME
+
+
+def _caption(chart: plots.Chart) -> str:
+    return f"{chart.title} ({', '.join(chart.revisions)})" if chart.revisions else chart.title
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m mlpipeline.commands.report",
+        description="Write a Markdown report comparing the workspace (or --rev) with --base: "
+        "metrics and params diffs, the champion decision, the charts as offline PNGs.",
+    )
+    parser.add_argument("--base", required=True, help="git revision to compare against")
+    parser.add_argument("--rev", help="git revision to report on (default: the workspace)")
+    parser.add_argument(
+        "-o", "--out", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--repro-log",
+        type=Path,
+        help="a saved `dvc repro` output to take the save stage's decision line from",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[report] %(levelname)s %(message)s")
+    with exit_on_user_error(log):
+        path = write_report(args.base, args.rev, args.out.resolve(), args.repro_log)
+        log.info("report → %s", path)
+
+
+if __name__ == "__main__":
+    main()
