@@ -34,8 +34,14 @@ def relative_links(page: Path) -> list[str]:
 
 
 def test_readme_reads_in_five_minutes() -> None:
-    lines = (REPO / "README.md").read_text().splitlines()
-    assert len(lines) <= 200, f"README.md has {len(lines)} lines; move reference to docs/"
+    # The DAG block grows with every table a user tracks (`make readme-dag`): not counted.
+    text = re.sub(
+        r"<!-- dag:start.*?<!-- dag:end -->", "", (REPO / "README.md").read_text(), flags=re.S
+    )
+    lines = text.splitlines()
+    assert len(lines) <= 180, (
+        f"README.md has {len(lines)} lines besides the DAG; move some to docs/"
+    )
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
