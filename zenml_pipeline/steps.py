@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from zenml import get_step_context, step
 from zenml.config import CachePolicy
 
-from mlpipeline.domain import dataset, evaluation, preprocessing, training
+from mlpipeline.domain import dataset, drift, evaluation, preprocessing, training
 from mlpipeline.domain.params import (
     EvaluateParams,
     LoadParams,
@@ -30,7 +30,7 @@ from mlpipeline.domain.params import (
 from mlpipeline.domain.promotion import decision_line
 from mlpipeline.files import dvc_yaml, hashes, paths, pickles, tables
 from mlpipeline.files.outputs import write_table
-from mlpipeline.tracking import lineage, registry
+from mlpipeline.tracking import drift_reference, lineage, registry
 from mlpipeline.tracking import runs as tracking
 from zenml_pipeline.materializers import HashedDataFrameMaterializer
 
@@ -126,8 +126,10 @@ def train(
     with written_as_dvc_would(train_set, paths.TRAIN_SET.name) as train_file:
         tags = lineage.lineage_tags(train_file, orchestrator="zenml")
     example = dataset.split_xy(raw_dataset)[0].head(5)
+    reference = drift.training_reference(train_set, scaler)
     with tracking.mlflow_run(run_name=get_step_context().pipeline_run.name) as run:
         model_uri = tracking.log_training(logged_params, pipeline, example, tags | zenml_tags())
+        drift_reference.log_reference(reference)
     return model, pipeline, run.info.run_id, model_uri
 
 

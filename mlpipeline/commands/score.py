@@ -10,8 +10,11 @@ number and reason, the others to predictions.<ext> with the label and each class
 probability, in the input's order, with the input's `id` column (or --id-column). Both go
 to one folder (default scores/<input name>/), written all-or-nothing, and a run of the
 `<experiment>-scoring` experiment records the model version, rows, rejects and speed.
-It fails (exit 1, nothing written) when the columns do not match the model's or the model
-refuses every row.
+Each batch is compared with the training split's profile the model was logged with
+(mlpipeline/domain/drift.py): drift.json, drift.html and drift.png join the results and the
+run, and a batch whose drift exceeds params.yaml's `monitor` thresholds exits 3 (its results
+are written). It fails (exit 1, nothing written) when the columns do not match the model's
+or the model refuses every row.
 """
 
 from __future__ import annotations
@@ -19,14 +22,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlpipeline.domain.params import Params
+from mlpipeline.domain.drift import BatchCounts, DriftReport, compare
+from mlpipeline.domain.drift_report import render_html, render_png
+from mlpipeline.domain.params import MonitorParams, Params
 from mlpipeline.domain.scoring import (
+    PREDICTION_COLUMN,
     REASON_COLUMN,
     ROW_COLUMN,
     Tally,
@@ -39,13 +46,16 @@ from mlpipeline.files import chunked_tables, paths
 from mlpipeline.files.outputs import staged_outputs
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.runner import exit_on_user_error
-from mlpipeline.tracking import runs, scoring
+from mlpipeline.tracking import drift_reference, runs, scoring
 
 log = logging.getLogger("mlpipeline.score")
 
 SCORES_DIR = paths.ROOT / "scores"
 CHUNK_ROWS = 100_000
 SUMMARY_FILE = "summary.json"
+DRIFT_FILES = ("drift.json", "drift.html", "drift.png")
+# Exit statuses: 1 is an error (nothing written); 3 is a finished scoring whose batch drifted.
+DRIFT_EXIT = 3
 
 
 @dataclass(frozen=True)
@@ -57,8 +67,9 @@ class Request:
     chunk_rows: int = CHUNK_ROWS
 
 
-def score(request: Request, params: Params) -> dict[str, object]:
-    """Score `request.input` into `request.output`; returns the summary it wrote and logged."""
+def score(request: Request, params: Params) -> tuple[dict[str, object], DriftReport | None]:
+    """Score `request.input` into `request.output`: the summary it wrote and logged, and the
+    batch's drift report (None when the model has no reference)."""
     source = request.input
     chunked_tables.check_readable(source)
     columns = chunked_tables.columns_of(source)
@@ -69,6 +80,10 @@ def score(request: Request, params: Params) -> dict[str, object]:
     check_schema(str(source), columns, features)
     id_column = choose_id_column(str(source), columns, request.id_column)
     log.info("scoring %s with %s", source, model.describe())
+    reference = drift_reference.load_reference(model.run_id) if model.run_id else None
+    if reference is None:
+        log.warning("%s has no drift reference: the batch is not compared", model.describe())
+    counts = BatchCounts(reference) if reference is not None else None
 
     suffix = source.suffix
     parquet = suffix == ".parquet"
@@ -87,6 +102,8 @@ def score(request: Request, params: Params) -> dict[str, object]:
                 predictions.write(scored.predictions)
                 rejects.write(scored.rejects)
                 tally.add(scored)
+                if counts is not None:
+                    counts.add(scored.features, scored.predictions[PREDICTION_COLUMN])
                 progress.update(len(chunk))
         tally.check_usable(str(source))
         predictions.close()
@@ -100,6 +117,14 @@ def score(request: Request, params: Params) -> dict[str, object]:
             "rows_per_second": tally.rows / seconds if seconds > 0 else 0.0,
             **{f"class_share.{label}": share for label, share in tally.class_shares().items()},
         }
+        drift = None
+        artifacts = {}
+        if counts is not None:
+            drift = _compare(counts, params.monitor)
+            metrics.update(_drift_metrics(drift))
+            artifacts = _write_drift(
+                drift, folder, f"Drift of {source.name} against {model.describe()}"
+            )
         with runs.mlflow_run(run_name=f"score {source.name}") as run:
             summary: dict[str, object] = {
                 "input": str(source),
@@ -109,6 +134,7 @@ def score(request: Request, params: Params) -> dict[str, object]:
                 "scoring_run_id": run.info.run_id,
                 "class_counts": dict(sorted(tally.classes.items())),
                 "metrics": metrics,
+                "drift": None if drift is None else drift.as_dict()["summary"],
             }
             summary_path = folder / SUMMARY_FILE
             summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -116,7 +142,8 @@ def score(request: Request, params: Params) -> dict[str, object]:
                 model,
                 params={"input": source, "id_column": id_column or "-"},
                 metrics=metrics,
-                artifacts={str(summary_path): "scoring"},
+                artifacts={str(summary_path): "scoring", **artifacts},
+                tags=_gate_tags(drift, params.monitor),
             )
     log.info(
         "%d rows: %d scored, %d rejected, in %.1f s (%.0f rows/s) → %s",
@@ -127,7 +154,43 @@ def score(request: Request, params: Params) -> dict[str, object]:
         metrics["rows_per_second"],
         request.output,
     )
-    return summary
+    return summary, drift
+
+
+def _compare(counts: BatchCounts, monitor: MonitorParams) -> DriftReport:
+    return compare(
+        counts,
+        psi_threshold=monitor.psi_threshold,
+        ks_threshold=monitor.ks_threshold,
+        prediction_psi_threshold=monitor.prediction_psi_threshold,
+    )
+
+
+def _drift_metrics(drift: DriftReport) -> dict[str, float]:
+    metrics = {
+        "drift.prediction_psi": drift.prediction_psi,
+        "drift.drifted_features": float(len(drift.drifted_features)),
+    }
+    for item in drift.features:
+        metrics[f"drift.psi.{item.feature}"] = item.psi
+        metrics[f"drift.ks.{item.feature}"] = item.ks_statistic
+    return metrics
+
+
+def _write_drift(drift: DriftReport, folder: Path, title: str) -> dict[str, str]:
+    """drift.json, drift.html and drift.png in `folder`; file -> its folder in the run."""
+    json_file, html_file, png_file = (folder / name for name in DRIFT_FILES)
+    json_file.write_text(json.dumps(drift.as_dict(), indent=2, sort_keys=True) + "\n")
+    png_file.write_bytes(render_png(drift))
+    html_file.write_text(render_html(drift, png_file.name, title))
+    return {str(path): "drift" for path in (json_file, html_file, png_file)}
+
+
+def _gate_tags(drift: DriftReport | None, monitor: MonitorParams) -> dict[str, str]:
+    if drift is None:
+        return {"drift_gate": "not checked (the model has no drift reference)"}
+    verdict = "failed" if drift.drifted else "passed"
+    return {"drift_gate": verdict, "drift_summary": drift.gate_line()[:5000]}
 
 
 def _progress(total: int | None) -> Any:
@@ -161,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.chunk_rows < 1:
         parser.error("--chunk-rows must be at least 1")
     logging.basicConfig(level=logging.INFO, format="[score] %(levelname)s %(message)s")
+    # Our own progress bar is the one to watch; MLflow's for a 5 kB download is noise.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with exit_on_user_error(log):
         params = load_params(args.params)
         names = params.mlflow
@@ -171,7 +236,14 @@ def main(argv: list[str] | None = None) -> None:
             id_column=args.id_column,
             chunk_rows=args.chunk_rows,
         )
-        score(request, params)
+        _, drift = score(request, params)
+    if drift is not None and drift.drifted:
+        if params.monitor.fail_on_drift:
+            log.error("drift gate: %s", drift.gate_line())
+            sys.exit(DRIFT_EXIT)
+        log.warning("drift (monitor.fail_on_drift is false): %s", drift.gate_line())
+    elif drift is not None:
+        log.info("drift gate: %s", drift.gate_line())
     sys.exit(0)
 
 

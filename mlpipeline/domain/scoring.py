@@ -58,6 +58,7 @@ def choose_id_column(source: str, columns: list[str], requested: str | None) -> 
 class ScoredChunk:
     predictions: pd.DataFrame  # row, [id], prediction, proba_<class>...
     rejects: pd.DataFrame  # row, [id], reason
+    features: pd.DataFrame  # the scored rows' features, as floats
 
 
 def score_chunk(
@@ -107,7 +108,7 @@ def score_chunk(
             REASON_COLUMN: faults[~good].astype(str),
         }
     )
-    return ScoredChunk(predictions, rejects)
+    return ScoredChunk(predictions, rejects, features)
 
 
 @dataclass

@@ -87,6 +87,7 @@ def log_scoring(
     params: Mapping[str, Any],
     metrics: Mapping[str, float],
     artifacts: Mapping[str, str],
+    tags: Mapping[str, str],
 ) -> None:
     """Log a finished scoring to the active run: what was scored with what, and how it went.
 
@@ -103,5 +104,6 @@ def log_scoring(
     }
     mlflow.log_params({key: str(value) for key, value in {**pinned, **params}.items()})
     mlflow.log_metrics(dict(metrics))
+    mlflow.set_tags(dict(tags))
     for path, folder in artifacts.items():
         mlflow.log_artifact(path, artifact_path=folder)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from tests.conftest import run, tool_env
 
@@ -164,3 +165,52 @@ def test_an_unknown_model_is_named(built_project: Path, tmp_path: Path) -> None:
     proc = score(built_project, source, "--model", "models:/iris_classifier@nobody", check=False)
     assert proc.returncode == 1
     assert "no model version models:/iris_classifier@nobody in the MLflow registry" in (proc.stderr)
+
+
+def raw_features(project: Path) -> pd.DataFrame:
+    return pd.read_csv(project / "data" / "raw" / "dataset.csv").drop(columns=["target"])
+
+
+def test_an_unshifted_batch_passes_the_drift_gate(built_project: Path, tmp_path: Path) -> None:
+    source = tmp_path / "batch.csv"
+    raw_features(built_project).to_csv(source, index=False)
+    out = tmp_path / "out"
+    proc = score(built_project, source, "--output", out)
+    assert "drift gate: no drift over 150 rows" in proc.stderr
+    drift = json.loads((out / "drift.json").read_text())
+    assert drift["drifted"] is False and drift["drifted_features"] == []
+    assert sorted(drift["features"]) == sorted(FEATURES)
+    assert all(item["psi"] < 0.1 for item in drift["features"].values())
+    assert (out / "drift.png").read_bytes().startswith(b"\x89PNG")
+    assert "no drift over 150 rows" in (out / "drift.html").read_text()
+
+    summary = json.loads((out / "summary.json").read_text())
+    logged = {r["id"]: r for r in scoring_runs(built_project, tmp_path)}
+    metrics = logged[summary["scoring_run_id"]]["metrics"]
+    assert metrics["drift.drifted_features"] == 0
+    assert set(metrics) >= {f"drift.psi.{name}" for name in FEATURES} | {"drift.prediction_psi"}
+
+
+def test_a_shifted_feature_fails_the_gate_naming_it(built_project: Path, tmp_path: Path) -> None:
+    source = tmp_path / "batch.parquet"
+    rows = raw_features(built_project)
+    rows.assign(sepal_width=rows["sepal_width"] + 1.5).to_parquet(source)
+    out = tmp_path / "out"
+    proc = score(built_project, source, "--output", out, check=False)
+    assert proc.returncode == 3, proc.stderr
+    gate = [line for line in proc.stderr.splitlines() if "drift gate" in line]
+    assert len(gate) == 1 and "sepal_width (PSI " in gate[0], proc.stderr
+    assert not any(f"{name} (PSI" in gate[0] for name in FEATURES if name != "sepal_width")
+    drift = json.loads((out / "drift.json").read_text())
+    assert drift["drifted_features"] == ["sepal_width"]
+    assert drift["features"]["sepal_width"]["ks_statistic"] > 0.5
+    # The scoring itself succeeded: its results are written.
+    assert len(pd.read_parquet(out / "predictions.parquet")) == 150
+
+    # monitor.fail_on_drift: false reports the same drift and exits 0.
+    params = yaml.safe_load((built_project / "params.yaml").read_text())
+    params["monitor"]["fail_on_drift"] = False
+    report_only = tmp_path / "params.yaml"
+    report_only.write_text(yaml.safe_dump(params))
+    proc = score(built_project, source, "--output", out, "--params", report_only)
+    assert "drift (monitor.fail_on_drift is false): drift over 150 rows" in proc.stderr
