@@ -5,6 +5,7 @@ python -m mlpipeline.commands.registry list                        # versions, s
 python -m mlpipeline.commands.registry promote 3 --reason "..."    # move @champion to version 3
 python -m mlpipeline.commands.registry rollback --reason "..."     # back to the previous version
 python -m mlpipeline.commands.registry history [--json]            # every move of @champion
+python -m mlpipeline.commands.registry card 3                      # version 3's model card
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ def main(argv: list[str] | None = None) -> None:
         "history", parents=[common], help="who moved the alias, when, from which version to which"
     )
     history_parser.add_argument("--json", action="store_true", help="print JSON, not a table")
+    card_parser = commands.add_parser(
+        "card", parents=[common], help="print a version's model card (Markdown)"
+    )
+    card_parser.add_argument("version", help="the version number")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[registry] %(levelname)s %(message)s")
     with exit_on_user_error(log):
@@ -69,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "rollback":
             before, after = registry.rollback(model_name, alias, args.reason)
             log.info("%s@%s: version %s (was %s)", model_name, alias, after, before)
+        elif args.command == "card":
+            print(registry.model_card(model_name, args.version), end="")
         else:
             _print_history(model_name, alias, args.json)
 

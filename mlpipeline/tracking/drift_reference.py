@@ -6,6 +6,7 @@ mlflow is imported only inside the functions.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,9 @@ def load_reference(run_id: str) -> dict[str, Any] | None:
     """The profile the training run `run_id` logged; None if it has none."""
     import mlflow
     from mlflow.exceptions import MlflowException
+
+    # MLflow draws a progress bar for every download, a few kB here: noise in a log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     try:
         return mlflow.artifacts.load_dict(f"runs:/{run_id}/{REFERENCE_ARTIFACT}")

@@ -23,7 +23,7 @@ from mlpipeline.domain.promotion import (
     decision_line,
 )
 from mlpipeline.files import paths
-from mlpipeline.tracking import history, store
+from mlpipeline.tracking import history, model_cards, store
 from mlpipeline.tracking import runs as tracking
 
 if TYPE_CHECKING:
@@ -162,6 +162,14 @@ def publish(
                 why=decision_line(registration, alias),
                 via="save",
             )
+        if not reused or model_cards.CARD_TAG not in registered.tags:
+            model_cards.log_card(
+                client,
+                model_name,
+                version,
+                decision_line(registration, alias),
+                input_columns(signature),
+            )
         mlflow.set_tags(
             {"registered_model_version": version, f"{alias}_promoted": str(decision.promoted)}
         )
@@ -274,3 +282,9 @@ def alias_history(model_name: str, alias: str) -> tuple[list[AliasMove], str | N
     _versions(client, model_name)
     moves, current = history.read_moves(client, model_name, alias)
     return moves, current, unrecorded_move(moves, current)
+
+
+def model_card(model_name: str, version: str) -> str:
+    """The Markdown card logged when `version` was registered."""
+    client = _client(tracking.tracking_uri())
+    return model_cards.read_card(client, model_name, version)
