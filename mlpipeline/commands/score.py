@@ -42,11 +42,11 @@ from mlpipeline.domain.scoring import (
     feature_columns,
     score_chunk,
 )
-from mlpipeline.files import chunked_tables, paths
+from mlpipeline.files import chunked_tables, hashes, paths
 from mlpipeline.files.outputs import staged_outputs
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.runner import exit_on_user_error
-from mlpipeline.tracking import drift_reference, runs, scoring
+from mlpipeline.tracking import datasets, drift_reference, runs, scoring
 
 log = logging.getLogger("mlpipeline.score")
 
@@ -96,8 +96,11 @@ def score(request: Request, params: Params) -> tuple[dict[str, object], DriftRep
         chunks = chunked_tables.read_chunks(
             source, request.chunk_rows, [id_column] if id_column else []
         )
+        sample = None
         with _progress(chunked_tables.row_count(source)) as progress:
             for chunk in chunks:
+                if sample is None:
+                    sample = chunk.head(100)  # the input's schema, for MLflow
                 scored = score_chunk(pipeline, chunk, tally.rows + 1, id_column)
                 predictions.write(scored.predictions)
                 rejects.write(scored.rejects)
@@ -138,6 +141,8 @@ def score(request: Request, params: Params) -> tuple[dict[str, object], DriftRep
             }
             summary_path = folder / SUMMARY_FILE
             summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+            # The digest DVC would record for the file: one more read of it, at disk speed.
+            datasets.log_file(source, "scoring", hashes.file_md5(source), sample)
             scoring.log_scoring(
                 model,
                 params={"input": source, "id_column": id_column or "-"},
