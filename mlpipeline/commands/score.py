@@ -97,6 +97,7 @@ def score(request: Request, params: Params) -> tuple[dict[str, object], DriftRep
             source, request.chunk_rows, [id_column] if id_column else []
         )
         sample = None
+        drift_seconds = 0.0  # counting the batch into the reference's bins, and comparing
         with _progress(chunked_tables.row_count(source)) as progress:
             for chunk in chunks:
                 if sample is None:
@@ -106,7 +107,9 @@ def score(request: Request, params: Params) -> tuple[dict[str, object], DriftRep
                 rejects.write(scored.rejects)
                 tally.add(scored)
                 if counts is not None:
+                    counting = time.perf_counter()
                     counts.add(scored.features, scored.predictions[PREDICTION_COLUMN])
+                    drift_seconds += time.perf_counter() - counting
                 progress.update(len(chunk))
         tally.check_usable(str(source))
         predictions.close()
@@ -123,8 +126,11 @@ def score(request: Request, params: Params) -> tuple[dict[str, object], DriftRep
         drift = None
         artifacts = {}
         if counts is not None:
+            comparing = time.perf_counter()
             drift = _compare(counts, params.monitor)
+            drift_seconds += time.perf_counter() - comparing
             metrics.update(_drift_metrics(drift))
+            metrics["drift_seconds"] = drift_seconds
             artifacts = _write_drift(
                 drift, folder, f"Drift of {source.name} against {model.describe()}"
             )
