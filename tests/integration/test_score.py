@@ -57,6 +57,16 @@ def champion_labels(project: Path, rows: pd.DataFrame, folder: Path) -> list[str
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def champion_version(project: Path, folder: Path) -> dict[str, str]:
+    code = (
+        "import mlflow, json; v = mlflow.MlflowClient().get_model_version_by_alias("
+        "'iris_classifier', 'champion'); print(json.dumps({'version': v.version, "
+        "'run_id': v.run_id}))"
+    )
+    proc = run(["python", "-c", code], cwd=folder, env=env_for(project))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def scoring_runs(project: Path, folder: Path) -> list[dict[str, object]]:
     code = (
         "import mlflow, json; "
@@ -111,16 +121,19 @@ def test_scores_every_good_row_and_rejects_the_rest(
     assert rejects["reason"][2].endswith("]: 1e+300")
 
     summary = json.loads((out / "summary.json").read_text())
+    # The session's project may have a newer champion than version 1 by now.
+    champion = champion_version(built_project, tmp_path)
     assert summary["model_uri"] == "models:/iris_classifier@champion"
-    assert summary["model_version"] == "1"
+    assert summary["model_version"] == champion["version"]
+    assert summary["model_run_id"] == champion["run_id"]
     assert summary["metrics"]["rows"] == 150
     assert summary["metrics"]["rejected_rows"] == 3
     assert sum(summary["class_counts"].values()) == 147
-    assert "version 1, run " in proc.stderr
+    assert f"version {champion['version']}, run {champion['run_id']}" in proc.stderr
 
     logged = {r["id"]: r for r in scoring_runs(built_project, tmp_path)}
     run_record = logged[summary["scoring_run_id"]]
-    assert run_record["params"]["model_version"] == "1"
+    assert run_record["params"]["model_version"] == champion["version"]
     assert run_record["params"]["model_run_id"] == summary["model_run_id"]
     assert run_record["metrics"]["rows"] == 150
     assert run_record["metrics"]["rejected_rows"] == 3
