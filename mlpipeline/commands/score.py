@@ -31,6 +31,7 @@ from typing import Any
 
 from mlpipeline.domain.drift import BatchCounts, DriftReport, compare
 from mlpipeline.domain.drift_report import render_html, render_png
+from mlpipeline.domain.errors import PipelineError
 from mlpipeline.domain.params import MonitorParams, Params
 from mlpipeline.domain.scoring import (
     PREDICTION_COLUMN,
@@ -72,6 +73,7 @@ def score(request: Request, params: Params) -> tuple[dict[str, object], DriftRep
     batch's drift report (None when the model has no reference)."""
     source = request.input
     chunked_tables.check_readable(source)
+    check_output(request.output)
     columns = chunked_tables.columns_of(source)
     runs.configure(params.mlflow.experiment_name + scoring.EXPERIMENT_SUFFIX)
     model = scoring.resolve_model(request.model)
@@ -154,7 +156,7 @@ def score(request: Request, params: Params) -> tuple[dict[str, object], DriftRep
                 params={"input": source, "id_column": id_column or "-"},
                 metrics=metrics,
                 artifacts={str(summary_path): "scoring", **artifacts},
-                tags=_gate_tags(drift, params.monitor),
+                tags=_gate_tags(drift),
             )
     log.info(
         "%d rows: %d scored, %d rejected, in %.1f s (%.0f rows/s) → %s",
@@ -166,6 +168,19 @@ def score(request: Request, params: Params) -> tuple[dict[str, object], DriftRep
         request.output,
     )
     return summary, drift
+
+
+def check_output(folder: Path) -> None:
+    """Refuse an output that is not a folder of earlier results: the results replace it whole."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise PipelineError(f"--output {folder} is a file; name a folder for the results")
+    if any(folder.iterdir()) and not (folder / SUMMARY_FILE).is_file():
+        raise PipelineError(
+            f"--output {folder} holds files that are not scoring results (no {SUMMARY_FILE}); "
+            "the results replace the whole folder, so name a new or empty one"
+        )
 
 
 def _compare(counts: BatchCounts, monitor: MonitorParams) -> DriftReport:
@@ -197,7 +212,7 @@ def _write_drift(drift: DriftReport, folder: Path, title: str) -> dict[str, str]
     return {str(path): "drift" for path in (json_file, html_file, png_file)}
 
 
-def _gate_tags(drift: DriftReport | None, monitor: MonitorParams) -> dict[str, str]:
+def _gate_tags(drift: DriftReport | None) -> dict[str, str]:
     if drift is None:
         return {"drift_gate": "not checked (the model has no drift reference)"}
     verdict = "failed" if drift.drifted else "passed"

@@ -60,7 +60,7 @@ def champion_labels(project: Path, rows: pd.DataFrame, folder: Path) -> list[str
 def champion_version(project: Path, folder: Path) -> dict[str, str]:
     code = (
         "import mlflow, json; v = mlflow.MlflowClient().get_model_version_by_alias("
-        "'iris_classifier', 'champion'); print(json.dumps({'version': v.version, "
+        "'iris_classifier', 'champion'); print(json.dumps({'version': str(v.version), "
         "'run_id': v.run_id}))"
     )
     proc = run(["python", "-c", code], cwd=folder, env=env_for(project))
@@ -151,12 +151,26 @@ def test_a_schema_mismatch_names_the_columns_and_writes_nothing(
     out = tmp_path / "out"
     out.mkdir()
     (out / "predictions.csv").write_text("the previous results\n")
+    (out / "summary.json").write_text("{}\n")
     proc = score(built_project, source, "--output", out, check=False)
     assert proc.returncode == 1, proc.stderr
     assert f"{source} lacks the model's feature column(s) petal_width" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["predictions.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["predictions.csv", "summary.json"]
     assert (out / "predictions.csv").read_text() == "the previous results\n"
+
+
+def test_an_output_folder_of_other_files_is_refused(built_project: Path, tmp_path: Path) -> None:
+    """The results replace their folder whole: `--output data/` must not take data/ with it."""
+    source = tmp_path / "batch.csv"
+    raw_features(built_project).to_csv(source, index=False)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me\n")
+    proc = score(built_project, source, "--output", out, check=False)
+    assert proc.returncode == 1
+    assert f"--output {out} holds files that are not scoring results" in proc.stderr
+    assert (out / "notes.txt").read_text() == "keep me\n"
 
 
 def test_fails_when_the_model_refuses_every_row(built_project: Path, tmp_path: Path) -> None:
