@@ -12,7 +12,7 @@ UV := $(or $(UV_ON_PATH),.tools/bin/uv)
 UV_VERSION := 0.13.9
 RUN := "$(UV)" run --frozen
 
-.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users exps reproduce plots report notebook lab
+.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users exps reproduce plots report notebook lab score
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -59,6 +59,11 @@ bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~3
 MODEL ?= models:/iris_classifier@champion
 reproduce: setup ## Rebuild a model from its lineage, compare bit for bit (MODEL=<models:/… or run id>)
 	$(RUN) python -m mlpipeline.commands.reproduce $(MODEL) $(REPRODUCE_ARGS)
+
+# INPUT: a .csv or .parquet of feature rows; results in scores/<input name>/ (SCORE_ARGS="--output DIR").
+score: setup ## Score a CSV/Parquet file: INPUT=new.csv [MODEL=models:/<name>@<alias>, default the champion]
+	@[ -n "$(INPUT)" ] || { echo "usage: make score INPUT=<file.csv|file.parquet> [MODEL=models:/<name>@<alias>]"; exit 2; }
+	$(RUN) python -m mlpipeline.commands.score "$(INPUT)" $(if $(filter command line environment,$(origin MODEL)),--model "$(MODEL)") $(SCORE_ARGS)
 
 zenml: setup ## Run the same pipeline with ZenML on its local stack (ZENML_ARGS="--set train.n_estimators=50")
 	$(RUN) python -m zenml_pipeline $(ZENML_ARGS)

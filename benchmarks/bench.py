@@ -11,7 +11,10 @@ machine, in throwaway git copies of the repository under a temporary folder:
 4. `dvc exp run -S train.n_estimators=...`: which stages ran and how long it took;
 5. the ZenML pipeline: its store created (once per machine), then a project's cold run (fresh
    MLflow store, nothing cached) and the same run again, cached;
-6. scale: the synthetic source at 10k, 100k and 1M rows, pipeline and floor, per stage.
+6. scale: the synthetic source at 10k, 100k and 1M rows, pipeline and floor, per stage;
+7. batch scoring (`python -m mlpipeline.commands.score`) of 1M and 10M Iris-like rows with the
+   champion: rows per second against benchmarks/score_floor.py (one process, whole file,
+   `model.predict`), peak RSS, and the drift computation's seconds.
 
 Every figure is the median of the runs with min and max. Results go to benchmarks/results.json
 and benchmarks/results.md (--quick: results-quick.*, git-ignored). Nothing here is run by the
@@ -75,7 +78,23 @@ TARGETS = {
     "scale_1m_vs_floor": ("{large} rows: pipeline", "≤ 1.5× floor", 1.5),
     "scale_1m_peak_rss_gib": ("{large} rows: peak RSS of any stage", "≤ 1 GiB", 1.0),
     "scale_growth_100k_1m": ("{small} → {large} rows: pipeline time growth", "≤ 12×", 12.0),
+    # Scoring: throughput as time per row against the plain predict (≥ 0.8× its rows per
+    # second is ≤ 1.25× its time), at the smaller size (1M); memory at the larger (10M).
+    "scoring_vs_predict": (
+        "scoring {score_small} rows: time per row",
+        "≤ 1.25× `model.predict` (≥ 0.8× its rows/s)",
+        1.25,
+    ),
+    "scoring_peak_rss_gib": ("scoring {score_large} rows: peak RSS", "≤ 1 GiB", 1.0),
+    "scoring_rss_growth": (
+        "scoring {score_small} → {score_large} rows: peak RSS growth",
+        "≤ 1.5× (flat)",
+        1.5,
+    ),
 }
+# Scoring sizes (--quick: 10k and 100k); the batch is Iris resampled with a little noise.
+SCORING_ROWS = [1_000_000, 10_000_000]
+SCORING_ROWS_QUICK = [10_000, 100_000]
 MLFLOW_STAGES = ("train", "evaluate", "save")
 
 
@@ -383,6 +402,43 @@ class Bench:
             "cached": summary(cached),
         }
 
+    def scoring(self, sizes: Sequence[int]) -> list[dict]:
+        """Score Iris-like batches with a fresh project's champion; the plain predict beside."""
+        project = self.fresh_project("scoring", {"monitor": {"fail_on_drift": False}}, False)
+        env = self.env(MLFLOW_TRACKING_URI=f"sqlite:///{project / 'mlflow.db'}")
+        timed(["dvc", "repro"], cwd=project, env=env)
+        model_uri = "models:/iris_classifier@champion"
+        entries = []
+        for rows in sizes:
+            batch = project.parent / f"batch-{rows}.csv"
+            write_scoring_batch(project / "data" / "raw" / "dataset.csv", batch, rows)
+            figures: dict[str, list[float]] = {
+                "score_rows_per_s": [],
+                "predict_rows_per_s": [],
+                "peak_rss_mib": [],
+                "predict_peak_rss_mib": [],
+                "drift_seconds": [],
+                "seconds": [],
+            }
+            for _ in range(self.runs):
+                out = project.parent / "scored"
+                command = ["python", "-m", "mlpipeline.commands.score", batch, "--output", out]
+                scored = timed(command, cwd=project, env=env)
+                metrics = json.loads((out / "summary.json").read_text())["metrics"]
+                figures["score_rows_per_s"].append(metrics["rows_per_second"])
+                figures["drift_seconds"].append(metrics["drift_seconds"])
+                figures["peak_rss_mib"].append(scored.peak_rss_mib)
+                figures["seconds"].append(scored.seconds)
+                floor = [sys.executable, HERE / "score_floor.py", batch, model_uri]
+                plain = timed(floor, cwd=project, env=env)
+                record = json.loads(plain.stdout.strip().splitlines()[-1])
+                figures["predict_rows_per_s"].append(record["rows"] / record["seconds"])
+                figures["predict_peak_rss_mib"].append(plain.peak_rss_mib)
+            batch.unlink()
+            entries.append({"rows": rows, **{key: summary(v) for key, v in figures.items()}})
+        shutil.rmtree(project.parent)
+        return entries
+
     def scale(self, rows: int) -> dict:
         params = {
             "load": {
@@ -412,6 +468,21 @@ class Bench:
 
 
 # ---------------------------------------------------------------------------- the report
+
+
+def write_scoring_batch(dataset: Path, dest: Path, rows: int, chunk: int = 1_000_000) -> None:
+    """`rows` Iris rows drawn with replacement plus N(0, 0.05) noise, written chunk by chunk."""
+    import numpy as np
+    import pandas as pd
+
+    base = pd.read_csv(dataset).drop(columns=["target"])
+    rng = np.random.default_rng(7)
+    with dest.open("w") as handle:
+        for start in range(0, rows, chunk):
+            size = min(chunk, rows - start)
+            picked = base.iloc[rng.integers(0, len(base), size)].reset_index(drop=True)
+            noisy = picked + rng.normal(0.0, 0.05, picked.shape)
+            noisy.to_csv(handle, index=False, header=start == 0, float_format="%.4f")
 
 
 def machine() -> dict[str, Any]:
@@ -508,9 +579,21 @@ def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         values["scale_growth_100k_1m"] = (
             large["pipeline"]["seconds"]["median"] / small["pipeline"]["seconds"]["median"]
         )
+    scored = sorted(results.get("scoring", []), key=lambda entry: entry["rows"])
+    if scored:
+        first, last = scored[0], scored[-1]
+        values["scoring_vs_predict"] = (
+            first["predict_rows_per_s"]["median"] / first["score_rows_per_s"]["median"]
+        )
+        values["scoring_peak_rss_gib"] = last["peak_rss_mib"]["max"] / 1024
+        if len(scored) >= 2:
+            growth = last["peak_rss_mib"]["max"] / first["peak_rss_mib"]["max"]
+            values["scoring_rss_growth"] = growth
     labels = {
         "large": rows_label(sizes[-1] if sizes else None),
         "small": rows_label(sizes[-2] if len(sizes) >= 2 else None),
+        "score_small": rows_label(scored[0]["rows"] if scored else None),
+        "score_large": rows_label(scored[-1]["rows"] if scored else None),
     }
     out = {}
     for key, (what, target, limit) in TARGETS.items():
@@ -645,6 +728,30 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
             "Floor phases exclude its imports "
             "(in the total; see `results.json`, `floor.phases.imports`).",
         ]
+    scoring = results.get("scoring")
+    if scoring:
+        lines += [
+            "",
+            "## Batch scoring",
+            "",
+            "`python -m mlpipeline.commands.score` with a fresh project's Iris champion on Iris",
+            "rows resampled with N(0, 0.05) noise, against benchmarks/score_floor.py (one",
+            "process reads the whole CSV and calls `model.predict`). Rows per second count from",
+            "the first read to the last write (scoring: chunked read, guard, probabilities,",
+            "predictions and rejects written, drift counted), after imports and the model's load.",
+            "",
+            "| rows | scoring rows/s | predict rows/s | scoring peak RSS MiB "
+            "| predict peak RSS MiB | drift s | scoring wall s |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for entry in scoring:
+            lines.append(
+                f"| {entry['rows']:,} | {entry['score_rows_per_s']['median']:,.0f} "
+                f"| {entry['predict_rows_per_s']['median']:,.0f} "
+                f"| {entry['peak_rss_mib']['max']:.0f} "
+                f"| {entry['predict_peak_rss_mib']['max']:.0f} "
+                f"| {entry['drift_seconds']['median']:.2f} | {entry['seconds']['median']:.1f} |"
+            )
     notes_file = HERE / "notes.md"
     if notes_file.exists():
         lines += ["", notes_file.read_text().rstrip()]
@@ -721,6 +828,15 @@ def auto_notes(results: dict[str, Any]) -> dict[str, str]:
         notes["scale_1m_peak_rss_gib"] = f"heaviest stage: {heaviest}"
         second = rows_label(scale[-2]["rows"] if len(scale) > 1 else None)
         notes["scale_growth_100k_1m"] = f"fixed costs dominate up to {second} rows; fit ~n log n"
+    scored = sorted(results.get("scoring", []), key=lambda entry: entry["rows"])
+    if scored:
+        first = scored[0]
+        score, predict = first["score_rows_per_s"]["median"], first["predict_rows_per_s"]["median"]
+        drift = first["drift_seconds"]["median"]
+        notes["scoring_vs_predict"] = (
+            f"{score:,.0f} vs {predict:,.0f} rows/s; of the scoring, the drift computation "
+            f"{drift:.2f} s"
+        )
     return notes
 
 
@@ -734,7 +850,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["floor", "repro", "noop", "exp", "zenml", "scale"],
+        choices=["floor", "repro", "noop", "exp", "zenml", "scale", "scoring"],
         help="measure only these figures (for profiling; the report is partial)",
     )
     parser.add_argument("--out", type=Path, help="folder for results.json/md (default benchmarks/)")
@@ -752,7 +868,7 @@ def main(argv: list[str] | None = None) -> None:
 
     runs = args.runs or (1 if args.quick else 3)
     sizes = args.rows or ([1_000, 10_000] if args.quick else [10_000, 100_000, 1_000_000])
-    only = set(args.only or ["floor", "repro", "noop", "exp", "zenml", "scale"])
+    only = set(args.only or ["floor", "repro", "noop", "exp", "zenml", "scale", "scoring"])
     suffix = "-quick" if args.quick or args.only else ""
     out_dir = args.out or HERE
 
@@ -786,6 +902,9 @@ def main(argv: list[str] | None = None) -> None:
             for rows in sizes:
                 log.info("6. scale: %s rows", f"{rows:,}")
                 results["scale"].append(bench.scale(rows))
+        if "scoring" in only:
+            log.info("7. batch scoring")
+            results["scoring"] = bench.scoring(SCORING_ROWS_QUICK if args.quick else SCORING_ROWS)
     finally:
         if args.keep:
             log.info("kept %s", workdir)

@@ -6,9 +6,9 @@ import logging
 
 from mlpipeline.domain.evaluation import evaluate_model, file_stem, png_images, render_figures
 from mlpipeline.domain.params import Params
-from mlpipeline.files import paths, pickles, tables
+from mlpipeline.files import hashes, paths, pickles, tables
 from mlpipeline.files.outputs import read_json, staged_outputs
-from mlpipeline.tracking import lineage, runs
+from mlpipeline.tracking import datasets, lineage, runs
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +18,13 @@ def main(params: Params) -> None:
     runs.configure(params.mlflow.experiment_name)
     run_id = read_json(paths.RUN_INFO)["run_id"]
     model = pickles.load_object(paths.CLASSIFIER)
-    evaluation = evaluate_model(model, tables.read_table(paths.TEST_SET), params.evaluate)
+    test = tables.read_table(paths.TEST_SET)
+    evaluation = evaluate_model(model, test, params.evaluate)
     images = png_images(render_figures(evaluation, params.evaluate.top_features))
     # Outputs are written inside the run, so a failure writing them ends the run FAILED.
     with runs.mlflow_run(run_id=run_id):
         runs.log_evaluation(evaluation.metrics, images, {"evaluate": params.evaluate.model_dump()})
+        datasets.log_table(test, paths.TEST_SET, "testing", hashes.file_md5(paths.TEST_SET))
         with staged_outputs() as outputs:
             outputs.json(paths.METRICS, evaluation.metrics)
             outputs.table(paths.PREDICTIONS_PLOT, evaluation.predictions)

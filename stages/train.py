@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 
 from mlpipeline.domain.dataset import split_xy
+from mlpipeline.domain.drift import training_reference
 from mlpipeline.domain.params import Params
 from mlpipeline.domain.training import bundle_pipeline, logged_params, train_model
 from mlpipeline.files import hashes, paths, pickles, tables
 from mlpipeline.files.outputs import staged_outputs
-from mlpipeline.tracking import lineage, runs
+from mlpipeline.tracking import datasets, drift_reference, lineage, runs
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +22,20 @@ def main(params: Params) -> None:
     runs.configure(params.mlflow.experiment_name)
     train = tables.read_table(paths.TRAIN_SET)
     model = train_model(train, params.train)
-    pipeline = bundle_pipeline(pickles.load_object(paths.SCALER), model)
+    scaler = pickles.load_object(paths.SCALER)
+    pipeline = bundle_pipeline(scaler, model)
+    reference = training_reference(train, scaler)  # what scoring compares batches with
     pipeline_bytes = pickles.pickle_bytes(pipeline)
     # Raw rows (not the scaled split): what the served model takes, with the raw dtypes.
-    example = split_xy(tables.read_table(paths.RAW_DATA))[0].head(5)
+    raw = tables.read_table(paths.RAW_DATA)
+    example = split_xy(raw)[0].head(5)
     tags = lineage.lineage_tags(paths.TRAIN_SET, orchestrator="dvc")
     # Outputs are written inside the run, so a failure writing them ends the run FAILED.
     with runs.mlflow_run(run_name=tags.get("dvc_experiment")) as run:
         model_uri = runs.log_training(logged_params(params), pipeline, example, tags)
+        drift_reference.log_reference(reference)
+        datasets.log_table(raw, paths.RAW_DATA, "raw", hashes.file_md5(paths.RAW_DATA))
+        datasets.log_table(train, paths.TRAIN_SET, "training", hashes.file_md5(paths.TRAIN_SET))
         run_info = {
             "run_id": run.info.run_id,
             "experiment_id": run.info.experiment_id,

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from zenml import get_step_context, step
 from zenml.config import CachePolicy
 
-from mlpipeline.domain import dataset, evaluation, preprocessing, training
+from mlpipeline.domain import dataset, drift, evaluation, preprocessing, training
 from mlpipeline.domain.params import (
     EvaluateParams,
     LoadParams,
@@ -30,7 +30,7 @@ from mlpipeline.domain.params import (
 from mlpipeline.domain.promotion import decision_line
 from mlpipeline.files import dvc_yaml, hashes, paths, pickles, tables
 from mlpipeline.files.outputs import write_table
-from mlpipeline.tracking import lineage, registry
+from mlpipeline.tracking import datasets, drift_reference, lineage, registry
 from mlpipeline.tracking import runs as tracking
 from zenml_pipeline.materializers import HashedDataFrameMaterializer
 
@@ -125,9 +125,16 @@ def train(
     pipeline = training.bundle_pipeline(scaler, model)
     with written_as_dvc_would(train_set, paths.TRAIN_SET.name) as train_file:
         tags = lineage.lineage_tags(train_file, orchestrator="zenml")
+        train_md5 = hashes.file_md5(train_file)
+    with written_as_dvc_would(raw_dataset, paths.RAW_DATA.name) as raw_file:
+        raw_md5 = hashes.file_md5(raw_file)
     example = dataset.split_xy(raw_dataset)[0].head(5)
+    reference = drift.training_reference(train_set, scaler)
     with tracking.mlflow_run(run_name=get_step_context().pipeline_run.name) as run:
         model_uri = tracking.log_training(logged_params, pipeline, example, tags | zenml_tags())
+        drift_reference.log_reference(reference)
+        datasets.log_table(raw_dataset, paths.RAW_DATA, "raw", raw_md5)
+        datasets.log_table(train_set, paths.TRAIN_SET, "training", train_md5)
     return model, pipeline, run.info.run_id, model_uri
 
 
@@ -147,8 +154,11 @@ def evaluate(
     tracking.configure(experiment_name)
     scored = evaluation.evaluate_model(classifier, test_set, params)
     images = evaluation.png_images(evaluation.render_figures(scored, params.top_features))
+    with written_as_dvc_would(test_set, paths.TEST_SET.name) as test_file:
+        test_md5 = hashes.file_md5(test_file)
     with tracking.mlflow_run(run_id=mlflow_run_id):
         tracking.log_evaluation(scored.metrics, images, {"evaluate": params.model_dump()})
+        datasets.log_table(test_set, paths.TEST_SET, "testing", test_md5)
     return scored.metrics, scored.predictions, scored.feature_importance
 
 

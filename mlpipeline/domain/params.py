@@ -130,6 +130,17 @@ class MlflowParams(_Section):
     champion_alias: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
+class MonitorParams(_Section):
+    """Batch scoring's drift gate (mlpipeline/domain/drift.py): a feature drifts when its PSI
+    or its Kolmogorov-Smirnov statistic against the training split exceeds its threshold."""
+
+    psi_threshold: float = Field(default=0.2, gt=0.0)
+    ks_threshold: float = Field(default=0.2, gt=0.0, le=1.0)
+    prediction_psi_threshold: float = Field(default=0.2, gt=0.0)
+    # false: drift is reported (JSON, HTML, MLflow) but the scoring still exits 0.
+    fail_on_drift: bool = True
+
+
 class Params(_Section):
     load: LoadParams
     preprocess: PreprocessParams
@@ -137,6 +148,8 @@ class Params(_Section):
     evaluate: EvaluateParams
     save: SaveParams
     mlflow: MlflowParams
+    # Optional for params files written before it: every key has its default.
+    monitor: MonitorParams = Field(default_factory=MonitorParams)
 
 
 def _describe(error: Mapping[str, Any], model: type[BaseModel] = Params) -> str:

@@ -11,12 +11,20 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from mlpipeline.domain.alias_history import AliasMove, previous_version, unrecorded_move
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.domain.params import MlflowParams, SaveParams
-from mlpipeline.domain.promotion import Candidate, Champion, Registration, champion_score, decide
+from mlpipeline.domain.promotion import (
+    Candidate,
+    Champion,
+    Registration,
+    champion_score,
+    decide,
+    decision_line,
+)
 from mlpipeline.files import paths
+from mlpipeline.tracking import history, model_cards, store
 from mlpipeline.tracking import runs as tracking
-from mlpipeline.tracking import store
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -142,12 +150,30 @@ def publish(
         )
         champion = _champion(client, model_name, alias, metric)
         decision = decide(candidate, champion, save.min_score, save.experiments_compete)
+        registration = Registration(model_name, version, decision.promoted, decision.reason, reused)
         if decision.promoted and (champion is None or champion.version != version):
             client.set_registered_model_alias(model_name, alias, version)
+            history.record_move(
+                client,
+                model_name,
+                alias,
+                from_version=champion.version if champion else None,
+                to_version=version,
+                why=decision_line(registration, alias),
+                via="save",
+            )
+        if not reused or model_cards.CARD_TAG not in registered.tags:
+            model_cards.log_card(
+                client,
+                model_name,
+                version,
+                decision_line(registration, alias),
+                input_columns(signature),
+            )
         mlflow.set_tags(
             {"registered_model_version": version, f"{alias}_promoted": str(decision.promoted)}
         )
-    return Registration(model_name, version, decision.promoted, decision.reason, reused)
+    return registration
 
 
 def _logged_signature(model_uri: str, run_id: str) -> Any:
@@ -206,8 +232,9 @@ def list_versions(model_name: str, metric: str) -> list[dict[str, Any]]:
     ]
 
 
-def promote(model_name: str, alias: str, version: str) -> str | None:
-    """Move `alias` to `version` of `model_name`; returns the version that held it before."""
+def promote(model_name: str, alias: str, version: str, reason: str | None = None) -> str | None:
+    """Move `alias` to `version` of `model_name` and record the move in its history; returns
+    the version that held it before."""
     from mlflow.exceptions import MlflowException
 
     client = _client(tracking.tracking_uri())
@@ -221,4 +248,43 @@ def promote(model_name: str, alias: str, version: str) -> str | None:
     except MlflowException:
         before = None
     client.set_registered_model_alias(model_name, alias, str(version))
+    history.record_move(
+        client, model_name, alias, before, str(version), reason or "(no reason given)", "promote"
+    )
     return before
+
+
+def rollback(model_name: str, alias: str, reason: str | None = None) -> tuple[str, str]:
+    """Move `alias` back to the version it held before its last recorded move; returns
+    (from, to). A TrackingError if the history cannot say where back is."""
+    client = _client(tracking.tracking_uri())
+    _versions(client, model_name)
+    moves, current = history.read_moves(client, model_name, alias)
+    target = previous_version(moves, current)
+    if target is None or current is None:
+        problem = (
+            unrecorded_move(moves, current) or "its last recorded move had no previous version"
+        )
+        raise TrackingError(
+            f"{model_name}@{alias} cannot be rolled back: {problem}; move it with "
+            "`registry promote VERSION --reason ...`"
+        )
+    client.set_registered_model_alias(model_name, alias, target)
+    why = reason or f"rollback of the move to version {current}"
+    history.record_move(client, model_name, alias, current, target, why, "rollback")
+    return current, target
+
+
+def alias_history(model_name: str, alias: str) -> tuple[list[AliasMove], str | None, str | None]:
+    """The recorded moves of `alias`, the version it is on now, and an unrecorded move if the
+    history does not end there."""
+    client = _client(tracking.tracking_uri())
+    _versions(client, model_name)
+    moves, current = history.read_moves(client, model_name, alias)
+    return moves, current, unrecorded_move(moves, current)
+
+
+def model_card(model_name: str, version: str) -> str:
+    """The Markdown card logged when `version` was registered."""
+    client = _client(tracking.tracking_uri())
+    return model_cards.read_card(client, model_name, version)

@@ -1,5 +1,6 @@
 """The registered champion behind a real `mlflow models serve`: good rows answered, bad ones
-refused with a 400 that names the column (stages/model_guard.py), never a stack trace.
+refused with a 400 that names the column (mlpipeline/domain/model_guard.py), in one line,
+never a stack trace nor the request's rows.
 
 The server runs outside the repository (its own working directory, no PYTHONPATH), so the
 input guard must come with the model (`code_paths`) and be trusted by skops.
@@ -102,10 +103,38 @@ def test_valid_rows_are_predicted(served: str) -> None:
             "text/csv",
             "column 'sepal_width' has 1 missing or infinite value(s)",
         ),
+        (
+            split("[[1e300, 3.5, 1.4, 0.2]]"),
+            "application/json",
+            "column 'sepal_length' has 1 value(s) out of the model's range, first in row 1 of "
+            "the request (1e+300); every feature needs a finite number in [",
+        ),
+        (
+            split("[[5.1, 3.5, 1.4, 0.2], [5.1, 3.4e38, 1.4, 0.2]]"),
+            "application/json",
+            "column 'sepal_width' has 1 value(s) out of the model's range, first in row 2 of "
+            "the request (3.4e+38)",
+        ),
+        (
+            ",".join(COLUMNS) + "\n5.1,3.5,1.4,-1e39\n",
+            "text/csv",
+            "column 'petal_width' has 1 value(s) out of the model's range, first in row 1",
+        ),
         (split("[]"), "application/json", "the request has no rows; send rows of: sepal_length"),
         (",".join(COLUMNS) + "\n", "text/csv", "the request has no rows"),
     ],
-    ids=["nan", "null", "inf", "-inf", "csv-empty-cell", "no-rows", "csv-no-rows"],
+    ids=[
+        "nan",
+        "null",
+        "inf",
+        "-inf",
+        "csv-empty-cell",
+        "1e300",
+        "3.4e38",
+        "csv-beyond-float32",
+        "no-rows",
+        "csv-no-rows",
+    ],
 )
 def test_bad_rows_get_a_400_naming_the_column(
     served: str, request_body: str, content_type: str, message: str
@@ -116,3 +145,7 @@ def test_bad_rows_get_a_400_naming_the_column(
     assert error["error_code"] == "INVALID_PARAMETER_VALUE"
     assert message in error["message"]
     assert "stack_trace" not in error and "Traceback" not in body
+    # One line, and none of the request's rows (MLflow would prefix them: "Failed to predict
+    # data '<the request>'"); at most the first offending value.
+    assert "\n" not in error["message"]
+    assert "Failed to predict data" not in body and "5.1" not in body

@@ -158,6 +158,19 @@ def test_metrics_and_mlflow_match_dvc_repro(workspace: Workspace, zenml_client: 
     artifacts = {item.path for item in client.list_artifacts(zenml_run.info.run_id, "plots")}
     assert artifacts == {item.path for item in client.list_artifacts(dvc_run_id, "plots")}
 
+    # The same data as MLflow dataset inputs: DVC's md5s as digests, the same contexts.
+    def inputs(run: object) -> dict[str, tuple[str, str]]:
+        return {
+            next(t.value for t in item.tags if t.key == "mlflow.data.context"): (
+                item.dataset.name,
+                item.dataset.digest,
+            )
+            for item in run.inputs.dataset_inputs  # type: ignore[attr-defined]
+        }
+
+    assert inputs(zenml_run) == inputs(dvc_run)
+    assert sorted(inputs(zenml_run)) == ["raw", "testing", "training"]
+
     version = output(run, "save", "model_version")
     registered = client.get_model_version("iris_classifier", version)
     assert registered.run_id == zenml_run.info.run_id

@@ -60,3 +60,38 @@ def test_stage_work_target_is_judged_on_an_existing_store() -> None:
     verdict = verdicts(results)["stage_work_s"]
     assert verdict["value"] == pytest.approx(1.2)
     assert verdict["status"] == "PASS"
+
+
+def scoring_entry(rows: int, score: float, predict: float, peak: float) -> dict[str, Any]:
+    def stat(value: float) -> dict[str, float]:
+        return {"median": value, "max": value}
+
+    return {
+        "rows": rows,
+        "score_rows_per_s": stat(score),
+        "predict_rows_per_s": stat(predict),
+        "peak_rss_mib": stat(peak),
+        "predict_peak_rss_mib": stat(peak * 2),
+        "drift_seconds": stat(0.3),
+        "seconds": stat(rows / score + 5),
+    }
+
+
+def test_scoring_targets_compare_with_predict_and_judge_memory() -> None:
+    results = {
+        "scoring": [
+            scoring_entry(10_000_000, 150_000.0, 160_000.0, 600.0),
+            scoring_entry(1_000_000, 200_000.0, 180_000.0, 400.0),
+        ]
+    }
+    verdict = verdicts(results)
+    assert verdict["scoring_vs_predict"]["what"] == "scoring 1M rows: time per row"
+    assert verdict["scoring_vs_predict"]["value"] == pytest.approx(0.9)
+    assert verdict["scoring_vs_predict"]["status"] == "PASS"
+    assert verdict["scoring_peak_rss_gib"]["what"] == "scoring 10M rows: peak RSS"
+    assert verdict["scoring_peak_rss_gib"]["value"] == pytest.approx(600 / 1024)
+    assert verdict["scoring_rss_growth"]["value"] == pytest.approx(1.5)
+    assert verdict["scoring_rss_growth"]["status"] == "PASS"
+    slow = verdicts({"scoring": [scoring_entry(1_000_000, 100_000.0, 200_000.0, 400.0)]})
+    assert slow["scoring_vs_predict"]["status"] == "MISS"
+    assert slow["scoring_rss_growth"]["status"] == "n/a"

@@ -86,6 +86,9 @@ def test_params_are_frozen() -> None:
         ("evaluate", "top_features", 0, ["evaluate.top_features", "greater than or equal to 1"]),
         ("mlflow", "experiment_name", "", ["mlflow.experiment_name", "at least 1 character"]),
         ("mlflow", "champion_alias", "1st place", ["mlflow.champion_alias", "pattern"]),
+        ("monitor", "psi_threshold", 0, ["monitor.psi_threshold", "greater than 0"]),
+        ("monitor", "ks_threshold", 1.5, ["monitor.ks_threshold", "less than or equal to 1"]),
+        ("monitor", "fail_on_drift", "yes", ["monitor.fail_on_drift", "valid boolean"]),
         # a value outside a fixed set: the message lists what is allowed
         ("load", "source", "parquet", ["load.source", "'iris'", "'csv'", "'parquet'"]),
         ("preprocess", "scaler", "robust", ["preprocess.scaler", "'standard'", "'minmax'"]),
@@ -298,3 +301,10 @@ def test_load_params_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ParamsError, match="file not found") as caught:
         load_params(missing)
     assert str(missing) in str(caught.value)
+
+
+def test_monitor_section_may_be_left_out(raw: dict[str, Any]) -> None:
+    """params files written before batch scoring still load, with the default thresholds."""
+    del raw["monitor"]
+    monitor = validate_params(raw).monitor
+    assert (monitor.psi_threshold, monitor.ks_threshold, monitor.fail_on_drift) == (0.2, 0.2, True)

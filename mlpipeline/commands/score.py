@@ -1,0 +1,277 @@
+"""`python -m mlpipeline.commands.score INPUT`: score a CSV or Parquet file with the champion.
+
+python -m mlpipeline.commands.score data/new/batch.csv
+python -m mlpipeline.commands.score batch.parquet --model models:/iris_classifier/3
+
+The alias is resolved once, so a promotion during the scoring does not mix two models. The
+file is read in chunks (memory stays flat whatever its size); every row is judged by the
+model's input guard, as a served request is: refused rows go to rejects.<ext> with their
+number and reason, the others to predictions.<ext> with the label and each class's
+probability, in the input's order, with the input's `id` column (or --id-column). Both go
+to one folder (default scores/<input name>/), written all-or-nothing, and a run of the
+`<experiment>-scoring` experiment records the model version, rows, rejects and speed.
+Each batch is compared with the training split's profile the model was logged with
+(mlpipeline/domain/drift.py): drift.json, drift.html and drift.png join the results and the
+run, and a batch whose drift exceeds params.yaml's `monitor` thresholds exits 3 (its results
+are written). It fails (exit 1, nothing written) when the columns do not match the model's
+or the model refuses every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlpipeline.domain.drift import BatchCounts, DriftReport, compare
+from mlpipeline.domain.drift_report import render_html, render_png
+from mlpipeline.domain.errors import PipelineError
+from mlpipeline.domain.params import MonitorParams, Params
+from mlpipeline.domain.scoring import (
+    PREDICTION_COLUMN,
+    REASON_COLUMN,
+    ROW_COLUMN,
+    Tally,
+    check_schema,
+    choose_id_column,
+    feature_columns,
+    score_chunk,
+)
+from mlpipeline.files import chunked_tables, hashes, paths
+from mlpipeline.files.outputs import staged_outputs
+from mlpipeline.files.params_yaml import load_params
+from mlpipeline.runner import exit_on_user_error
+from mlpipeline.tracking import datasets, drift_reference, runs, scoring
+
+log = logging.getLogger("mlpipeline.score")
+
+SCORES_DIR = paths.ROOT / "scores"
+CHUNK_ROWS = 100_000
+SUMMARY_FILE = "summary.json"
+DRIFT_FILES = ("drift.json", "drift.html", "drift.png")
+# Exit statuses: 1 is an error (nothing written); 3 is a finished scoring whose batch drifted.
+DRIFT_EXIT = 3
+
+
+@dataclass(frozen=True)
+class Request:
+    input: Path
+    model: str
+    output: Path
+    id_column: str | None = None
+    chunk_rows: int = CHUNK_ROWS
+
+
+def score(request: Request, params: Params) -> tuple[dict[str, object], DriftReport | None]:
+    """Score `request.input` into `request.output`: the summary it wrote and logged, and the
+    batch's drift report (None when the model has no reference)."""
+    source = request.input
+    chunked_tables.check_readable(source)
+    check_output(request.output)
+    columns = chunked_tables.columns_of(source)
+    runs.configure(params.mlflow.experiment_name + scoring.EXPERIMENT_SUFFIX)
+    model = scoring.resolve_model(request.model)
+    pipeline = scoring.load_pipeline(model)
+    features = feature_columns(pipeline)
+    check_schema(str(source), columns, features)
+    id_column = choose_id_column(str(source), columns, request.id_column)
+    log.info("scoring %s with %s", source, model.describe())
+    reference = drift_reference.load_reference(model.run_id) if model.run_id else None
+    if reference is None:
+        log.warning("%s has no drift reference: the batch is not compared", model.describe())
+    counts = BatchCounts(reference) if reference is not None else None
+
+    suffix = source.suffix
+    parquet = suffix == ".parquet"
+    tally = Tally()
+    started = time.perf_counter()
+    with staged_outputs() as outputs:
+        folder = outputs.folder(request.output)
+        predictions = chunked_tables.ChunkWriter(folder / f"predictions{suffix}", parquet)
+        rejects = chunked_tables.ChunkWriter(folder / f"rejects{suffix}", parquet)
+        chunks = chunked_tables.read_chunks(
+            source, request.chunk_rows, [id_column] if id_column else []
+        )
+        sample = None
+        drift_seconds = 0.0  # counting the batch into the reference's bins, and comparing
+        with _progress(chunked_tables.row_count(source)) as progress:
+            for chunk in chunks:
+                if sample is None:
+                    sample = chunk.head(100)  # the input's schema, for MLflow
+                scored = score_chunk(pipeline, chunk, tally.rows + 1, id_column)
+                predictions.write(scored.predictions)
+                rejects.write(scored.rejects)
+                tally.add(scored)
+                if counts is not None:
+                    counting = time.perf_counter()
+                    counts.add(scored.features, scored.predictions[PREDICTION_COLUMN])
+                    drift_seconds += time.perf_counter() - counting
+                progress.update(len(chunk))
+        tally.check_usable(str(source))
+        predictions.close()
+        rejects.close(columns=[ROW_COLUMN, *([id_column] if id_column else []), REASON_COLUMN])
+        seconds = time.perf_counter() - started
+        metrics = {
+            "rows": float(tally.rows),
+            "rejected_rows": float(tally.rejected),
+            "scored_rows": float(tally.scored),
+            "seconds": seconds,
+            "rows_per_second": tally.rows / seconds if seconds > 0 else 0.0,
+            **{f"class_share.{label}": share for label, share in tally.class_shares().items()},
+        }
+        drift = None
+        artifacts = {}
+        if counts is not None:
+            comparing = time.perf_counter()
+            drift = _compare(counts, params.monitor)
+            drift_seconds += time.perf_counter() - comparing
+            metrics.update(_drift_metrics(drift))
+            metrics["drift_seconds"] = drift_seconds
+            artifacts = _write_drift(
+                drift, folder, f"Drift of {source.name} against {model.describe()}"
+            )
+        with runs.mlflow_run(run_name=f"score {source.name}") as run:
+            summary: dict[str, object] = {
+                "input": str(source),
+                "model_uri": model.requested,
+                "model_version": model.version,
+                "model_run_id": model.run_id,
+                "scoring_run_id": run.info.run_id,
+                "class_counts": dict(sorted(tally.classes.items())),
+                "metrics": metrics,
+                "drift": None if drift is None else drift.as_dict()["summary"],
+            }
+            summary_path = folder / SUMMARY_FILE
+            summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+            # The digest DVC would record for the file: one more read of it, at disk speed.
+            datasets.log_file(source, "scoring", hashes.file_md5(source), sample)
+            scoring.log_scoring(
+                model,
+                params={"input": source, "id_column": id_column or "-"},
+                metrics=metrics,
+                artifacts={str(summary_path): "scoring", **artifacts},
+                tags=_gate_tags(drift),
+            )
+    log.info(
+        "%d rows: %d scored, %d rejected, in %.1f s (%.0f rows/s) → %s",
+        tally.rows,
+        tally.scored,
+        tally.rejected,
+        seconds,
+        metrics["rows_per_second"],
+        request.output,
+    )
+    return summary, drift
+
+
+def check_output(folder: Path) -> None:
+    """Refuse an output that is not a folder of earlier results: the results replace it whole."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise PipelineError(f"--output {folder} is a file; name a folder for the results")
+    if any(folder.iterdir()) and not (folder / SUMMARY_FILE).is_file():
+        raise PipelineError(
+            f"--output {folder} holds files that are not scoring results (no {SUMMARY_FILE}); "
+            "the results replace the whole folder, so name a new or empty one"
+        )
+
+
+def _compare(counts: BatchCounts, monitor: MonitorParams) -> DriftReport:
+    return compare(
+        counts,
+        psi_threshold=monitor.psi_threshold,
+        ks_threshold=monitor.ks_threshold,
+        prediction_psi_threshold=monitor.prediction_psi_threshold,
+    )
+
+
+def _drift_metrics(drift: DriftReport) -> dict[str, float]:
+    metrics = {
+        "drift.prediction_psi": drift.prediction_psi,
+        "drift.drifted_features": float(len(drift.drifted_features)),
+    }
+    for item in drift.features:
+        metrics[f"drift.psi.{item.feature}"] = item.psi
+        metrics[f"drift.ks.{item.feature}"] = item.ks_statistic
+    return metrics
+
+
+def _write_drift(drift: DriftReport, folder: Path, title: str) -> dict[str, str]:
+    """drift.json, drift.html and drift.png in `folder`; file -> its folder in the run."""
+    json_file, html_file, png_file = (folder / name for name in DRIFT_FILES)
+    json_file.write_text(json.dumps(drift.as_dict(), indent=2, sort_keys=True) + "\n")
+    png_file.write_bytes(render_png(drift))
+    html_file.write_text(render_html(drift, png_file.name, title))
+    return {str(path): "drift" for path in (json_file, html_file, png_file)}
+
+
+def _gate_tags(drift: DriftReport | None) -> dict[str, str]:
+    if drift is None:
+        return {"drift_gate": "not checked (the model has no drift reference)"}
+    verdict = "failed" if drift.drifted else "passed"
+    return {"drift_gate": verdict, "drift_summary": drift.gate_line()[:5000]}
+
+
+def _progress(total: int | None) -> Any:
+    """A progress bar on stderr in a terminal; nothing in logs and pipes."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=" rows", unit_scale=True, desc="scoring", disable=None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m mlpipeline.commands.score",
+        description="Score a CSV or Parquet file with a registered model: predictions and "
+        "rejects in one folder, written all-or-nothing, and a scoring run in MLflow.",
+    )
+    parser.add_argument("input", type=Path, help="a .csv or .parquet file of feature rows")
+    parser.add_argument(
+        "--model",
+        help="models:/<name>@<alias> or models:/<name>/<version> (default: the champion, "
+        "models:/<mlflow.registered_model_name>@<mlflow.champion_alias>)",
+    )
+    parser.add_argument(
+        "--output", type=Path, help="folder for the results (default: scores/<input name>/)"
+    )
+    parser.add_argument("--id-column", help="column carried into the results (default: id)")
+    parser.add_argument(
+        "--chunk-rows", type=int, default=CHUNK_ROWS, help="rows per chunk (default: %(default)s)"
+    )
+    parser.add_argument("--params", type=Path, default=paths.PARAMS, help="default: %(default)s")
+    args = parser.parse_args(argv)
+    if args.chunk_rows < 1:
+        parser.error("--chunk-rows must be at least 1")
+    logging.basicConfig(level=logging.INFO, format="[score] %(levelname)s %(message)s")
+    # Our own progress bar is the one to watch; MLflow's for a 5 kB download is noise.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with exit_on_user_error(log):
+        params = load_params(args.params)
+        names = params.mlflow
+        request = Request(
+            input=args.input,
+            model=args.model or f"models:/{names.registered_model_name}@{names.champion_alias}",
+            output=args.output or SCORES_DIR / args.input.stem,
+            id_column=args.id_column,
+            chunk_rows=args.chunk_rows,
+        )
+        _, drift = score(request, params)
+    if drift is not None and drift.drifted:
+        if params.monitor.fail_on_drift:
+            log.error("drift gate: %s", drift.gate_line())
+            sys.exit(DRIFT_EXIT)
+        log.warning("drift (monitor.fail_on_drift is false): %s", drift.gate_line())
+    elif drift is not None:
+        log.info("drift gate: %s", drift.gate_line())
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

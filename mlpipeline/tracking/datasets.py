@@ -1,0 +1,53 @@
+"""Data in MLflow's own terms: the tables a run used, logged as dataset inputs.
+
+Each input names its file (the source, relative to the repository for the pipeline's own
+data), carries the md5 DVC records for it as its digest and the columns as its schema, and
+a context: raw, training, testing (the pipeline) or scoring. The MLflow UI's runs table then
+shows which data each run used. mlflow is imported only inside the functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlpipeline.files.paths import ROOT
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _source_uri(path: Path, root: Path) -> str:
+    """The pipeline's files by their path in the repository; anything else absolute."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(resolved)
+
+
+def log_table(frame: pd.DataFrame, path: Path, context: str, md5: str, root: Path = ROOT) -> None:
+    """Log `frame`, read from `path`, as an input of the active run (with its row count)."""
+    import mlflow
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    dataset = mlflow.data.from_pandas(
+        frame,
+        source=LocalArtifactDatasetSource(_source_uri(path, root)),
+        name=path.name,
+        digest=md5,
+    )
+    mlflow.log_input(dataset, context=context)
+
+
+def log_file(path: Path, context: str, md5: str, sample: pd.DataFrame, root: Path = ROOT) -> None:
+    """Log a file too large to hold in memory as an input; `sample` rows give its schema."""
+    import mlflow
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import LocalArtifactDatasetSource
+    from mlflow.models import infer_signature
+
+    dataset = MetaDataset(
+        LocalArtifactDatasetSource(_source_uri(path, root)),
+        name=path.name,
+        digest=md5,
+        schema=infer_signature(sample).inputs,
+    )
+    mlflow.log_input(dataset, context=context)

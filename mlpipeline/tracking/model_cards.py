@@ -1,0 +1,103 @@
+"""The MLflow edge of the model cards (mlpipeline/domain/model_card.py): gather a version's
+record, log its card with its training run, read it back. mlflow is imported only inside.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import TYPE_CHECKING
+
+from mlpipeline.domain.errors import TrackingError
+from mlpipeline.domain.model_card import CardRecord, data_md5_from_tags, render_card
+from mlpipeline.tracking import drift_reference
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+# The version tag naming the card among its training run's artifacts.
+CARD_TAG = "model_card"
+
+
+def card_path(version: str) -> str:
+    return f"model_card/version-{version}.md"
+
+
+def build_record(
+    client: MlflowClient,
+    model_name: str,
+    version: str,
+    decision: str,
+    signature: list[tuple[str, str]],
+) -> CardRecord:
+    """Everything the card says, read from the registry and the version's training run."""
+    registered = client.get_model_version(model_name, version)
+    run = client.get_run(registered.run_id)
+    experiment = client.get_experiment(run.info.experiment_id)
+    tags = run.data.tags
+    lineage = {
+        key: tags[key]
+        for key in ("dvc_experiment", "dvc_experiment_baseline", "git_dirty_paths")
+        if key in tags
+    }
+    return CardRecord(
+        model_name=model_name,
+        version=str(version),
+        registered=dt.datetime.fromtimestamp(
+            registered.creation_timestamp / 1000, dt.UTC
+        ).isoformat(timespec="seconds"),
+        run_id=registered.run_id,
+        experiment_name=experiment.name,
+        decision=decision,
+        commit=tags.get("git_commit"),
+        dirty=tags.get("git_dirty"),
+        orchestrator=tags.get("orchestrator"),
+        data_md5=data_md5_from_tags(tags),
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+        signature=signature,
+        reference=drift_reference.load_reference(registered.run_id),
+        extra_lineage=lineage,
+    )
+
+
+def log_card(
+    client: MlflowClient,
+    model_name: str,
+    version: str,
+    decision: str,
+    signature: list[tuple[str, str]],
+) -> str:
+    """Render the version's card, log it with its training run, tag the version; the card."""
+    record = build_record(client, model_name, version, decision, signature)
+    card = render_card(record)
+    path = card_path(str(version))
+    client.log_text(record.run_id, card, path)
+    client.set_model_version_tag(model_name, str(version), CARD_TAG, path)
+    return card
+
+
+def read_card(client: MlflowClient, model_name: str, version: str) -> str:
+    """The card logged for `version`; a TrackingError naming the version if it has none."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    # MLflow draws a progress bar for every download, a few kB here: noise in a log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+    try:
+        registered = client.get_model_version(model_name, str(version))
+    except MlflowException:
+        raise TrackingError(f"{model_name} has no version {version}") from None
+    path = registered.tags.get(CARD_TAG)
+    if path is None:
+        raise TrackingError(
+            f"{model_name} version {version} has no model card (registered before cards were "
+            "written, or by another tool)"
+        )
+    try:
+        return mlflow.artifacts.load_text(f"runs:/{registered.run_id}/{path}")
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(
+            f"the card of {model_name} version {version} cannot be read: {exc}"
+        ) from None

@@ -1,0 +1,91 @@
+"""Drift: the reference profile, PSI and KS against it, counted chunk by chunk."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpipeline.domain.drift import BatchCounts, compare, psi, reference_profile
+from mlpipeline.domain.drift_report import render_html, render_png
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict:
+    rng = np.random.default_rng(0)
+    features = pd.DataFrame({"a": rng.normal(0, 1, 5000), "b": rng.uniform(0, 10, 5000)})
+    labels = pd.Series(rng.choice(["x", "y"], 5000, p=[0.7, 0.3]))
+    return reference_profile(features, labels)
+
+
+def batch(reference: dict, features: pd.DataFrame, labels: list[str], chunk: int = 700):
+    counts = BatchCounts(reference)
+    for start in range(0, len(features), chunk):
+        part = features.iloc[start : start + chunk]
+        counts.add(part, pd.Series(labels[start : start + chunk]))
+    return compare(counts, psi_threshold=0.2, ks_threshold=0.2, prediction_psi_threshold=0.2)
+
+
+def test_the_profile_is_small_json(reference: dict) -> None:
+    assert len(json.dumps(reference)) < 20_000
+    assert len(reference["features"]["a"]["percentiles"]) == 101
+    assert sum(reference["features"]["a"]["shares"]) == pytest.approx(1.0)
+    assert reference["labels"]["x"] == pytest.approx(0.7, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("batch_shares", "reference_shares", "expected"),
+    [
+        ([0.5, 0.5], [0.5, 0.5], 0.0),
+        ([0.6, 0.4], [0.5, 0.5], 0.1 * math.log(1.2) - 0.1 * math.log(0.8)),
+        ([1.0, 0.0], [0.5, 0.5], 0.5 * math.log(2) - (0.5 - 1e-4) * math.log(1e-4 / 0.5)),
+    ],
+)
+def test_psi(batch_shares: list[float], reference_shares: list[float], expected: float) -> None:
+    assert psi(batch_shares, reference_shares) == pytest.approx(expected)
+
+
+def test_a_batch_from_the_same_distribution_does_not_drift(reference: dict) -> None:
+    rng = np.random.default_rng(1)
+    features = pd.DataFrame({"a": rng.normal(0, 1, 3000), "b": rng.uniform(0, 10, 3000)})
+    labels = list(rng.choice(["x", "y"], 3000, p=[0.7, 0.3]))
+    report = batch(reference, features, labels)
+    assert not report.drifted, report.gate_line()
+    assert report.rows == 3000
+    assert all(item.psi < 0.05 and item.ks_statistic < 0.05 for item in report.features)
+    assert report.gate_line().startswith("no drift over 3000 rows")
+
+
+def test_a_shifted_feature_and_skewed_predictions_drift(reference: dict) -> None:
+    rng = np.random.default_rng(2)
+    features = pd.DataFrame({"a": rng.normal(1.0, 1, 3000), "b": rng.uniform(0, 10, 3000)})
+    report = batch(reference, features, ["y"] * 3000)
+    assert report.drifted_features == ["a"]
+    drift_a = report.features[0]
+    assert drift_a.ks_statistic == pytest.approx(0.38, abs=0.05)  # Φ(0.5) - Φ(-0.5)
+    assert drift_a.ks_pvalue < 1e-6
+    assert drift_a.mean == pytest.approx(1.0, abs=0.1)
+    assert report.prediction_drifted
+    line = report.gate_line()
+    assert "a (PSI " in line and "predictions (PSI " in line and "b (PSI" not in line
+
+
+def test_chunks_count_as_one_batch(reference: dict) -> None:
+    rng = np.random.default_rng(3)
+    features = pd.DataFrame({"a": rng.normal(0.3, 1, 2000), "b": rng.uniform(1, 10, 2000)})
+    labels = list(rng.choice(["x", "y"], 2000))
+    whole = batch(reference, features, labels, chunk=2000).as_dict()
+    chunked = batch(reference, features, labels, chunk=333).as_dict()
+    assert json.dumps(whole, sort_keys=True) == json.dumps(chunked, sort_keys=True)
+
+
+def test_the_report_renders(reference: dict) -> None:
+    features = pd.DataFrame({"a": np.linspace(5, 6, 100), "b": np.linspace(0, 10, 100)})
+    report = batch(reference, features, ["x"] * 100)
+    assert render_png(report).startswith(b"\x89PNG")
+    page = render_html(report, "drift.png", "Drift of <batch>")
+    assert "Drift of &lt;batch&gt;" in page and 'src="drift.png"' in page
+    assert "<tr class=drift><td>a</td>" in page
