@@ -16,7 +16,7 @@ from mlpipeline.domain.params import MlflowParams, SaveParams
 from mlpipeline.domain.promotion import Candidate, Champion, Registration, champion_score, decide
 from mlpipeline.files import paths
 from mlpipeline.tracking import runs as tracking
-from mlpipeline.tracking import store
+from mlpipeline.tracking import servable, store
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -171,9 +171,12 @@ def _logged_signature(model_uri: str, run_id: str) -> Any:
 def _client(uri: str) -> MlflowClient:
     from mlflow import MlflowClient
 
+    tracking.use_client_defaults()
     tracking.check_reachable(uri)
     store.require_existing(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    store.settle(client)
+    return client
 
 
 def _versions(client: MlflowClient, model_name: str) -> list[ModelVersion]:
@@ -198,6 +201,7 @@ def list_versions(model_name: str, metric: str) -> list[dict[str, Any]]:
             "aliases": ",".join(sorted(aliases.get(str(version.version), []))) or "-",
             metric: version.tags.get(metric, "-"),
             "run_id": version.run_id,
+            "model": "ok" if servable.files_present(version.source) else "FILES GONE",
             "registered": dt.datetime.fromtimestamp(
                 version.creation_timestamp / 1000, dt.UTC
             ).isoformat(timespec="seconds"),
