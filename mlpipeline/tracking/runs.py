@@ -183,8 +183,14 @@ def mlflow_run(run_id: str | None = None, **start_kwargs: Any) -> Iterator[Run]:
                 "the model was trained against another store. Retrain there with "
                 "`dvc repro --force train`."
             ) from None
-    tags = {**(start_kwargs.pop("tags", None) or {}), **store.process_tags()}
-    run = mlflow.start_run(run_id=run_id, tags=tags, **start_kwargs)
+    process = store.process_tags()
+    tags = {**(start_kwargs.pop("tags", None) or {}), **process}
+    try:
+        run = mlflow.start_run(run_id=run_id, tags=tags, **start_kwargs)
+    except BaseException:
+        # The store may have opened the run and lost its answer: mark it by its process.
+        store.mark_failed(run_id or store.process_key(process))
+        raise
     try:
         yield run
     except BaseException as exc:

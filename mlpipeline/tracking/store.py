@@ -207,6 +207,11 @@ def process_tags() -> dict[str, str]:
     }
 
 
+def process_key(tags: dict[str, str]) -> str:
+    """A file name for the process the tags name (pid and start time: pids are recycled)."""
+    return f"process-{tags.get(PID_TAG)}-{tags.get(STARTED_TAG)}"
+
+
 def process_is_gone(tags: dict[str, str]) -> bool:
     """Whether the process the tags name (on this host) no longer exists."""
     import psutil
@@ -268,8 +273,8 @@ def reap_dead_runs(
         if not process_is_gone(run.data.tags):
             continue
         run_id = run.info.run_id
-        marker = failed_marker(run_id)
-        status = "FAILED" if marker.exists() else "KILLED"
+        markers = [failed_marker(run_id), failed_marker(process_key(run.data.tags))]
+        status = "FAILED" if any(marker.exists() for marker in markers) else "KILLED"
         client.set_terminated(run_id, status=status)
         why = "failed" if status == "FAILED" else "is gone (killed?)"
         log.warning(
@@ -281,7 +286,8 @@ def reap_dead_runs(
             status,
         )
         discard_pending_models(client, run.info.experiment_id, run_id)
-        marker.unlink(missing_ok=True)
+        for marker in markers:
+            marker.unlink(missing_ok=True)
         reaped.append(run_id)
     return reaped
 

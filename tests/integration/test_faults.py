@@ -309,18 +309,14 @@ class SilentRelay:
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
-        while True:
-            try:
-                data = source.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
-            if not self.silence.is_set():
-                try:
+        try:
+            while data := source.recv(65536):
+                if not self.silence.is_set():
                     sink.sendall(data)
-                except OSError:
-                    return
+            if not self.silence.is_set():
+                sink.shutdown(socket.SHUT_WR)  # pass the end of the stream on
+        except OSError:
+            return
 
     def close(self) -> None:
         self.listener.close()
@@ -388,7 +384,7 @@ def test_a_server_that_goes_silent_mid_train_fails_it_within_30_s(
     listing = run(["python", "-m", "mlpipeline.commands.registry", "list"], cwd=project, env=env,
                   check=False)  # fmt: skip
     assert f"MLflow run {stuck} was left RUNNING" in listing.stderr, listing.stderr[-3000:]
-    assert client_for(f"sqlite:///{db}").get_run(stuck).info.status == "FAILED"
+    assert client_for(f"sqlite:///{db}").get_run(stuck).info.status == "FAILED", stderr[-3000:]
 
 
 # --- item 6: a read-only artifact store serves
