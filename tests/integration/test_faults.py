@@ -404,3 +404,10 @@ def test_the_champion_loads_from_a_read_only_artifact_store(tracked: Path, mount
     loaded = run(["python", "-c", code], cwd=tracked)
     recorded = json.loads((tracked / "models/mlflow_run.json").read_text())["run_id"]
     assert loaded.stdout.strip() == recorded
+    # What a serving host runs (docs/failures.md): a local copy, then `mlflow models serve -m`.
+    copy = tracked.parent / "served-model"
+    copy.mkdir()
+    env = tool_env({"MLFLOW_TRACKING_URI": f"sqlite:///{tracked / 'mlflow.db'}"})
+    run(["mlflow", "artifacts", "download", "-u", f"models:/{MODEL}@champion", "-d", copy],
+        cwd=tracked.parent, env=env)  # fmt: skip
+    assert list(copy.rglob("MLmodel"))
