@@ -185,6 +185,28 @@ def test_deleted_artifacts_are_retrained_and_the_champion_loads(tracked: Path) -
     assert "Running stage" not in again.stdout and "retraining" not in again.stderr
 
 
+@pytest.mark.slow
+def test_a_champion_that_does_not_load_gives_way_to_the_current_model(tracked: Path) -> None:
+    """@champion is an older version whose files are gone; the outputs' model is sound."""
+    uri = f"sqlite:///{tracked / 'mlflow.db'}"
+    client = client_for(uri)
+    old = client.get_model_version_by_alias(MODEL, "champion")
+    run(["dvc", "repro", "--force", "--single-item", "train"], cwd=tracked)
+    run(["dvc", "repro"], cwd=tracked)
+    run(["python", "-m", "mlpipeline.commands.registry", "promote", old.version], cwd=tracked)
+    model_id = old.source.removeprefix("models:/")
+    files = client.get_logged_model(model_id).artifact_location.removeprefix("file://")
+    shutil.rmtree(Path(files).parent)
+
+    proc = preflight(tracked)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{MODEL}@champion (version {old.version}) cannot be served" in proc.stderr
+    assert "Running stage 'save'" in proc.stdout and "Running stage 'train'" not in proc.stdout
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    assert int(champion.version) > int(old.version)
+    assert load_and_predict(uri, f"models:/{MODEL}@champion") == SPECIES
+
+
 # --- item 2: runs left RUNNING are settled by the next command, not the next training
 
 
