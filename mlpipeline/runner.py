@@ -154,7 +154,7 @@ def _server_failure(exc: BaseException, store: str) -> str | None:
     if isinstance(exc, requests.Timeout) or "timed out" in str(exc).lower():
         cause = "stopped answering"
     else:
-        cause = "dropped the connection"
+        cause = "refused or dropped the connection"
     return (
         f"{store}: the server {cause} during {call}; the run is ended FAILED when "
         "the next command opens the store"

@@ -150,8 +150,8 @@ def configure(experiment_name: str) -> str:
         store.warn_if_artifacts_are_lost(experiment_name, experiment.artifact_location)
         store.reap_dead_runs(experiment.experiment_id)
     except MlflowException as exc:
-        if type(exc.__cause__).__module__.startswith("sqlalchemy"):
-            raise  # a database error: the stage's edge reports its cause in one line
+        if type(exc.__cause__).__module__.startswith("sqlalchemy") or store_failed(exc):
+            raise  # a database or server error: the stage's edge reports its cause in one line
         raise TrackingError(f"MLflow store {uri}: {exc.message}") from None
     return uri
 
@@ -223,8 +223,8 @@ def _end_failed(run: Run, failure: BaseException) -> None:
         return
     try:
         store.discard_pending_models(MlflowClient(), run.info.experiment_id, run_id)
-    except Exception as exc:  # the next opener of the store discards them
-        log.info("the models MLflow run %s left unfinished stay for now (%s)", run_id, exc)
+    except Exception as exc:  # the run is ended: not ours to fail over it
+        log.info("the models MLflow run %s left unfinished stay PENDING (%s)", run_id, exc)
 
 
 def store_failed(exc: BaseException) -> bool:
