@@ -43,21 +43,43 @@ RETRAIN = ["dvc", "repro", "--force", "--single-item", "train"]
 RESAVE = ["dvc", "repro", "--force", "--single-item", "save"]
 
 
-def _run_state(client: MlflowClient, uri: str, run_id: str) -> str | None:
+def _run_state(client: MlflowClient, uri: str, run_id: str, model_uri: str | None) -> str | None:
     """The run's lifecycle stage (active, deleted) in the store, None if it holds no such run.
 
-    A SQLite store that says "no such run" is checked first: a damaged page can hide a row,
-    and a read error must never pass for a missing run (it would start a retrain that fails).
+    A store that says "no such run" is checked first: a damaged page can hide a row, and a
+    read error must never pass for a missing run (it would start a retrain that fails). So
+    SQLite checks its file, and a store that still holds the run's logged model is damaged.
     """
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.get_run(run_id).info.lifecycle_stage
+        stage = client.get_run(run_id).info.lifecycle_stage
     except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            store.check_integrity(uri)
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+    else:
+        if stage == "active":
+            return stage
+        store.check_integrity(uri)
+        if stage != "deleted":  # garbage read as a row
+            raise TrackingError(
+                f"MLflow store {uri}: run {run_id} reads as lifecycle stage {stage!r}: the "
+                "store is damaged; restore a backup, or move it away to start anew"
+            )
+        return stage
+    store.check_integrity(uri)
+    if model_uri:
+        try:
+            model = client.get_logged_model(model_uri.removeprefix("models:/"))
+        except MlflowException:
             return None
-        raise
+        if model.source_run_id == run_id:
+            raise TrackingError(
+                f"MLflow store {uri} holds the model {model_uri} of run {run_id} but cannot "
+                "read the run: the store is damaged; restore a backup, or move it away to "
+                "start anew"
+            )
+    return None
 
 
 def _client(uri: str) -> MlflowClient:
@@ -98,12 +120,12 @@ def lost_run(run_info: Path, uri: str, client: MlflowClient | None = None) -> st
 
         tracking.check_reachable(uri)
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    state = _run_state(client, uri, run_id)
+    model_uri = recorded.get("model_uri")
+    state = _run_state(client, uri, run_id, model_uri)
     if state is None:
         return f"{run_info} names MLflow run {run_id}, which the store {uri} does not hold"
     if state != "active":
         return f"{run_info} names MLflow run {run_id}, which the store {uri} has deleted"
-    model_uri = recorded.get("model_uri")
     if model_uri:
         problem = servable.logged_model_problem(client, model_uri)
         if problem is not None:

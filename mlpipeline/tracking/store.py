@@ -83,13 +83,13 @@ def check_integrity(uri: str) -> None:
         return
     connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
     try:
-        found = [row[0] for row in connection.execute("PRAGMA quick_check")]
+        found = [row[0] for row in connection.execute("PRAGMA integrity_check(5)")]
     finally:
         connection.close()
     if found != ["ok"]:
         raise TrackingError(
-            f"MLflow store {uri}: database disk image is malformed ({found[0]}); restore a "
-            "backup, or move it away to start anew"
+            f"MLflow store {uri}: database disk image is malformed "
+            f"({' '.join(found[0].split())}); restore a backup, or move it away to start anew"
         )
 
 
