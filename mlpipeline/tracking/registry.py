@@ -201,10 +201,10 @@ def list_versions(model_name: str, metric: str) -> list[dict[str, Any]]:
             "aliases": ",".join(sorted(aliases.get(str(version.version), []))) or "-",
             metric: version.tags.get(metric, "-"),
             "run_id": version.run_id,
-            "model": "ok" if servable.files_present(version.source) else "FILES GONE",
             "registered": dt.datetime.fromtimestamp(
                 version.creation_timestamp / 1000, dt.UTC
             ).isoformat(timespec="seconds"),
+            "model": "ok" if servable.files_present(version.source) else "FILES GONE",
         }
         for version in versions
     ]
