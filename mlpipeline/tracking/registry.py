@@ -174,6 +174,11 @@ def _client(uri: str) -> MlflowClient:
     tracking.use_client_defaults()
     tracking.check_reachable(uri)
     store.require_existing(uri)
+    import mlflow
+
+    # models:/ URIs (the model column of `list`) resolve against MLflow's global store.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     store.settle(client)
     return client
