@@ -27,7 +27,7 @@ help: ## List the targets
 
 setup: .venv/.synced ## Create .venv from uv.lock (bootstraps uv if missing)
 
-run: setup ## Run the DVC pipeline (dvc repro); retrains first if the MLflow store lost the run
+run: setup ## Run the DVC pipeline (dvc repro) after checking params, settling the store, and healing a lost run or an unloadable champion
 	$(RUN) python -m mlpipeline.commands.preflight
 	$(RUN) dvc repro
 

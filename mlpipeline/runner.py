@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlparse
 
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.domain.params import Params
@@ -114,8 +115,37 @@ def failure_message(exc: BaseException, store: str) -> str | None:
             cause = str(error)
             hint = _SQLITE_HINTS.get(cause)
             return f"{store}: {cause}" + (f" ({hint})" if hint else "")
+        server = _server_failure(current, store)
+        if server is not None:
+            return server
         if isinstance(current, OSError) and current.errno in _OS_CAUSES:
             where = f"cannot write {current.filename}: " if current.filename else f"{store}: "
             return where + _OS_CAUSES[current.errno]
         current = current.__cause__ or current.__context__
     return None
+
+
+def _server_failure(exc: BaseException, store: str) -> str | None:
+    """One line for an HTTP call to a tracking server that timed out or lost its connection.
+
+    requests names the call in its error (its request); the message says which API it was
+    (`runs/update`, `logged-models/<id>/artifacts/...`) and how it failed, never the retry
+    machinery's repr.
+    """
+    requests = sys.modules.get("requests")
+    if requests is None or not isinstance(exc, requests.RequestException):
+        return None
+    request = getattr(exc, "request", None)
+    url = getattr(request, "url", None) or ""
+    path = urlparse(url).path
+    for prefix in ("/api/2.0/mlflow/", "/api/2.0/mlflow-artifacts/", "/ajax-api/2.0/mlflow/"):
+        path = path.removeprefix(prefix)
+    call = f"{getattr(request, 'method', None) or 'a call to'} {path or url}".strip()
+    if isinstance(exc, requests.Timeout) or "timed out" in str(exc).lower():
+        cause = "stopped answering"
+    else:
+        cause = "refused or dropped the connection"
+    return (
+        f"{store}: the server {cause} during {call}; the run is ended FAILED when "
+        "the next command opens the store"
+    )

@@ -1,11 +1,21 @@
-"""Before `dvc repro` (`make run`): retrain when the MLflow store lost the run the outputs name.
+"""Before `dvc repro` (`make run`): valid params, a settled store, and a champion that loads.
 
-`models/mlflow_run.json` is a DVC output naming the run that trained `models/classifier.pkl`;
-evaluate and save log into that run. When the store no longer holds it (`make
-clean-tracking`, a deleted `mlflow.db`, another `MLFLOW_TRACKING_URI`), DVC still sees every
-output up to date: `dvc repro` would run nothing and the store would have no run and no
-champion. Retraining opens a new run, and the `dvc repro` that follows reruns evaluate and
-save on it, which registers a version and moves the champion alias.
+DVC judges the pipeline by its files alone. `models/mlflow_run.json` is a DVC output naming
+the run that trained `models/classifier.pkl` and the model it logged; evaluate and save log
+into that run. When the store lost that run or its model's files (`make clean-tracking`, a
+deleted `mlflow.db` or `mlartifacts/`, another `MLFLOW_TRACKING_URI`), DVC still sees every
+output up to date: `dvc repro` would run nothing, and `models:/<name>@champion` would not
+load. So, in order:
+
+1. params.yaml is validated (a section nobody reads is an error, as in every stage).
+2. The store is opened as a stage opens it: a corrupt, locked or unreachable store is the
+   same one line, and runs left RUNNING by a process that is gone are ended (FAILED when
+   their stage failed, else KILLED) with the models they left unfinished.
+3. The outputs' run and its model's files must be in the store, else train runs again
+   (`dvc repro` then reruns evaluate and save on the new run).
+4. `@champion` must load. When it does not and the outputs' model is sound, save runs again
+   on it (a champion that cannot load gives way); if the alias still does not load, the
+   error says the one command that heals.
 """
 
 from __future__ import annotations
@@ -14,66 +24,168 @@ import json
 import logging
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlpipeline.domain.errors import PipelineError
+from mlpipeline.domain.errors import PipelineError, TrackingError
+from mlpipeline.domain.params import Params
 from mlpipeline.files import paths
+from mlpipeline.files.params_yaml import load_params
 from mlpipeline.runner import exit_on_user_error
 from mlpipeline.tracking import runs as tracking
-from mlpipeline.tracking import store
+from mlpipeline.tracking import servable, store
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger("mlpipeline.preflight")
 
 RETRAIN = ["dvc", "repro", "--force", "--single-item", "train"]
+RESAVE = ["dvc", "repro", "--force", "--single-item", "save"]
 
 
-def _run_state(uri: str, run_id: str) -> str | None:
-    """The run's lifecycle stage (active, deleted) in the store, None if it holds no such run."""
-    from mlflow import MlflowClient
+def _run_state(client: MlflowClient, uri: str, run_id: str, model_uri: str | None) -> str | None:
+    """The run's lifecycle stage (active, deleted) in the store, None if it holds no such run.
+
+    A store that says "no such run" is checked first: a damaged page can hide a row, and a
+    read error must never pass for a missing run (it would start a retrain that fails). So
+    SQLite checks its file, and a store that still holds the run's logged model is damaged.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
-        return MlflowClient(tracking_uri=uri).get_run(run_id).info.lifecycle_stage
+        stage = client.get_run(run_id).info.lifecycle_stage
     except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+    else:
+        if stage == "active":
+            return stage
+        store.check_integrity(uri)
+        if stage != "deleted":  # garbage read as a row
+            raise TrackingError(
+                f"MLflow store {uri}: run {run_id} reads as lifecycle stage {stage!r}: the "
+                "store is damaged; restore a backup, or move it away to start anew"
+            )
+        return stage
+    store.check_integrity(uri)
+    if model_uri:
+        try:
+            model = client.get_logged_model(model_uri.removeprefix("models:/"))
+        except MlflowException:
             return None
-        raise
+        if model.source_run_id == run_id:
+            raise TrackingError(
+                f"MLflow store {uri} holds the model {model_uri} of run {run_id} but cannot "
+                "read the run: the store is damaged; restore a backup, or move it away to "
+                "start anew"
+            )
+    return None
 
 
-def lost_run(run_info: Path, uri: str) -> str | None:
+def _client(uri: str) -> MlflowClient:
+    """A client of the store at `uri`, after the same checks and settings a stage makes."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    tracking.use_client_defaults()
+    tracking.check_reachable(uri)
+    # Error messages name the store from here on (mlpipeline.runner.exit_on_user_error).
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def settle(client: MlflowClient, experiment_name: str) -> list[str]:
+    """End the runs of `experiment_name` whose process is gone; their ids."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return []
+    return store.reap_dead_runs(experiment.experiment_id, client)
+
+
+def lost_run(run_info: Path, uri: str, client: MlflowClient | None = None) -> str | None:
     """Why the store cannot serve the run `run_info` names, or None when it can (or none yet)."""
     if not run_info.exists():  # nothing trained yet: `dvc repro` trains
         return None
     try:
-        run_id = json.loads(run_info.read_text())["run_id"]
+        recorded = json.loads(run_info.read_text())
+        run_id = recorded["run_id"]
     except (ValueError, KeyError, TypeError):
         return f"{run_info} names no MLflow run"
     db = store.sqlite_path(uri)
     if db is not None and not db.exists():
         return f"{run_info} names MLflow run {run_id}, but the store {db} does not exist"
-    tracking.check_reachable(uri)
-    state = _run_state(uri, run_id)
+    if client is None:
+        from mlflow import MlflowClient
+
+        tracking.check_reachable(uri)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    model_uri = recorded.get("model_uri")
+    state = _run_state(client, uri, run_id, model_uri)
     if state is None:
         return f"{run_info} names MLflow run {run_id}, which the store {uri} does not hold"
     if state != "active":
         return f"{run_info} names MLflow run {run_id}, which the store {uri} has deleted"
+    if model_uri:
+        problem = servable.logged_model_problem(client, model_uri)
+        if problem is not None:
+            return f"{run_info} names MLflow run {run_id}, but {problem}"
     return None
 
 
-def main() -> None:
-    """Retrain (then `dvc repro` runs the rest) when the store lacks the outputs' run."""
-    logging.basicConfig(level=logging.INFO, format="[preflight] %(levelname)s %(message)s")
-    with exit_on_user_error(log):
-        reason = lost_run(paths.RUN_INFO, tracking.tracking_uri())
-        if reason is None:
-            return
+def _dvc(command: list[str]) -> None:
+    done = subprocess.run(command, cwd=paths.ROOT, check=False)
+    if done.returncode != 0:
+        raise PipelineError(f"`{' '.join(command)}` exited {done.returncode}")
+
+
+def preflight(params: Params, uri: str) -> None:
+    """Settle the store, then retrain or re-save until the outputs and @champion can serve."""
+    db = store.sqlite_path(uri)
+    client = _client(uri) if db is None or db.exists() else None
+    if client is not None:
+        settle(client, params.mlflow.experiment_name)
+    reason = lost_run(paths.RUN_INFO, uri, client)
+    if reason is not None:
         log.warning(
             "%s: retraining with `%s`; evaluate and save follow in `dvc repro`",
             reason,
             " ".join(RETRAIN),
         )
-        retrained = subprocess.run(RETRAIN, cwd=paths.ROOT, check=False)
-        if retrained.returncode != 0:
-            raise PipelineError(f"`{' '.join(RETRAIN)}` exited {retrained.returncode}")
+        _dvc(RETRAIN)
+        return
+    if client is None or not paths.RUN_INFO.exists():
+        return
+    name, alias = params.mlflow.registered_model_name, params.mlflow.champion_alias
+    broken = servable.champion_problem(client, name, alias)
+    if broken is None:
+        return
+    version, why = broken
+    log.warning(
+        "%s@%s (version %s) cannot be served: %s; registering the current model again with `%s`",
+        name,
+        alias,
+        version,
+        why,
+        " ".join(RESAVE),
+    )
+    _dvc(RESAVE)
+    still = servable.champion_problem(client, name, alias)
+    if still is not None:
+        raise TrackingError(
+            f"{name}@{alias} (version {still[0]}) cannot be served ({still[1]}), and the "
+            "current model did not take the alias; move it to a version that loads with "
+            "`python -m mlpipeline.commands.registry promote <version>` (see `... registry "
+            "list`), or retrain with `dvc repro --force`"
+        )
+
+
+def main() -> None:
+    """Validate params, settle the store, and heal the outputs' run and the champion."""
+    logging.basicConfig(level=logging.INFO, format="[preflight] %(levelname)s %(message)s")
+    with exit_on_user_error(log):
+        params = load_params(paths.PARAMS)
+        preflight(params, tracking.tracking_uri())
 
 
 if __name__ == "__main__":

@@ -336,8 +336,12 @@ def reproduce(text: str, allow_dirty: bool = False, keep: bool = False, root: Pa
     """Rebuild what `text` names; print the report; True when everything matches."""
     target = parse_target(text)
     uri = tracking.tracking_uri()
+    tracking.use_client_defaults()
     tracking.check_reachable(uri)
     store.require_existing(uri)
+    from mlflow import MlflowClient
+
+    store.settle(MlflowClient(tracking_uri=uri, registry_uri=uri))
     recorded = load_recorded(target, text, uri)
     revision = revision_to_build(recorded, root, allow_dirty)
     checks = rebuild(recorded, revision, root, uri, keep)

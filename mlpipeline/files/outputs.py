@@ -114,6 +114,9 @@ class StagedOutputs:
 
     def __init__(self) -> None:
         self._staged: list[_Staged] = []
+        # The output being written or moved in: a failure names it (a failed write() of an
+        # open file says only "No space left on device").
+        self.current: Path | None = None
 
     def file(self, path: Path) -> Path:
         """An empty temporary file whose content becomes `path`."""
@@ -143,6 +146,7 @@ class StagedOutputs:
     def _stage(self, path: Path, folder: bool) -> Path:
         if any(staged.target == path for staged in self._staged):
             raise ValueError(f"{path} is already staged")
+        self.current = path
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(path)
         while True:
@@ -164,10 +168,12 @@ class StagedOutputs:
     def _commit(self) -> None:
         """Flush every temporary to disk, then move them all in; undo the moves on a failure."""
         for staged in self._staged:
+            self.current = staged.target
             _fsync_tree(staged.temp)
         moved: list[tuple[_Staged, Path | None]] = []
         try:
             for staged in self._staged:
+                self.current = staged.target
                 moved.append((staged, _move_in(staged)))
         except BaseException:
             for staged, backup in reversed(moved):
@@ -244,11 +250,23 @@ def staged_outputs() -> Iterator[StagedOutputs]:
         yield outputs
         outputs._commit()
     except OSError as exc:
+        culprit = outputs.current or exc.filename
         raise PipelineError(
-            f"could not write the outputs ({exc}); the previous outputs are left as they were"
+            f"could not write {_shown(culprit)} ({exc.strerror or exc}); the previous outputs "
+            "are left as they were"
         ) from exc
     finally:
         outputs._discard()
+
+
+def _shown(path: Path | str | None) -> str:
+    """An output's path as the user knows it: relative to the working directory if inside."""
+    if path is None:
+        return "the outputs"
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def write_table(path: Path, frame: pd.DataFrame) -> None:

@@ -23,7 +23,7 @@ from mlpipeline.domain.promotion import (
     decision_line,
 )
 from mlpipeline.files import paths
-from mlpipeline.tracking import history, model_cards, store
+from mlpipeline.tracking import history, model_cards, servable, store
 from mlpipeline.tracking import runs as tracking
 
 if TYPE_CHECKING:
@@ -197,9 +197,17 @@ def _logged_signature(model_uri: str, run_id: str) -> Any:
 def _client(uri: str) -> MlflowClient:
     from mlflow import MlflowClient
 
+    tracking.use_client_defaults()
     tracking.check_reachable(uri)
     store.require_existing(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    import mlflow
+
+    # models:/ URIs (the model column of `list`) resolve against MLflow's global store.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    store.settle(client)
+    return client
 
 
 def _versions(client: MlflowClient, model_name: str) -> list[ModelVersion]:
@@ -227,6 +235,7 @@ def list_versions(model_name: str, metric: str) -> list[dict[str, Any]]:
             "registered": dt.datetime.fromtimestamp(
                 version.creation_timestamp / 1000, dt.UTC
             ).isoformat(timespec="seconds"),
+            "model": "ok" if servable.files_present(version.source) else "FILES GONE",
         }
         for version in versions
     ]

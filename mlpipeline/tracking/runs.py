@@ -28,18 +28,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
-# MLflow's HTTP client retries with exponential backoff for minutes by default; a stage
-# talking to a dead or hung server should fail within 30 s instead: at worst two attempts
-# of 10 s and a backoff of 1-2 s. Values the user set win.
+# MLflow's HTTP client retries with exponential backoff for minutes by default, and a
+# retried call that times out again (a server that stops answering mid-run) cost 63 s with
+# one retry of 10 s calls. A stage talking to a dead or hung server fails within 30 s
+# instead: no retries, each call waits at most 10 s for an answer, and a stage that already
+# failed spends at most FAILING_TIMEOUT_S more telling the store. Values the user set win.
 _HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER": "false",
 }
+HTTP_TIMEOUT_ENV = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+FAILING_TIMEOUT_S = 3
 # MLflow's usage telemetry is off in the pipeline's processes, as DVC's analytics are in
 # .dvc/config (`MLFLOW_DISABLE_TELEMETRY=false` turns it back on). It also costs each stage
 # that starts it up to ~1 s at exit on a machine that cannot reach its server.
 _TELEMETRY_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true"}
+# A progress bar per model download is noise in a stage's or a check's log.
+_PROGRESS_DEFAULTS = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 HEALTH_TIMEOUT_S = 5.0
 # The credentials MLflow's client sends (HTTP basic auth).
 USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
@@ -111,10 +118,15 @@ def _authentication_failure(uri: str, status: int) -> str:
     )
 
 
+def use_client_defaults() -> None:
+    """MLflow's HTTP limits and telemetry as this pipeline wants them, unless the user set them."""
+    for name, value in {**_HTTP_DEFAULTS, **_TELEMETRY_DEFAULTS, **_PROGRESS_DEFAULTS}.items():
+        os.environ.setdefault(name, value)
+
+
 def configure(experiment_name: str) -> str:
     """Point MLflow at the configured store and experiment; return the tracking URI."""
-    for name, value in {**_HTTP_DEFAULTS, **_TELEMETRY_DEFAULTS}.items():
-        os.environ.setdefault(name, value)
+    use_client_defaults()
     uri = tracking_uri()
     check_reachable(uri)
     # A server chooses its own artifact store; a SQLite store keeps them beside its database.
@@ -131,8 +143,8 @@ def configure(experiment_name: str) -> str:
             experiment = mlflow.set_experiment(experiment_name)
         store.reap_dead_runs(experiment.experiment_id)
     except MlflowException as exc:
-        if type(exc.__cause__).__module__.startswith("sqlalchemy"):
-            raise  # a database error: the stage's edge reports its cause in one line
+        if type(exc.__cause__).__module__.startswith("sqlalchemy") or store_failed(exc):
+            raise  # a database or server error: the stage's edge reports its cause in one line
         raise TrackingError(f"MLflow store {uri}: {exc.message}") from None
     return uri
 
@@ -142,10 +154,12 @@ def mlflow_run(run_id: str | None = None, **start_kwargs: Any) -> Iterator[Run]:
     """Use the active run if a caller (e.g. ZenML's tracker) started one, else start or resume.
 
     A run we start or resume here is ended here: FAILED if the block raises, so a stage that
-    fails after opening the run (writing its outputs, say) does not leave it FINISHED. Either
-    way the run carries this process's host, pid and start time (see `store`), so a run whose
-    process was killed is marked KILLED by the next process that opens the store. A run
-    somebody else started is left to them to end.
+    fails after opening the run (writing its outputs, say) does not leave it FINISHED. It
+    carries this process's host, pid and start time (see `store`), also a run a tracker
+    started, so the next process that opens the store ends it KILLED if this one dies. When the
+    store cannot take the FAILED (locked, full, a server that stopped answering), a marker
+    says so and whoever opens the store next ends it FAILED. A run somebody else started is
+    left to them.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -166,9 +180,82 @@ def mlflow_run(run_id: str | None = None, **start_kwargs: Any) -> Iterator[Run]:
                 "the model was trained against another store. Retrain there with "
                 "`dvc repro --force train`."
             ) from None
-    tags = {**(start_kwargs.pop("tags", None) or {}), **store.process_tags()}
-    with mlflow.start_run(run_id=run_id, tags=tags, **start_kwargs) as run:
+    process = store.process_tags()
+    tags = {**(start_kwargs.pop("tags", None) or {}), **process}
+    try:
+        run = mlflow.start_run(run_id=run_id, tags=tags, **start_kwargs)
+    except BaseException:
+        # The store may have opened the run and lost its answer: mark it by its process.
+        store.mark_failed(run_id or store.process_key(process))
+        raise
+    try:
         yield run
+    except BaseException as exc:
+        _end_failed(run, exc)
+        raise
+    try:
+        mlflow.end_run()
+    except Exception:
+        store.mark_failed(run.info.run_id)
+        raise
+
+
+def _end_failed(run: Run, failure: BaseException) -> None:
+    """End the run FAILED; when the store cannot take it, leave a marker for the next opener.
+
+    After a store failure (locked, full, a server that does not answer) one short attempt:
+    a server answering again takes the FAILED now. MLflow's end_run forgets the active run
+    before it writes, so its exit handler does not try again.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    run_id = run.info.run_id
+    try:
+        with _http_timeout(1 if store_failed(failure) else FAILING_TIMEOUT_S):
+            mlflow.end_run("FAILED")
+    except Exception as exc:  # the store fails too: the marker tells the next opener
+        marker = store.mark_failed(run_id)
+        log.info("MLflow run %s stays RUNNING for now (%s); noted in %s", run_id, exc, marker)
+        return
+    try:
+        store.discard_pending_models(MlflowClient(), run.info.experiment_id, run_id)
+    except Exception as exc:  # the run is ended: not ours to fail over it
+        log.info("the models MLflow run %s left unfinished stay PENDING (%s)", run_id, exc)
+
+
+def store_failed(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is the store failing: a database or a server error."""
+    import sqlite3
+
+    import requests
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sqlite3.Error | requests.RequestException):
+            return True
+        if isinstance(getattr(current, "orig", None), sqlite3.Error):
+            return True
+        if type(current).__module__.startswith("mlflow") and "API request to" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@contextlib.contextmanager
+def _http_timeout(seconds: int) -> Iterator[None]:
+    """MLflow reads its HTTP timeout from the environment at each request."""
+    before = os.environ.get(HTTP_TIMEOUT_ENV)
+    os.environ[HTTP_TIMEOUT_ENV] = str(seconds)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(HTTP_TIMEOUT_ENV, None)
+        else:
+            os.environ[HTTP_TIMEOUT_ENV] = before
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

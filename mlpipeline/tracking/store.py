@@ -20,14 +20,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlparse
 
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.files.paths import ROOT, workspace_root
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,27 @@ def require_existing(uri: str) -> None:
         raise TrackingError(
             f"no MLflow store at {path}: nothing has been trained here yet (run the pipeline: "
             "`dvc repro`), or set MLFLOW_TRACKING_URI to the store that holds your runs"
+        )
+
+
+def check_integrity(uri: str) -> None:
+    """For a SQLite store: a TrackingError naming it when SQLite finds it damaged.
+
+    Run before trusting a "no such run" from it: a damaged page can hide rows. Opens the
+    file read-only; a file SQLite cannot read at all raises its sqlite3 error.
+    """
+    path = sqlite_path(uri)
+    if path is None or not path.is_file():
+        return
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    try:
+        found = [row[0] for row in connection.execute("PRAGMA integrity_check(5)")]
+    finally:
+        connection.close()
+    if found != ["ok"]:
+        raise TrackingError(
+            f"MLflow store {uri}: database disk image is malformed "
+            f"({' '.join(found[0].split())}); restore a backup, or move it away to start anew"
         )
 
 
@@ -165,6 +191,11 @@ def process_tags() -> dict[str, str]:
     }
 
 
+def process_key(tags: dict[str, str]) -> str:
+    """A file name for the process the tags name (pid and start time: pids are recycled)."""
+    return f"process-{tags.get(PID_TAG)}-{tags.get(STARTED_TAG)}"
+
+
 def process_is_gone(tags: dict[str, str]) -> bool:
     """Whether the process the tags name (on this host) no longer exists."""
     import psutil
@@ -181,26 +212,98 @@ def process_is_gone(tags: dict[str, str]) -> bool:
         return False
 
 
-def reap_dead_runs(experiment_id: str) -> list[str]:
-    """Mark KILLED the RUNNING runs of this host whose process is gone; return their ids."""
+# Runs whose stage failed but could not tell the store (it was locked, full or unreachable):
+# one empty file per run id, so whoever settles the run next ends it FAILED, not KILLED.
+FAILED_MARKERS = Path(".dvc") / "tmp" / "failed-runs"
+
+
+def failed_marker(run_id: str, root: Path = ROOT) -> Path:
+    return workspace_root(root) / FAILED_MARKERS / run_id
+
+
+def mark_failed(run_id: str, root: Path = ROOT) -> Path | None:
+    """Note that the stage of `run_id` failed; None if even that cannot be written."""
+    marker = failed_marker(run_id, root)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError as exc:
+        log.info("could not note run %s as failed in %s (%s)", run_id, marker, exc)
+        return None
+    return marker
+
+
+def reap_dead_runs(
+    experiment_ids: str | list[str], client: MlflowClient | None = None
+) -> list[str]:
+    """End the RUNNING runs of this host whose process is gone; return their ids.
+
+    A run whose stage failed (a marker says so) ends FAILED, any other KILLED; the logged
+    models those runs left PENDING are discarded.
+    """
     from mlflow import MlflowClient
 
-    client = MlflowClient()
+    client = client or MlflowClient()
+    ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
+    if not ids:
+        return []
     host = this_host().replace("'", "")
     running = client.search_runs(
-        [experiment_id],
+        ids,
         filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
     )
     reaped = []
     for run in running:
-        if process_is_gone(run.data.tags):
-            client.set_terminated(run.info.run_id, status="KILLED")
-            log.warning(
-                "MLflow run %s was left RUNNING by process %s on %s, which is gone "
-                "(killed?); marked it KILLED",
-                run.info.run_id,
-                run.data.tags[PID_TAG],
-                run.data.tags[HOST_TAG],
-            )
-            reaped.append(run.info.run_id)
+        if not process_is_gone(run.data.tags):
+            continue
+        run_id = run.info.run_id
+        markers = [failed_marker(run_id), failed_marker(process_key(run.data.tags))]
+        status = "FAILED" if any(marker.exists() for marker in markers) else "KILLED"
+        client.set_terminated(run_id, status=status)
+        why = "failed" if status == "FAILED" else "is gone (killed?)"
+        log.warning(
+            "MLflow run %s was left RUNNING by process %s on %s, which %s; marked it %s",
+            run_id,
+            run.data.tags[PID_TAG],
+            run.data.tags[HOST_TAG],
+            why,
+            status,
+        )
+        discard_pending_models(client, run.info.experiment_id, run_id)
+        for marker in markers:
+            marker.unlink(missing_ok=True)
+        reaped.append(run_id)
     return reaped
+
+
+def settle(client: MlflowClient) -> list[str]:
+    """`reap_dead_runs` over every experiment of the store: what a command does on opening it."""
+    return reap_dead_runs([e.experiment_id for e in client.search_experiments()], client)
+
+
+def discard_pending_models(client: MlflowClient, experiment_id: str, run_id: str) -> list[str]:
+    """Mark FAILED and delete the logged models `run_id` left PENDING; delete their local files.
+
+    A model is PENDING from the moment its upload starts until it is complete; a run that
+    ended while one was PENDING never finished it, and nothing else would remove its
+    artifacts. A server's artifacts are left to `mlflow gc`, which deletes deleted models.
+    """
+    from mlflow.entities import LoggedModelStatus
+
+    discarded = []
+    for model in client.search_logged_models(
+        [experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    ):
+        if model.status != LoggedModelStatus.PENDING:
+            continue
+        client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+        client.delete_logged_model(model.model_id)
+        location = model.artifact_location or ""
+        if location.startswith("file://"):
+            folder = Path(urlparse(location).path).parent  # .../models/<id>, holding artifacts/
+            shutil.rmtree(folder, ignore_errors=True)
+        log.info(
+            "discarded model %s that run %s left unfinished (%s)", model.model_id, run_id, location
+        )
+        discarded.append(model.model_id)
+    return discarded

@@ -188,7 +188,8 @@ def test_registry_command_lists_and_moves_the_alias_from_a_subfolder(story: Stor
         return run(command, cwd=folder, env=env, check=check)
 
     listing = registry("list").stdout.splitlines()
-    assert listing[0].split() == ["version", "aliases", "accuracy", "run_id", "registered"]
+    header = ["version", "aliases", "accuracy", "run_id", "registered", "model"]
+    assert listing[0].split() == header
     rows = {line.split()[0]: line.split() for line in listing[1:]}
     known = sorted(story.versions(), key=int)
     assert list(rows) == known and len(known) >= 2

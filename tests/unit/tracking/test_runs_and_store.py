@@ -211,3 +211,30 @@ def test_importing_the_stages_is_free_of_side_effects(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "text", "cause"),
+    [
+        ("ReadTimeout", "Read timed out. (read timeout=10)", "stopped answering"),
+        # Without retries urllib3 reports a read timeout as a connection error.
+        ("ConnectionError", "Max retries exceeded (Read timed out.)", "stopped answering"),
+        ("ConnectionError", "[Errno 111] Connection refused", "refused or dropped"),
+    ],
+)
+def test_a_server_that_fails_mid_call_is_one_line_naming_the_call(
+    error: str, text: str, cause: str
+) -> None:
+    import requests
+
+    from mlpipeline.tracking.runs import store_failed
+
+    url = "http://10.0.0.5:5000/api/2.0/mlflow/runs/log-batch"
+    request = requests.Request("POST", url).prepare()
+    failure = _raised_from(getattr(requests, error)(text, request=request))
+    message = failure_message(failure, "MLflow store http://10.0.0.5:5000")
+    assert message is not None and "\n" not in message
+    assert message.startswith(f"MLflow store http://10.0.0.5:5000: the server {cause}")
+    assert "POST runs/log-batch" in message
+    assert store_failed(failure)
+    assert not store_failed(_raised_from(ValueError("a bug")))

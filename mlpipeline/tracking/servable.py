@@ -1,0 +1,82 @@
+"""Whether a model the store names can still be served: its record, its files, and a real load.
+
+A registered version or an alias is only a row in the store; the model lives in the artifact
+store, which can lose it on its own (`rm -rf mlartifacts`, a bucket's lifecycle rule, a
+restore of only the database). These checks read, never write: loading goes through a local
+copy, because MLflow writes a `registered_model_meta` file into the folder it loads a
+`models:/<name>/...` URI from, which for a local store is the store itself (and fails on a
+read-only one).
+
+mlflow is imported only inside the functions.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+# The file every MLflow model folder has; without it nothing loads.
+MLMODEL = "MLmodel"
+
+
+def files_present(model_uri: str) -> bool:
+    """Whether the artifact store still holds the model's folder (its MLmodel file)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        listed = mlflow.artifacts.list_artifacts(artifact_uri=model_uri)
+    except (MlflowException, OSError):
+        return False
+    return any(entry.path.rsplit("/", 1)[-1] == MLMODEL for entry in listed)
+
+
+def logged_model_problem(client: MlflowClient, model_uri: str) -> str | None:
+    """Why the logged model `models:/<model id>` cannot serve, or None when it can."""
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.exceptions import MlflowException
+
+    model_id = model_uri.removeprefix("models:/")
+    try:
+        model = client.get_logged_model(model_id)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return f"its model {model_uri} is not in the store"
+        raise
+    if model.status != LoggedModelStatus.READY:
+        return f"its model {model_uri} was never finished (status {model.status})"
+    if not files_present(model_uri):
+        return f"the files of its model {model_uri} are gone from {model.artifact_location}"
+    return None
+
+
+def load_copy(model_uri: str) -> Any:
+    """Load a model as pyfunc from a temporary local copy: the store is only read."""
+    import mlflow.pyfunc
+
+    with tempfile.TemporaryDirectory(prefix="mlpipeline-model-") as folder:
+        return mlflow.pyfunc.load_model(model_uri, dst_path=folder)
+
+
+def champion_problem(client: MlflowClient, model_name: str, alias: str) -> tuple[str, str] | None:
+    """(version, why) when `model_name@alias` exists but does not load; None otherwise."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        holder = client.get_model_version_by_alias(model_name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None  # no champion yet: save names one
+        raise
+    version = str(holder.version)
+    uri = f"models:/{model_name}/{version}"
+    if not files_present(uri):
+        return version, f"its files are gone ({holder.source})"
+    try:
+        load_copy(uri)
+    except (MlflowException, OSError, ImportError, ValueError) as exc:
+        return version, f"it does not load ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+    return None
