@@ -222,7 +222,11 @@ def use_session_venv(root: Path) -> None:
 
 
 def make(
-    root: Path, *args: str, env: Mapping[str, str] | None = None, timeout: float = 1200
+    root: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 1200,
+    check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run `make ARGS` in a copy, on this session's venv and uv (no second `uv sync`)."""
     use_session_venv(root)
@@ -231,7 +235,7 @@ def make(
     # Without a uv anywhere, the copy's Makefile bootstraps its own, as a user's would. `-o`
     # keeps make from syncing the linked venv, which would reinstall the project from the copy.
     command = ["make", "-o", ".venv/.synced", *args, *([f"UV={uv}"] if uv else [])]
-    return run(command, cwd=root, env=env, timeout=timeout)
+    return run(command, cwd=root, env=env, timeout=timeout, check=check)
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ load. So, in order:
 2. The store is opened as a stage opens it: a corrupt, locked or unreachable store is the
    same one line, and runs left RUNNING by a process that is gone are ended (FAILED when
    their stage failed, else KILLED) with the models they left unfinished.
-3. The outputs' run and its model's files must be in the store, else train runs again
-   (`dvc repro` then reruns evaluate and save on the new run).
+3. The outputs' run and its model's files must be in the store, else train runs again and
+   `dvc repro` reruns evaluate and save on the new run.
 4. `@champion` must load. When it does not and the outputs' model is sound, save runs again
    on it (a champion that cannot load gives way); if the alias still does not load, the
    error says the one command that heals.
@@ -41,6 +41,7 @@ log = logging.getLogger("mlpipeline.preflight")
 
 RETRAIN = ["dvc", "repro", "--force", "--single-item", "train"]
 RESAVE = ["dvc", "repro", "--force", "--single-item", "save"]
+REPRO = ["dvc", "repro"]
 
 
 def _run_state(client: MlflowClient, uri: str, run_id: str, model_uri: str | None) -> str | None:
@@ -148,12 +149,16 @@ def preflight(params: Params, uri: str) -> None:
     reason = lost_run(paths.RUN_INFO, uri, client)
     if reason is not None:
         log.warning(
-            "%s: retraining with `%s`; evaluate and save follow in `dvc repro`",
+            "%s: retraining with `%s`, then `%s` for evaluate and save",
             reason,
             " ".join(RETRAIN),
+            " ".join(REPRO),
         )
         _dvc(RETRAIN)
-        return
+        # The rest of the pipeline now, so that the champion is checked after the new
+        # version had its chance at the alias (`make run`'s own `dvc repro` has nothing left).
+        _dvc(REPRO)
+        client = _client(uri)
     if client is None or not paths.RUN_INFO.exists():
         return
     name, alias = params.mlflow.registered_model_name, params.mlflow.champion_alias

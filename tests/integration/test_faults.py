@@ -184,6 +184,25 @@ def test_deleted_artifacts_are_retrained_and_the_champion_loads(tracked: Path) -
 
 
 @pytest.mark.slow
+def test_make_run_fails_when_the_retrained_model_cannot_take_an_unloadable_champion(
+    tracked: Path,
+) -> None:
+    """The retrain after lost artifacts scores below save.min_score: `make run` says so."""
+    uri = f"sqlite:///{tracked / 'mlflow.db'}"
+    lost = client_for(uri).get_model_version_by_alias(MODEL, "champion").version
+    shutil.rmtree(tracked / "mlartifacts")
+    params = tracked / "params.yaml"
+    params.write_text(params.read_text().replace("min_score: 0.9", "min_score: 0.99"))
+
+    out = make(tracked, "run", check=False)
+    assert out.returncode != 0
+    assert f"{MODEL}@champion (version {lost}) cannot be served" in out.stderr
+    assert "registry promote <version>" in out.stderr
+    champion = client_for(uri).get_model_version_by_alias(MODEL, "champion")
+    assert champion.version == lost  # the new version below min_score did not take it
+
+
+@pytest.mark.slow
 def test_a_champion_that_does_not_load_gives_way_to_the_current_model(tracked: Path) -> None:
     """@champion is an older version whose files are gone; the outputs' model is sound."""
     uri = f"sqlite:///{tracked / 'mlflow.db'}"
