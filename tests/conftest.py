@@ -11,7 +11,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -287,3 +287,12 @@ def dvc(project: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         return run(["dvc", *args], cwd=project, env=env, check=check)
 
     return _dvc
+
+
+@pytest.fixture
+def mounts() -> Iterator[list[Path]]:
+    """Mount points to unmount when the test ends (tests run as root)."""
+    points: list[Path] = []
+    yield points
+    for point in reversed(points):
+        subprocess.run(["umount", "-l", str(point)], check=False)

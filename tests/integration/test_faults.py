@@ -55,15 +55,6 @@ def one_error(proc: subprocess.CompletedProcess[str], prefix: str) -> str:
     return errors[0].removeprefix(f"[{prefix}] ERROR ")
 
 
-@pytest.fixture
-def mounts() -> Iterator[list[Path]]:
-    """Mount points to unmount when the test ends (tests run as root)."""
-    points: list[Path] = []
-    yield points
-    for point in reversed(points):
-        subprocess.run(["umount", "-l", str(point)], check=False)
-
-
 def mount_tmpfs(folder: Path, size: str, mounts: list[Path]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],

@@ -307,15 +307,6 @@ def fill_disk(folder: Path) -> None:
                 pass
 
 
-@pytest.fixture
-def mounts() -> Iterator[list[Path]]:
-    """Mount points to unmount when the test ends (tests run as root)."""
-    points: list[Path] = []
-    yield points
-    for point in reversed(points):
-        subprocess.run(["umount", "-l", str(point)], check=False)
-
-
 def broken_store(kind: str, folder: Path, project: Path, mounts: list[Path]) -> str:
     """A store of `kind` in `folder`; returns its URI."""
     folder.mkdir(parents=True)
