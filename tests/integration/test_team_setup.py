@@ -713,3 +713,28 @@ def test_the_auth_config_file_is_removed_when_the_server_exits(tmp_path: Path):
     assert status in (0, 143, -15), log.read_text()[-2000:]
     with pytest.raises(OSError):  # the server went with the script
         api(f"http://127.0.0.1:{port}", "/health", None)
+
+
+def test_a_teammates_experiment_lands_in_the_same_experiment(
+    team_project: Path, team_mlflow: str, tmp_path: Path
+):
+    """A second clone, another account with the pipeline's role, `dvc exp run -S ...`."""
+    teammate = ("bob", "bob-pw-" + os.urandom(6).hex())
+    run([*USERS, "pipeline", teammate[0]], cwd=team_project,
+        env=tool_env({**admin_env(team_mlflow), **credentials(teammate)}))  # fmt: skip
+    clone = copy_repository(tmp_path / "clone")
+    env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow, **credentials(teammate)})
+    run(["dvc", "exp", "run", "-S", "train.n_estimators=30"], cwd=clone, env=env)
+    theirs = json.loads((clone / "models" / "mlflow_run.json").read_text())
+    ours = json.loads((team_project / "models" / "mlflow_run.json").read_text())
+    assert theirs["experiment_id"] == ours["experiment_id"]
+
+    # A reader sees both runs, and may not write to the teammate's.
+    found = api(team_mlflow, "/api/2.0/mlflow/runs/search", READER,
+                {"experiment_ids": [ours["experiment_id"]], "max_results": 1000})  # fmt: skip
+    assert found.status_code == 200, found.text
+    listed = {item["info"]["run_id"] for item in found.json()["runs"]}
+    assert {ours["run_id"], theirs["run_id"]} <= listed
+    logged = api(team_mlflow, "/api/2.0/mlflow/runs/log-metric", READER,
+                 {"run_id": theirs["run_id"], "key": "x", "value": 1, "timestamp": 0})  # fmt: skip
+    assert logged.status_code == 403, logged.text
