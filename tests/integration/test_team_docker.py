@@ -71,9 +71,15 @@ class TeamStack:
     serve_url: str
     s3_url: str
 
-    def compose(self, *args: str, check: bool = True, timeout: float = 900):
+    def compose(
+        self, *args: str, check: bool = True, timeout: float = 900, env: dict | None = None
+    ):
         return run(
-            [COMPOSE, *FILES, *args], cwd=self.project, env=self.env, check=check, timeout=timeout
+            [COMPOSE, *FILES, *args],
+            cwd=self.project,
+            env={**self.env, **(env or {})},
+            check=check,
+            timeout=timeout,
         )
 
     def running_containers(self) -> list[str]:
@@ -191,6 +197,40 @@ def test_serve_answers_with_the_champion(team_stack: TeamStack) -> None:
     status, body = http(f"{team_stack.serve_url}/invocations", payload)
     assert status == 200, body
     assert json.loads(body)["predictions"] == list(KNOWN_ROWS)
+
+
+def test_dvc_push_from_the_app_container_and_pull_in_a_teammates_clone(
+    team_stack: TeamStack, tmp_path: Path
+) -> None:
+    """The S3 keys travel in the environment (`-e NAME` takes the value from ours)."""
+    from tests.integration.test_team_setup import _output_bytes
+
+    keys = {
+        "AWS_ACCESS_KEY_ID": SECRETS["MINIO_ROOT_USER"],
+        "AWS_SECRET_ACCESS_KEY": SECRETS["MINIO_ROOT_PASSWORD"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    push = (
+        "dvc remote add --local --force team s3://dvc-remote/store"
+        " && dvc remote modify --local team endpointurl http://minio:9000"
+        " && dvc push -r team"
+    )
+    team_stack.compose(
+        "run", "--rm", "--no-deps", *(arg for name in keys for arg in ("-e", name)),
+        "app", "sh", "-c", push, env=keys, timeout=600,
+    )  # fmt: skip
+
+    # A teammate's clone: the committed dvc.lock, the remote on the published port.
+    clone = copy_repository(tmp_path / "teammate")
+    shutil.copyfile(team_stack.project / "dvc.lock", clone / "dvc.lock")
+    env = tool_env(keys)
+    run(["dvc", "remote", "add", "--local", "team", "s3://dvc-remote/store"], cwd=clone, env=env)
+    run(["dvc", "remote", "modify", "--local", "team", "endpointurl", team_stack.s3_url],
+        cwd=clone, env=env)  # fmt: skip
+    run(["dvc", "pull", "-r", "team"], cwd=clone, env=env, timeout=600)
+    pushed, pulled = _output_bytes(team_stack.project), _output_bytes(clone)
+    assert "models/pipeline.pkl" in pushed
+    assert pulled == pushed
 
 
 def test_no_secret_on_any_command_line_in_any_container(team_stack: TeamStack) -> None:
