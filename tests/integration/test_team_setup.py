@@ -738,3 +738,17 @@ def test_a_teammates_experiment_lands_in_the_same_experiment(
     logged = api(team_mlflow, "/api/2.0/mlflow/runs/log-metric", READER,
                  {"run_id": theirs["run_id"], "key": "x", "value": 1, "timestamp": 0})  # fmt: skip
     assert logged.status_code == 403, logged.text
+
+
+def test_a_readers_zenml_run_stops_before_zenml_starts(team_mlflow: str, tmp_path: Path):
+    """The ZenML entry point makes the same check as the load stage, before any step."""
+    project = copy_repository(tmp_path / "project")
+    env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow, **credentials(READER),
+                    "ZENML_CONFIG_PATH": str(tmp_path / "zenml-config")})  # fmt: skip
+    refused = run([VENV_BIN / "python", "-m", "zenml_pipeline"], cwd=project, env=env,
+                  check=False, timeout=120)  # fmt: skip
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1, output[-2000:]
+    assert f"user {READER[0]!r} may READ experiment 'iris_classification'" in output, output
+    assert "Traceback" not in output
+    assert not (tmp_path / "zenml-config").exists()  # ZenML never started
