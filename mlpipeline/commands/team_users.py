@@ -3,11 +3,13 @@
     python -m mlpipeline.commands.team_users pipeline        # MLFLOW_TRACKING_USERNAME/_PASSWORD
     python -m mlpipeline.commands.team_users reader alice    # may read runs and models only
     python -m mlpipeline.commands.team_users releaser carol  # may also move the champion alias
+    python -m mlpipeline.commands.team_users pipeline bob    # a teammate who runs pipelines
 
 Runs as the admin (MLFLOW_AUTH_ADMIN_USERNAME / MLFLOW_AUTH_ADMIN_PASSWORD) against
 MLFLOW_TRACKING_URI, through MLflow's own client of its auth app
 (`mlflow.server.get_app_client("basic-auth")`). A reader's or releaser's password comes from
-TEAM_USER_PASSWORD, else one is generated and printed once.
+TEAM_USER_PASSWORD, else one is generated and printed once; so does a teammate's given the
+pipeline's role under their own name.
 
 Idempotent: every step sets a state rather than adding to one, so running it again (the
 compose `users` job does on every `up`) changes nothing, sets a new password, or moves the
@@ -185,10 +187,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[team_users] %(levelname)s %(message)s")
     with exit_on_user_error(log):
-        if args.role == "pipeline":
-            username = args.username or _required_env(runs.USERNAME_ENV)
+        if args.role == "pipeline" and args.username in (None, os.environ.get(runs.USERNAME_ENV)):
+            # The pipeline's own account, as app, jupyter and serve log in.
+            username = _required_env(runs.USERNAME_ENV)
             password, generated = _required_env(runs.PASSWORD_ENV), False
         else:
+            # Anybody else (a teammate who runs pipelines too: ROLE=pipeline NAME=bob) gets a
+            # password of their own, never the pipeline's from .env.
             if not args.username:
                 parser.error(f"{args.role} needs a username")
             username = args.username

@@ -719,9 +719,17 @@ def test_a_teammates_experiment_lands_in_the_same_experiment(
     team_project: Path, team_mlflow: str, tmp_path: Path
 ):
     """A second clone, another account with the pipeline's role, `dvc exp run -S ...`."""
-    teammate = ("bob", "bob-pw-" + os.urandom(6).hex())
-    run([*USERS, "pipeline", teammate[0]], cwd=team_project,
-        env=tool_env({**admin_env(team_mlflow), **credentials(teammate)}))  # fmt: skip
+    teammate = ("erin", "erin-pw-" + os.urandom(6).hex())
+    # As `make team-users ROLE=pipeline NAME=erin` runs it: .env's pipeline login is in the
+    # environment, and erin's password is TEAM_USER_PASSWORD, not the pipeline's.
+    made = run([*USERS, "pipeline", teammate[0]], cwd=team_project,
+               env=tool_env({**admin_env(team_mlflow), **credentials(PIPELINE),
+                             "TEAM_USER_PASSWORD": teammate[1]}))  # fmt: skip
+    assert "created pipeline erin" in made.stderr, made.stderr
+    search = "/api/2.0/mlflow/experiments/search?max_results=1"
+    assert api(team_mlflow, search, teammate).status_code == 200
+    assert api(team_mlflow, search, (teammate[0], PIPELINE[1])).status_code == 401
+    assert api(team_mlflow, search, PIPELINE).status_code == 200
     clone = copy_repository(tmp_path / "clone")
     env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow, **credentials(teammate)})
     run(["dvc", "exp", "run", "-S", "train.n_estimators=30"], cwd=clone, env=env)
