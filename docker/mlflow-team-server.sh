@@ -12,7 +12,9 @@
 #
 # Arguments go to `mlflow server` (--host, --port, --serve-artifacts, ...). MLflow takes the
 # auth database's URI only from its config file (MLFLOW_AUTH_CONFIG_PATH), so that file is
-# written here, private to this user (mode 0600), into TMPDIR.
+# written here, private to this user (mode 0600), into TMPDIR, and removed when the server
+# exits (a TERM or INT to this script is passed on to the server first). The compose service
+# points TMPDIR at a tmpfs, so even a killed container leaves it on no disk.
 set -eu
 
 for name in MLFLOW_BACKEND_STORE_URI MLFLOW_AUTH_ADMIN_USERNAME MLFLOW_AUTH_ADMIN_PASSWORD \
@@ -34,9 +36,23 @@ case "$permission" in
 esac
 
 config="$(mktemp "${TMPDIR:-/tmp}/mlflow-auth.XXXXXX")"
+trap 'rm -f "$config"' EXIT
 # configparser reads % as interpolation: a percent-encoded password needs it doubled.
 database_uri="$(printf '%s' "${MLFLOW_AUTH_DATABASE_URI:-$MLFLOW_BACKEND_STORE_URI}" | sed 's/%/%%/g')"
 printf '[mlflow]\ndefault_permission = %s\ndatabase_uri = %s\n' "$permission" "$database_uri" >"$config"
 printf 'authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n' >>"$config"
 export MLFLOW_AUTH_CONFIG_PATH="$config"
-exec mlflow server --app-name basic-auth "$@"
+# Not exec: this shell stays to remove the file. The server runs in the background, so a
+# signal to this shell (docker stop's TERM to PID 1) is handed on, and `wait` ends early when
+# one arrives: wait again until the server has exited, then exit with its status.
+server=""
+trap '[ -z "$server" ] || kill -TERM "$server" 2>/dev/null || true' TERM INT HUP
+mlflow server --app-name basic-auth "$@" &
+server=$!
+status=0
+wait "$server" || status=$?
+while kill -0 "$server" 2>/dev/null; do
+  status=0
+  wait "$server" || status=$?
+done
+exit "$status"

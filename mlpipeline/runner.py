@@ -6,6 +6,8 @@ import argparse
 import contextlib
 import errno
 import logging
+import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,7 +70,7 @@ def exit_on_user_error(logger: logging.Logger) -> Iterator[None]:
         # act on too; anything else is a bug and keeps its traceback.
         mlflow = sys.modules.get("mlflow")
         store = f"MLflow store {mlflow.get_tracking_uri()}" if mlflow else "writing an output"
-        message = failure_message(exc, store)
+        message = failure_message(exc, store) or permission_refused(exc, store)
         if message is None:
             if not type(exc).__module__.startswith("mlflow"):
                 raise
@@ -148,4 +150,23 @@ def _server_failure(exc: BaseException, store: str) -> str | None:
     return (
         f"{store}: the server {cause} during {call}; the run is ended FAILED when "
         "the next command opens the store"
+    )
+
+
+def permission_refused(exc: BaseException, store: str) -> str | None:
+    """One line for a server's 403 (MLflow's PERMISSION_DENIED): the account and the call it
+    was refused, never the raw response; None for other errors.
+
+    Stages check their permissions before any work (mlpipeline.tracking.access); this is for
+    a refusal that comes later all the same (a grant revoked while the pipeline runs).
+    """
+    if getattr(exc, "error_code", None) != "PERMISSION_DENIED":
+        return None
+    username = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    account = f"user {username!r}" if username else "an anonymous client"
+    endpoint = re.search(r"endpoint (\S+)", str(exc))
+    call = endpoint.group(1) if endpoint else "a request"
+    return (
+        f"{store} refused {account} {call} (HTTP 403, permission denied): the admin grants "
+        "permissions with make team-users (docs/deploy.md, Users and permissions)"
     )

@@ -11,7 +11,7 @@ from mlpipeline.domain.params import Params
 from mlpipeline.domain.training import bundle_pipeline, logged_params, train_model
 from mlpipeline.files import hashes, paths, pickles, tables
 from mlpipeline.files.outputs import staged_outputs
-from mlpipeline.tracking import datasets, drift_reference, lineage, runs
+from mlpipeline.tracking import access, datasets, drift_reference, lineage, runs
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 def main(params: Params) -> None:
     """Train on data/processed/train.parquet → models/classifier.pkl, models/pipeline.pkl and
     an MLflow run holding the pipeline as its model (models/mlflow_run.json names both)."""
+    # Before configure, which would create a missing experiment (and its creator owns it).
+    access.check_can_write(
+        runs.tracking_uri(), params.mlflow.experiment_name, params.mlflow.registered_model_name
+    )
     runs.configure(params.mlflow.experiment_name)
     train = tables.read_table(paths.TRAIN_SET)
     model = train_model(train, params.train)

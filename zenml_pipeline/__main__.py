@@ -54,12 +54,16 @@ def source_md5(params: Params) -> str | None:
 
 def run_pipeline(params: Params, enable_cache: bool = True) -> None:
     """Run the pipeline on the active ZenML stack (the default local one unless set up)."""
+    from mlpipeline.tracking import access
     from mlpipeline.tracking import runs as tracking
 
-    # Checked before ZenML starts, so a bad CSV path or a dead, refusing or broken MLflow
-    # store fail in seconds, with the one line the stages give.
+    # Checked before ZenML starts, so a bad CSV path, a dead, refusing or broken MLflow
+    # store, or an account that may not write to (or would own) the experiment or model
+    # fail in seconds, with the one line the stages give.
     csv_md5 = source_md5(params)
-    uri = tracking.configure(params.mlflow.experiment_name)
+    uri = tracking.tracking_uri()
+    access.check_can_write(uri, params.mlflow.experiment_name, params.mlflow.registered_model_name)
+    tracking.configure(params.mlflow.experiment_name)
 
     from zenml.utils import source_utils
 

@@ -3,15 +3,25 @@
     python -m mlpipeline.commands.team_users pipeline        # MLFLOW_TRACKING_USERNAME/_PASSWORD
     python -m mlpipeline.commands.team_users reader alice    # may read runs and models only
     python -m mlpipeline.commands.team_users releaser carol  # may also move the champion alias
+    python -m mlpipeline.commands.team_users pipeline bob    # a teammate who runs pipelines
 
 Runs as the admin (MLFLOW_AUTH_ADMIN_USERNAME / MLFLOW_AUTH_ADMIN_PASSWORD) against
-MLFLOW_TRACKING_URI, through MLflow's own auth REST API. A reader's or releaser's password
-comes from TEAM_USER_PASSWORD, else one is generated and printed once. Idempotent: an
-existing account gets the given password and its grants again.
+MLFLOW_TRACKING_URI, through MLflow's own client of its auth app
+(`mlflow.server.get_app_client("basic-auth")`). A reader's or releaser's password comes from
+TEAM_USER_PASSWORD, else one is generated and printed once; so does a teammate's given the
+pipeline's role under their own name.
+
+Idempotent: every step sets a state rather than adding to one, so running it again (the
+compose `users` job does on every `up`) changes nothing, sets a new password, or moves the
+account's grants to its role's, a changed role included: an existing grant that differs is
+replaced, never added beside. A run that fails half-way is finished by the next one.
 
 The experiment and the registered model (names from params.yaml) are created here, by the
-admin, so that no account owns them: the pipeline may log runs and register versions (EDIT),
-nobody but the admin may delete them.
+admin, so that no account owns them: MLflow gives the creator of a resource MANAGE (may
+delete it and every run in it). The pipeline gets EDIT (log runs, register versions), and a
+MANAGE it got earlier, by creating one of them itself, is taken back to EDIT. The stages
+refuse to create either (mlpipeline.tracking.access), so a renamed experiment needs this
+command run again, as the admin.
 """
 
 from __future__ import annotations
@@ -21,18 +31,19 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.runner import exit_on_user_error
+from mlpipeline.tracking import access, runs
 
 if TYPE_CHECKING:
-    import requests
+    from mlflow import MlflowClient
+    from mlflow.server.auth.client import AuthServiceClient
 
 log = logging.getLogger("mlpipeline.team_users")
 
-REQUEST_TIMEOUT_S = 15
 # What each kind of account may do on the team's experiment and registered model. EDIT on
 # the model is what creating versions and moving an alias need; no role may delete.
 ROLE_PERMISSIONS: dict[str, dict[str, str]] = {
@@ -40,6 +51,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, str]] = {
     "releaser": {"experiment": "READ", "registered_model": "EDIT"},
     "reader": {"experiment": "READ", "registered_model": "READ"},
 }
+# A server that does not answer should fail this within seconds, not after MLflow's minutes
+# of retries; values the user set win.
+_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
 
 
 @dataclass(frozen=True)
@@ -58,81 +72,61 @@ def grants_for(role: str, experiment_id: str, model_name: str) -> list[Grant]:
     ]
 
 
-class AdminSession:
-    """The MLflow REST API, called as the admin; every failure becomes a TrackingError."""
-
-    def __init__(self, uri: str, username: str, password: str) -> None:
-        import requests
-
-        self.uri = uri.rstrip("/")
-        self.session: requests.Session = requests.Session()
-        self.session.auth = (username, password)
-
-    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        import requests
-
-        url = f"{self.uri}/api/{path}"
-        try:
-            response = self.session.request(method, url, timeout=REQUEST_TIMEOUT_S, **kwargs)
-        except requests.RequestException as exc:
-            raise TrackingError(f"MLflow server {self.uri} is unreachable ({exc})") from None
-        if response.status_code == 401:
-            raise TrackingError(
-                f"MLflow server {self.uri} refused the admin's authentication: check "
-                "MLFLOW_AUTH_ADMIN_USERNAME / MLFLOW_AUTH_ADMIN_PASSWORD"
-            )
-        return response
-
-    def ok(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = self.call(method, path, **kwargs)
-        if response.status_code != 200:
-            raise TrackingError(
-                f"MLflow server {self.uri}: {method} {path} answered {response.status_code}: "
-                f"{response.text[:300]}"
-            )
-        return response.json() if response.content else {}
+def ensure_experiment(client: MlflowClient, name: str) -> str:
+    """The experiment's id, created by the admin if missing (restored if deleted)."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return client.create_experiment(name)
+    if experiment.lifecycle_stage != "active":
+        client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id
 
 
-def ensure_experiment(api: AdminSession, name: str) -> str:
-    """The experiment's id, created by the admin if missing."""
-    found = api.call("GET", "2.0/mlflow/experiments/get-by-name", params={"experiment_name": name})
-    if found.status_code == 200:
-        return found.json()["experiment"]["experiment_id"]
-    return api.ok("POST", "2.0/mlflow/experiments/create", json={"name": name})["experiment_id"]
+def ensure_registered_model(client: MlflowClient, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        client.create_registered_model(name)
 
 
-def ensure_registered_model(api: AdminSession, name: str) -> None:
-    found = api.call("GET", "2.0/mlflow/registered-models/get", params={"name": name})
-    if found.status_code != 200:
-        api.ok("POST", "2.0/mlflow/registered-models/create", json={"name": name})
-
-
-def ensure_user(api: AdminSession, username: str, password: str) -> bool:
+def ensure_user(auth: AuthServiceClient, username: str, password: str) -> bool:
     """Create the account, or set its password; True when it is new."""
-    found = api.call("GET", "2.0/mlflow/users/get", params={"username": username})
-    if found.status_code == 200:
-        api.ok(
-            "PATCH",
-            "2.0/mlflow/users/update-password",
-            json={"username": username, "password": password},
-        )
-        return False
-    api.ok("POST", "2.0/mlflow/users/create", json={"username": username, "password": password})
-    return True
+    from mlflow.exceptions import MlflowException
+
+    try:
+        auth.get_user(username)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        auth.create_user(username, password)
+        return True
+    auth.update_user_password(username, password)
+    return False
 
 
-def grant(api: AdminSession, username: str, grants: list[Grant]) -> None:
-    for item in grants:
-        api.ok(
-            "POST",
-            "3.0/mlflow/users/permissions/grant",
-            json={
-                "username": username,
-                "resource_type": item.resource_type,
-                "resource_id": item.resource_id,
-                "permission": item.permission,
-            },
-        )
+def set_grant(auth: AuthServiceClient, username: str, grant: Grant) -> str:
+    """Make `grant` the account's permission on its resource; what changed, in words."""
+    from mlflow.exceptions import MlflowException
+
+    args = (username, grant.resource_type, grant.resource_id)
+    try:
+        auth.grant_user_permission(*args, grant.permission)
+        return f"granted {grant.permission}"
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    current = auth.get_user_permission(*args).permission
+    if current == grant.permission:
+        return f"{grant.permission} already"
+    # MLflow's per-user grants have no update call: replace the grant (a moment at the
+    # server's default permission, never above the old or the new one).
+    auth.revoke_user_permission(*args)
+    auth.grant_user_permission(*args, grant.permission)
+    return f"{current} → {grant.permission}"
 
 
 def _required_env(name: str) -> str:
@@ -140,6 +134,45 @@ def _required_env(name: str) -> str:
     if not value:
         raise TrackingError(f"{name} is not set (docs/deploy.md, Users and permissions)")
     return value
+
+
+def _as_admin(uri: str) -> None:
+    """Make MLflow's clients in this process log in as the admin."""
+    os.environ[runs.USERNAME_ENV] = _required_env("MLFLOW_AUTH_ADMIN_USERNAME")
+    os.environ[runs.PASSWORD_ENV] = _required_env("MLFLOW_AUTH_ADMIN_PASSWORD")
+    for name, value in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    try:
+        runs.check_reachable(uri)
+    except TrackingError as exc:
+        if "authentication" in str(exc):
+            raise TrackingError(
+                f"MLflow server {uri} refused the admin's authentication: check "
+                "MLFLOW_AUTH_ADMIN_USERNAME / MLFLOW_AUTH_ADMIN_PASSWORD"
+            ) from None
+        raise
+
+
+def set_account(uri: str, role: str, username: str, password: str) -> tuple[bool, list[str]]:
+    """Create or update the account and its role's grants; (created, what each grant did)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    mlflow_params = load_params().mlflow
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    auth = access.auth_client(uri)
+    try:
+        experiment_id = ensure_experiment(client, mlflow_params.experiment_name)
+        ensure_registered_model(client, mlflow_params.registered_model_name)
+        created = ensure_user(auth, username, password)
+        grants = grants_for(role, experiment_id, mlflow_params.registered_model_name)
+        changes = [
+            f"{grant.resource_type} {grant.resource_id}: {set_grant(auth, username, grant)}"
+            for grant in grants
+        ]
+    except MlflowException as exc:
+        raise TrackingError(f"MLflow server {uri}: {access.one_line(exc)}") from None
+    return created, changes
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,29 +187,25 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[team_users] %(levelname)s %(message)s")
     with exit_on_user_error(log):
-        if args.role == "pipeline":
-            username = args.username or _required_env("MLFLOW_TRACKING_USERNAME")
-            password, generated = _required_env("MLFLOW_TRACKING_PASSWORD"), False
+        if args.role == "pipeline" and args.username in (None, os.environ.get(runs.USERNAME_ENV)):
+            # The pipeline's own account, as app, jupyter and serve log in.
+            username = _required_env(runs.USERNAME_ENV)
+            password, generated = _required_env(runs.PASSWORD_ENV), False
         else:
+            # Anybody else (a teammate who runs pipelines too: ROLE=pipeline NAME=bob) gets a
+            # password of their own, never the pipeline's from .env.
             if not args.username:
                 parser.error(f"{args.role} needs a username")
             username = args.username
             given = os.environ.get("TEAM_USER_PASSWORD")
             password, generated = given or secrets.token_urlsafe(18), not given
-        uri = _required_env("MLFLOW_TRACKING_URI")
-        api = AdminSession(
-            uri,
-            _required_env("MLFLOW_AUTH_ADMIN_USERNAME"),
-            _required_env("MLFLOW_AUTH_ADMIN_PASSWORD"),
-        )
-        mlflow_params = load_params().mlflow
-        experiment_id = ensure_experiment(api, mlflow_params.experiment_name)
-        ensure_registered_model(api, mlflow_params.registered_model_name)
-        created = ensure_user(api, username, password)
-        grants = grants_for(args.role, experiment_id, mlflow_params.registered_model_name)
-        grant(api, username, grants)
-        summary = ", ".join(f"{g.permission} on {g.resource_type} {g.resource_id}" for g in grants)
-        log.info("%s %s %s: %s", "created" if created else "updated", args.role, username, summary)
+        uri = _required_env(runs.TRACKING_URI_ENV)
+        _as_admin(uri)
+        created, changes = set_account(uri, args.role, username, password)
+        log.info(
+            "%s %s %s: %s", "created" if created else "updated", args.role, username,
+            "; ".join(changes),
+        )  # fmt: skip
         if generated:
             # The admin hands this on; it is shown once and stored nowhere.
             print(f"password for {username}: {password}")

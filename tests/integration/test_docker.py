@@ -259,9 +259,13 @@ def test_team_override_resolves_and_keeps_secrets_off_command_lines(tmp_path: Pa
         assert services[client]["environment"]["MLFLOW_TRACKING_USERNAME"] == "pipeline"
     assert services["app"]["depends_on"]["users"]["condition"] == "service_completed_successfully"
     # Every image pinned to a release: no `latest`, no bare major version.
-    for name in ("postgres", "minio", "buckets"):
+    for name in ("postgres", "minio"):
         image = services[name]["image"]
         assert ":" in image and not image.endswith((":latest", ":16")), (name, image)
+    # Buckets through the S3 API from the project's image, not with MinIO's client.
+    assert services["buckets"]["image"] == services["app"]["image"]
+    assert services["buckets"]["command"][:3] == ["python", "-m", "mlpipeline.commands.buckets"]
+    assert services["mlflow"]["environment"]["TMPDIR"] == "/dev/shm"
     # serve has no login: loopback only, whatever BIND_ADDRESS says.
     exposed = yaml.safe_load(
         run(base, cwd=REPO, env=tool_env({**secrets, "BIND_ADDRESS": "0.0.0.0"})).stdout

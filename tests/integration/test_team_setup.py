@@ -22,7 +22,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, VENV_BIN, copy_repository, free_port, run, stop, tool_env, wait_for
+from tests.conftest import (
+    REPO,
+    VENV_BIN,
+    copy_repository,
+    free_port,
+    run,
+    set_params,
+    stop,
+    tool_env,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +51,6 @@ ADMIN = ("admin", "admin-pw-" + os.urandom(6).hex())
 PIPELINE = ("pipeline", "pipeline-pw-" + os.urandom(6).hex())
 READER = ("alice", "reader-pw-" + os.urandom(6).hex())
 RELEASER = ("carol", "releaser-pw-" + os.urandom(6).hex())
-MODEL_NAME = "iris_classifier"
 
 
 def s3_client(url: str):
@@ -144,9 +153,16 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for(f"{url}/moto-api/", process, log, timeout=60)
-        client = s3_client(url)
-        for bucket in (ARTIFACT_BUCKET, DVC_BUCKET):
-            client.create_bucket(Bucket=bucket)
+        # The compose `buckets` job's command; it runs on every `up`, so twice here.
+        for _ in range(2):
+            made = run(
+                [VENV_BIN / "python", "-m", "mlpipeline.commands.buckets", ARTIFACT_BUCKET,
+                 DVC_BUCKET],
+                cwd=REPO, env=tool_env({**S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": url}),
+            )  # fmt: skip
+        assert "created none; already there: mlflow-artifacts, dvc-remote" in made.stderr
+        names = {bucket["Name"] for bucket in s3_client(url).list_buckets()["Buckets"]}
+        assert {ARTIFACT_BUCKET, DVC_BUCKET} <= names
         yield url
     finally:
         stop(process)
@@ -193,19 +209,37 @@ def team_server(
         stop(process)
 
 
-@pytest.fixture(scope="module")
-def team_mlflow(team_server: TeamServer) -> str:
-    """The server's URL, once `mlpipeline.commands.team_users` made the three accounts."""
-    admin = {
-        "MLFLOW_TRACKING_URI": team_server.url,
+USERS = [VENV_BIN / "python", "-m", "mlpipeline.commands.team_users"]
+
+
+def admin_env(url: str) -> dict[str, str]:
+    return {
+        "MLFLOW_TRACKING_URI": url,
         "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
         "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
     }
-    users = [VENV_BIN / "python", "-m", "mlpipeline.commands.team_users"]
-    run([*users, "pipeline"], cwd=REPO, env=tool_env({**admin, **credentials(PIPELINE)}))
+
+
+@pytest.fixture(scope="module")
+def team_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The git copy the team works in: its params.yaml names the experiment and the model."""
+    return copy_repository(tmp_path_factory.mktemp("team") / "project")
+
+
+@pytest.fixture(scope="module")
+def team_mlflow(team_server: TeamServer, team_copy: Path) -> str:
+    """The server's URL, once `mlpipeline.commands.team_users` made the three accounts.
+
+    It runs in the copy, as the compose `users` job runs in the mounted checkout, so the
+    grants are on the names the copy's pipeline uses, whatever the user's own params say.
+    """
+    admin = admin_env(team_server.url)
+    run([*USERS, "pipeline"], cwd=team_copy, env=tool_env({**admin, **credentials(PIPELINE)}))
     for role, (name, password) in (("reader", READER), ("releaser", RELEASER)):
         made = run(
-            [*users, role, name], cwd=REPO, env=tool_env({**admin, "TEAM_USER_PASSWORD": password})
+            [*USERS, role, name],
+            cwd=team_copy,
+            env=tool_env({**admin, "TEAM_USER_PASSWORD": password}),
         )
         assert password not in made.stdout + made.stderr
     return team_server.url
@@ -225,15 +259,22 @@ def api(url: str, path: str, account: tuple[str, str] | None, payload: dict | No
 
 
 @pytest.fixture(scope="module")
-def team_project(team_mlflow: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A git copy on which `dvc repro` ran against the team's MLflow server, as the pipeline.
+def team_project(team_mlflow: str, team_copy: Path) -> Path:
+    """The team's copy once `dvc repro` ran against the team's MLflow server, as the pipeline.
 
     The pipeline gets no S3 credentials: the server proxies every artifact.
     """
-    project = copy_repository(tmp_path_factory.mktemp("team") / "project")
     env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow, **credentials(PIPELINE)})
-    run(["dvc", "repro"], cwd=project, env=env)
-    return project
+    run(["dvc", "repro"], cwd=team_copy, env=env)
+    return team_copy
+
+
+def mlflow_names(project: Path) -> tuple[str, str]:
+    """The experiment and registered model the project's params.yaml names."""
+    import yaml
+
+    mlflow_params = yaml.safe_load((project / "params.yaml").read_text())["mlflow"]
+    return mlflow_params["experiment_name"], mlflow_params["registered_model_name"]
 
 
 def test_run_metrics_and_registry_land_in_postgres(
@@ -304,8 +345,7 @@ def test_dvc_push_and_pull_through_s3_give_back_identical_outputs(team_project: 
     assert secret in (team_project / ".dvc" / "config.local").read_text()
     run(["git", "check-ignore", "-q", ".dvc/config.local"], cwd=team_project, env=env)
 
-    outputs = ["data", "models", "plots"]
-    before = _file_bytes(team_project, outputs)
+    before = _output_bytes(team_project)
     assert "models/pipeline.pkl" in before
     assert "data/processed/train.parquet" in before
     run(["dvc", "push"], cwd=team_project, env=env)
@@ -314,19 +354,32 @@ def test_dvc_push_and_pull_through_s3_give_back_identical_outputs(team_project: 
     for path in before:
         (team_project / path).unlink()
     run(["dvc", "pull"], cwd=team_project, env=env)
-    after = _file_bytes(team_project, outputs)
+    after = _output_bytes(team_project)
     assert after.keys() == before.keys()
     changed = [path for path in before if after[path] != before[path]]
     assert not changed, f"not byte-identical after dvc pull: {changed}"
 
 
-def _file_bytes(root: Path, folders: list[str]) -> dict[str, bytes]:
-    """Every DVC output under `folders`; dot files (.gitignore, .gitkeep) belong to git."""
+def _output_bytes(root: Path) -> dict[str, bytes]:
+    """Every file of every cached output dvc.lock records (git's files, such as the user's
+    data/external/, are not DVC's to push)."""
+    import yaml
+
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    outputs = [
+        root / out["path"] for stage in lock["stages"].values() for out in stage.get("outs", [])
+    ]
+    files = [
+        path
+        for output in outputs
+        for path in (sorted(output.rglob("*")) if output.is_dir() else [output])
+        if path.is_file()
+    ]
+    # metrics.json is `cache: false`: git's, like the rest of metrics/.
     return {
         path.relative_to(root).as_posix(): path.read_bytes()
-        for folder in folders
-        for path in sorted((root / folder).rglob("*"))
-        if path.is_file() and not path.name.startswith(".")
+        for path in files
+        if not path.relative_to(root).as_posix().startswith("metrics/")
     }
 
 
@@ -345,9 +398,10 @@ def test_a_reader_searches_runs_but_cannot_delete_one_or_move_the_alias(
     team_project: Path, team_mlflow: str
 ):
     run_id = json.loads((team_project / "models" / "mlflow_run.json").read_text())["run_id"]
+    experiment_name, model_name = mlflow_names(team_project)
     experiment = api(
         team_mlflow,
-        "/api/2.0/mlflow/experiments/get-by-name?experiment_name=iris_classification",
+        f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={experiment_name}",
         READER,
     )
     assert experiment.status_code == 200, experiment.text
@@ -360,12 +414,12 @@ def test_a_reader_searches_runs_but_cannot_delete_one_or_move_the_alias(
 
     champion = api(
         team_mlflow,
-        f"/api/2.0/mlflow/registered-models/alias?name={MODEL_NAME}&alias=champion",
+        f"/api/2.0/mlflow/registered-models/alias?name={model_name}&alias=champion",
         READER,
     )
     assert champion.status_code == 200, champion.text
     version = champion.json()["model_version"]["version"]
-    alias = {"name": MODEL_NAME, "alias": "champion", "version": version}
+    alias = {"name": model_name, "alias": "champion", "version": version}
     for account in (READER, PIPELINE):
         deleted = api(team_mlflow, "/api/2.0/mlflow/runs/delete", account, {"run_id": run_id})
         assert deleted.status_code == 403, (account[0], deleted.text)
@@ -500,3 +554,209 @@ def test_make_team_users_adds_a_reader_from_the_env_file(team_mlflow: str, tmp_p
     )
     assert password not in made.stdout + made.stderr
     assert api(team_mlflow, search, ("bob", password)).status_code == 200
+
+
+def permission(url: str, username: str, resource_type: str, resource_id: str, monkeypatch):
+    """The account's effective permission on a resource, asked by the admin with MLflow's client."""
+    from mlflow.server import get_app_client
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
+    auth = get_app_client("basic-auth", tracking_uri=url)
+    return auth.get_user_permission(username, resource_type, resource_id).permission
+
+
+def experiment_id(url: str, name: str) -> str | None:
+    found = api(url, f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={name}", ADMIN)
+    return found.json()["experiment"]["experiment_id"] if found.status_code == 200 else None
+
+
+def test_accounts_are_idempotent_and_follow_a_role_change(
+    team_mlflow: str, team_copy: Path, monkeypatch: pytest.MonkeyPatch
+):
+    experiment_name, model_name = mlflow_names(team_copy)
+    team_experiment = experiment_id(team_mlflow, experiment_name)
+    search = "/api/2.0/mlflow/experiments/search?max_results=1"
+    first, second = ("dave-pw-" + os.urandom(6).hex() for _ in range(2))
+    steps = [("reader", first, "READ"), ("reader", second, "READ"), ("releaser", second, "EDIT"),
+             ("reader", second, "READ")]  # fmt: skip
+    for role, password, model_permission in steps:
+        made = run(
+            [*USERS, role, "dave"],
+            cwd=team_copy,
+            env=tool_env({**admin_env(team_mlflow), "TEAM_USER_PASSWORD": password}),
+        )
+        assert password not in made.stdout + made.stderr
+        assert api(team_mlflow, search, ("dave", password)).status_code == 200
+        assert permission(team_mlflow, "dave", "registered_model", model_name, monkeypatch) == (
+            model_permission
+        ), (role, made.stderr)
+        assert permission(team_mlflow, "dave", "experiment", team_experiment, monkeypatch) == "READ"
+    assert "registered_model iris_classifier: EDIT → READ" in made.stderr
+    assert api(team_mlflow, search, ("dave", first)).status_code == 401
+
+    # The compose `users` job runs on every `up`: the pipeline's account, again and again.
+    for _ in range(2):
+        again = run(
+            [*USERS, "pipeline"],
+            cwd=team_copy,
+            env=tool_env({**admin_env(team_mlflow), **credentials(PIPELINE)}),
+        )
+        assert "EDIT already" in again.stderr, again.stderr
+    assert (
+        permission(team_mlflow, PIPELINE[0], "experiment", team_experiment, monkeypatch) == "EDIT"
+    )
+
+
+def test_a_manage_the_pipeline_got_by_creating_an_experiment_goes_back_to_edit(
+    team_mlflow: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    project = copy_repository(tmp_path / "project")
+    name = "made_by_the_pipeline"
+    created = api(team_mlflow, "/api/2.0/mlflow/experiments/create", PIPELINE, {"name": name})
+    assert created.status_code == 200, created.text
+    made_id = created.json()["experiment_id"]
+    assert permission(team_mlflow, PIPELINE[0], "experiment", made_id, monkeypatch) == "MANAGE"
+    set_params(project, mlflow__experiment_name=name)
+    made = run(
+        [*USERS, "pipeline"],
+        cwd=project,
+        env=tool_env({**admin_env(team_mlflow), **credentials(PIPELINE)}),
+    )
+    assert f"experiment {made_id}: MANAGE → EDIT" in made.stderr, made.stderr
+    assert permission(team_mlflow, PIPELINE[0], "experiment", made_id, monkeypatch) == "EDIT"
+
+
+def test_a_renamed_experiment_is_granted_not_owned(
+    team_mlflow: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """params.yaml names another experiment and model after the users job ran."""
+    project = copy_repository(tmp_path / "project")
+    experiment_name, model_name = "iris_renamed", "iris_renamed_model"
+    set_params(project, mlflow__experiment_name=experiment_name,
+               mlflow__registered_model_name=model_name)  # fmt: skip
+    env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow, **credentials(PIPELINE)})
+    refused = run(["dvc", "repro"], cwd=project, env=env, check=False)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert (
+        f"MLflow server {team_mlflow}: experiment {experiment_name!r} (params.yaml, mlflow) "
+        f"does not exist; user {PIPELINE[0]!r} will not create it"
+    ) in output, output[-2000:]
+    assert "Traceback" not in output
+    assert not (project / "data" / "raw" / "dataset.csv").exists()  # load did no work
+    assert experiment_id(team_mlflow, experiment_name) is None  # and created nothing
+
+    # What the message says to do: the admin runs the users job on the new names.
+    run([*USERS, "pipeline"], cwd=project,
+        env=tool_env({**admin_env(team_mlflow), **credentials(PIPELINE)}))  # fmt: skip
+    run(["dvc", "repro"], cwd=project, env=env)
+    renamed = experiment_id(team_mlflow, experiment_name)
+    assert permission(team_mlflow, PIPELINE[0], "experiment", renamed, monkeypatch) == "EDIT"
+    assert permission(team_mlflow, PIPELINE[0], "registered_model", model_name, monkeypatch) == (
+        "EDIT"
+    )
+    run_id = json.loads((project / "models" / "mlflow_run.json").read_text())["run_id"]
+    run_info = api(team_mlflow, f"/api/2.0/mlflow/runs/get?run_id={run_id}", READER).json()
+    assert run_info["run"]["info"]["experiment_id"] == renamed
+    deleted = api(team_mlflow, "/api/2.0/mlflow/runs/delete", PIPELINE, {"run_id": run_id})
+    assert deleted.status_code == 403, deleted.text
+
+
+def test_a_readers_repro_stops_before_load_naming_what_it_lacks(team_mlflow: str, tmp_path: Path):
+    project = copy_repository(tmp_path / "project")
+    env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow, **credentials(READER)})
+    refused = run(["dvc", "repro"], cwd=project, env=env, check=False, timeout=60)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    expected = (
+        f"MLflow server {team_mlflow}: user {READER[0]!r} may READ experiment "
+        "'iris_classification' but not write runs"
+    )
+    assert expected in output, output[-2000:]
+    # The stage's one line (DVC adds its own "failed to reproduce 'load'").
+    stage_errors = [line for line in output.splitlines() if line.startswith("[load] ERROR")]
+    assert len(stage_errors) == 1 and expected in stage_errors[0], output[-2000:]
+    assert "Traceback" not in output and READER[1] not in output
+    assert not (project / "data" / "raw" / "dataset.csv").exists()
+
+
+def test_the_auth_config_file_is_removed_when_the_server_exits(tmp_path: Path):
+    """The one file holding the database URI lives as long as the server (here on SQLite)."""
+    port, workdir = free_port(), tmp_path / "tmpdir"
+    workdir.mkdir()
+    log = tmp_path / "mlflow.log"
+    env = tool_env(
+        {
+            "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
+            "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
+            "TMPDIR": str(workdir),
+        }
+    )
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            ["sh", REPO / "docker" / "mlflow-team-server.sh",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            cwd=tmp_path, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", process, log, timeout=180)
+        (config,) = workdir.glob("mlflow-auth.*")
+        assert config.stat().st_mode & 0o777 == 0o600
+        assert api(f"http://127.0.0.1:{port}", "/health", None).status_code == 200
+    finally:
+        process.terminate()  # what `docker stop` sends
+        status = process.wait(timeout=30)
+    assert not list(workdir.glob("mlflow-auth.*")), log.read_text()[-2000:]
+    assert status in (0, 143, -15), log.read_text()[-2000:]
+    with pytest.raises(OSError):  # the server went with the script
+        api(f"http://127.0.0.1:{port}", "/health", None)
+
+
+def test_a_teammates_experiment_lands_in_the_same_experiment(
+    team_project: Path, team_mlflow: str, tmp_path: Path
+):
+    """A second clone, another account with the pipeline's role, `dvc exp run -S ...`."""
+    teammate = ("erin", "erin-pw-" + os.urandom(6).hex())
+    # As `make team-users ROLE=pipeline NAME=erin` runs it: .env's pipeline login is in the
+    # environment, and erin's password is TEAM_USER_PASSWORD, not the pipeline's.
+    made = run([*USERS, "pipeline", teammate[0]], cwd=team_project,
+               env=tool_env({**admin_env(team_mlflow), **credentials(PIPELINE),
+                             "TEAM_USER_PASSWORD": teammate[1]}))  # fmt: skip
+    assert "created pipeline erin" in made.stderr, made.stderr
+    search = "/api/2.0/mlflow/experiments/search?max_results=1"
+    assert api(team_mlflow, search, teammate).status_code == 200
+    assert api(team_mlflow, search, (teammate[0], PIPELINE[1])).status_code == 401
+    assert api(team_mlflow, search, PIPELINE).status_code == 200
+    clone = copy_repository(tmp_path / "clone")
+    env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow, **credentials(teammate)})
+    run(["dvc", "exp", "run", "-S", "train.n_estimators=30"], cwd=clone, env=env)
+    theirs = json.loads((clone / "models" / "mlflow_run.json").read_text())
+    ours = json.loads((team_project / "models" / "mlflow_run.json").read_text())
+    assert theirs["experiment_id"] == ours["experiment_id"]
+
+    # A reader sees both runs, and may not write to the teammate's.
+    found = api(team_mlflow, "/api/2.0/mlflow/runs/search", READER,
+                {"experiment_ids": [ours["experiment_id"]], "max_results": 1000})  # fmt: skip
+    assert found.status_code == 200, found.text
+    listed = {item["info"]["run_id"] for item in found.json()["runs"]}
+    assert {ours["run_id"], theirs["run_id"]} <= listed
+    logged = api(team_mlflow, "/api/2.0/mlflow/runs/log-metric", READER,
+                 {"run_id": theirs["run_id"], "key": "x", "value": 1, "timestamp": 0})  # fmt: skip
+    assert logged.status_code == 403, logged.text
+
+
+def test_a_readers_zenml_run_stops_before_zenml_starts(team_mlflow: str, tmp_path: Path):
+    """The ZenML entry point makes the same check as the load stage, before any step."""
+    project = copy_repository(tmp_path / "project")
+    env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow, **credentials(READER),
+                    "ZENML_CONFIG_PATH": str(tmp_path / "zenml-config")})  # fmt: skip
+    refused = run([VENV_BIN / "python", "-m", "zenml_pipeline"], cwd=project, env=env,
+                  check=False, timeout=120)  # fmt: skip
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1, output[-2000:]
+    assert f"user {READER[0]!r} may READ experiment 'iris_classification'" in output, output
+    assert "Traceback" not in output
+    assert not (tmp_path / "zenml-config").exists()  # ZenML never started
