@@ -77,7 +77,7 @@ def test_a_sqlite_uri_with_options_is_one_store_for_every_command(built_project:
     checked = run(["python", "-m", "mlpipeline.commands.preflight"], built_project, env)
     assert "retraining" not in checked.stderr, checked.stderr
     listed = run(["python", "-m", "mlpipeline.commands.registry", "list"], built_project, env)
-    assert re.search(r"^1\s+champion\s", listed.stdout, re.M), listed.stdout
+    assert re.search(r"^\d+\s+champion\s", listed.stdout, re.M), listed.stdout
     refused = run(
         ["python", "-m", "mlpipeline.commands.reproduce", "models:/no_such_model@champion"],
         built_project,

@@ -14,7 +14,8 @@ import yaml
 
 from tests.conftest import run, tool_env
 
-pytestmark = pytest.mark.integration
+# Each test scores real files with the champion and logs a run: minutes, so `make test-slow`.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 CLASSES = ["setosa", "versicolor", "virginica"]

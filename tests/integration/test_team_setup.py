@@ -34,7 +34,8 @@ from tests.conftest import (
     wait_for,
 )
 
-pytestmark = pytest.mark.integration
+# PostgreSQL, moto, a basic-auth server and several pipeline runs: minutes, so `make test-slow`.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ARTIFACT_BUCKET = "mlflow-artifacts"
 DVC_BUCKET = "dvc-remote"

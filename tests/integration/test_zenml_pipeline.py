@@ -336,6 +336,7 @@ def dvc_stages_to_rerun(root: Path) -> set[str]:
         return {name.split(":")[-1] for name in repo.status()}
 
 
+@pytest.mark.slow
 def test_an_edit_reruns_the_same_steps_under_both_orchestrators(
     workspace: Workspace, zenml_client: Client
 ) -> None:
