@@ -25,7 +25,8 @@ from tests.conftest import REPO, copy_repository, free_port, run, tool_env
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1800)]
 
 COMPOSE = "docker-compose"  # Debian's v1 tool; `docker compose` (v2) reads the same file
-IMAGE = "dvc-mlops-pipeline:test"
+# One tag per checkout that builds it at once (DOCKER_TEST_IMAGE): parallel suites on one engine.
+IMAGE = os.environ.get("DOCKER_TEST_IMAGE", "dvc-mlops-pipeline:test")
 # The image's own non-root user; a checkout may belong to anybody else.
 APP_UID = 1000
 UP_TIMEOUT_S = 900
