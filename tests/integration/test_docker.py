@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,43 +18,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, copy_repository, free_port, run, tool_env
+from tests.integration.conftest import (
+    APP_UID,
+    COMPOSE,
+    IMAGE,
+    KNOWN_ROWS,
+    UP_TIMEOUT_S,
+    base_image,
+    http,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1800)]
-
-COMPOSE = "docker-compose"  # Debian's v1 tool; `docker compose` (v2) reads the same file
-# One tag per checkout that builds it at once (DOCKER_TEST_IMAGE): parallel suites on one engine.
-IMAGE = os.environ.get("DOCKER_TEST_IMAGE", "dvc-mlops-pipeline:test")
-# The image's own non-root user; a checkout may belong to anybody else.
-APP_UID = 1000
-UP_TIMEOUT_S = 900
-# The first row of each class in the Iris data set.
-KNOWN_ROWS = {
-    "setosa": [5.1, 3.5, 1.4, 0.2],
-    "versicolor": [7.0, 3.2, 4.7, 1.4],
-    "virginica": [6.3, 3.3, 6.0, 2.5],
-}
-
-
-def base_image() -> str:
-    """python:3.11-slim when the engine has it, else the stand-in docker/offline-base.sh built."""
-    override = os.environ.get("DOCKER_BASE_IMAGE")
-    candidates = [override] if override else ["python:3.11-slim", "local/python:3.11-slim"]
-    for image in candidates:
-        inspect = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
-        if inspect.returncode == 0:
-            return image
-    pytest.fail(f"none of {candidates} is built; run docker/ci-setup.sh (make test-docker does)")
-
-
-def http(url: str, payload: object | None = None, timeout: float = 10) -> tuple[int, bytes]:
-    """GET (or POST JSON when payload is given); the status and body, also for 4xx/5xx."""
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 @dataclass(frozen=True)

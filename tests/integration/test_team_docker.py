@@ -9,159 +9,23 @@ One `up` for the scenario, one `down`/`up` to show that nothing is lost.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, copy_repository, free_port, run, tool_env
-from tests.integration.test_docker import COMPOSE, IMAGE, KNOWN_ROWS, base_image, http
+from tests.conftest import copy_repository, run, tool_env
+from tests.integration.conftest import (
+    KNOWN_ROWS,
+    PASSWORDS,
+    SECRETS,
+    TeamStack,
+    http,
+    output_bytes,
+    pipeline_client,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(2400)]
-
-UP_TIMEOUT_S = 900
-FILES = ["-f", "docker-compose.yml", "-f", "docker/docker-compose.team.yml"]
-# Pinned upstream images, and the stand-ins docker/local-images.sh builds.
-UPSTREAM = {"POSTGRES_IMAGE": "postgres:16.10",
-            "MINIO_IMAGE": "minio/minio:RELEASE.2025-09-07T16-13-09Z"}  # fmt: skip
-LOCAL = {"POSTGRES_IMAGE": "local/postgres:15-bookworm", "MINIO_IMAGE": "local/s3-moto:5.2.5"}
-
-
-def _secret(name: str) -> str:
-    return f"{name}-{os.urandom(8).hex()}"
-
-
-SECRETS = {
-    "POSTGRES_PASSWORD": _secret("pg"),
-    "MINIO_ROOT_USER": "team-s3",
-    "MINIO_ROOT_PASSWORD": _secret("s3"),
-    "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
-    "MLFLOW_AUTH_ADMIN_PASSWORD": _secret("admin"),
-    "MLFLOW_FLASK_SERVER_SECRET_KEY": _secret("flask"),
-    "MLFLOW_TRACKING_USERNAME": "pipeline",
-    "MLFLOW_TRACKING_PASSWORD": _secret("pipeline"),
-}
-PASSWORDS = [value for key, value in SECRETS.items() if "PASSWORD" in key or "SECRET" in key]
-
-
-def images() -> dict[str, str]:
-    """The pinned images where the engine has them, else the locally built stand-ins."""
-    if all(_has_image(image) for image in UPSTREAM.values()):
-        return UPSTREAM
-    run(["bash", REPO / "docker" / "local-images.sh", base_image()], cwd=REPO, timeout=1500)
-    return LOCAL
-
-
-def _has_image(image: str) -> bool:
-    return (
-        subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
-    )
-
-
-@dataclass(frozen=True)
-class TeamStack:
-    project: Path
-    env: dict[str, str]
-    mlflow_url: str
-    serve_url: str
-    s3_url: str
-
-    def compose(
-        self, *args: str, check: bool = True, timeout: float = 900, env: dict | None = None
-    ):
-        return run(
-            [COMPOSE, *FILES, *args],
-            cwd=self.project,
-            env={**self.env, **(env or {})},
-            check=check,
-            timeout=timeout,
-        )
-
-    def running_containers(self) -> list[str]:
-        """The containers running now (the finished jobs' are listed too, but exited)."""
-        listed = self.compose("ps", "-q").stdout.split()
-        states = run(["docker", "inspect", "-f", "{{.State.Running}}", *listed], cwd=self.project)
-        return [c for c, up in zip(listed, states.stdout.split(), strict=True) if up == "true"]
-
-    def state(self, service: str) -> dict:
-        container = self.compose("ps", "-a", "-q", service).stdout.strip()
-        if not container:
-            return {}
-        inspect = run(["docker", "inspect", "-f", "{{json .State}}", container], cwd=self.project)
-        return json.loads(inspect.stdout)
-
-    def logs(self) -> str:
-        return self.compose("logs", "--no-color", "--tail=40", check=False).stdout
-
-    def up(self) -> None:
-        """`up -d` of the pipeline and serving (their dependencies come along), until serve
-        is healthy; fails early when a job exits non-zero."""
-        self.compose("up", "-d", "app", "serve", timeout=UP_TIMEOUT_S)
-        deadline = time.monotonic() + UP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            for job in ("buckets", "users", "app"):
-                state = self.state(job)
-                if state.get("Status") == "exited" and state.get("ExitCode") != 0:
-                    pytest.fail(f"the {job} job exited {state['ExitCode']}\n{self.logs()}")
-            if self.state("serve").get("Health", {}).get("Status") == "healthy":
-                return
-            time.sleep(5)
-        pytest.fail(f"the team stack was not up after {UP_TIMEOUT_S} s\n{self.logs()}")
-
-    def as_account(self, username: str, password: str) -> dict[str, str]:
-        return {"MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}
-
-
-@pytest.fixture(scope="module")
-def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
-    if shutil.which(COMPOSE) is None:
-        pytest.fail(f"{COMPOSE} is not installed; run docker/ci-setup.sh (make test-docker does)")
-    project = copy_repository(tmp_path_factory.mktemp("team-compose") / "project")
-    ports = {name: free_port() for name in ("MLFLOW_PORT", "SERVE_PORT", "JUPYTER_PORT",
-                                            "MINIO_PORT", "MINIO_CONSOLE_PORT")}  # fmt: skip
-    settings = {
-        "IMAGE": IMAGE,
-        "BASE_IMAGE": base_image(),
-        "MLFLOW_WORKERS": "1",
-        **images(),
-        **{name: str(port) for name, port in ports.items()},
-        **SECRETS,
-    }
-    # What a user writes into .env; compose reads it from the project folder.
-    (project / ".env").write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
-    env = tool_env({"COMPOSE_PROJECT_NAME": f"mlopsteam{os.getpid()}"})
-    stack = TeamStack(
-        project=project,
-        env=env,
-        mlflow_url=f"http://127.0.0.1:{ports['MLFLOW_PORT']}",
-        serve_url=f"http://127.0.0.1:{ports['SERVE_PORT']}",
-        s3_url=f"http://127.0.0.1:{ports['MINIO_PORT']}",
-    )
-    try:
-        stack.compose("build", "app", timeout=1500)
-        stack.up()
-        yield stack
-    finally:
-        stack.compose("down", "-v", "--remove-orphans", check=False, timeout=300)
-
-
-def client(stack: TeamStack, username: str, password: str, monkeypatch: pytest.MonkeyPatch):
-    from mlflow import MlflowClient
-
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", username)
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
-    return MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
-
-
-def pipeline_client(stack: TeamStack, monkeypatch: pytest.MonkeyPatch):
-    return client(
-        stack, SECRETS["MLFLOW_TRACKING_USERNAME"], SECRETS["MLFLOW_TRACKING_PASSWORD"], monkeypatch
-    )
 
 
 def test_the_app_runs_the_pipeline_into_postgres_and_s3(
@@ -203,8 +67,6 @@ def test_dvc_push_from_the_app_container_and_pull_in_a_teammates_clone(
     team_stack: TeamStack, tmp_path: Path
 ) -> None:
     """The S3 keys travel in the environment (`-e NAME` takes the value from ours)."""
-    from tests.integration.test_team_setup import _output_bytes
-
     keys = {
         "AWS_ACCESS_KEY_ID": SECRETS["MINIO_ROOT_USER"],
         "AWS_SECRET_ACCESS_KEY": SECRETS["MINIO_ROOT_PASSWORD"],
@@ -228,7 +90,7 @@ def test_dvc_push_from_the_app_container_and_pull_in_a_teammates_clone(
     run(["dvc", "remote", "modify", "--local", "team", "endpointurl", team_stack.s3_url],
         cwd=clone, env=env)  # fmt: skip
     run(["dvc", "pull", "-r", "team"], cwd=clone, env=env, timeout=600)
-    pushed, pulled = _output_bytes(team_stack.project), _output_bytes(clone)
+    pushed, pulled = output_bytes(team_stack.project), output_bytes(clone)
     assert "models/pipeline.pkl" in pushed
     assert pulled == pushed
 

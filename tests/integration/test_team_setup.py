@@ -33,6 +33,7 @@ from tests.conftest import (
     tool_env,
     wait_for,
 )
+from tests.integration.conftest import output_bytes
 
 # PostgreSQL, moto, a basic-auth server and several pipeline runs: minutes, so `make test-slow`.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -346,7 +347,7 @@ def test_dvc_push_and_pull_through_s3_give_back_identical_outputs(team_project: 
     assert secret in (team_project / ".dvc" / "config.local").read_text()
     run(["git", "check-ignore", "-q", ".dvc/config.local"], cwd=team_project, env=env)
 
-    before = _output_bytes(team_project)
+    before = output_bytes(team_project)
     assert "models/pipeline.pkl" in before
     assert "data/processed/train.parquet" in before
     run(["dvc", "push"], cwd=team_project, env=env)
@@ -355,33 +356,10 @@ def test_dvc_push_and_pull_through_s3_give_back_identical_outputs(team_project: 
     for path in before:
         (team_project / path).unlink()
     run(["dvc", "pull"], cwd=team_project, env=env)
-    after = _output_bytes(team_project)
+    after = output_bytes(team_project)
     assert after.keys() == before.keys()
     changed = [path for path in before if after[path] != before[path]]
     assert not changed, f"not byte-identical after dvc pull: {changed}"
-
-
-def _output_bytes(root: Path) -> dict[str, bytes]:
-    """Every file of every cached output dvc.lock records (git's files, such as the user's
-    data/external/, are not DVC's to push)."""
-    import yaml
-
-    lock = yaml.safe_load((root / "dvc.lock").read_text())
-    outputs = [
-        root / out["path"] for stage in lock["stages"].values() for out in stage.get("outs", [])
-    ]
-    files = [
-        path
-        for output in outputs
-        for path in (sorted(output.rglob("*")) if output.is_dir() else [output])
-        if path.is_file()
-    ]
-    # metrics.json is `cache: false`: git's, like the rest of metrics/.
-    return {
-        path.relative_to(root).as_posix(): path.read_bytes()
-        for path in files
-        if not path.relative_to(root).as_posix().startswith("metrics/")
-    }
 
 
 def test_without_credentials_the_api_and_the_ui_answer_401(team_mlflow: str):

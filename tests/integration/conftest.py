@@ -1,0 +1,221 @@
+"""Shared by the integration suites: the compose stacks (docker-compose.yml alone, and with
+docker/docker-compose.team.yml) and the helpers the tests of both use.
+
+The team stack is one per session: every module that asks for `team_stack` gets the same
+stack, so CI brings it up once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, copy_repository, free_port, run, tool_env
+
+COMPOSE = "docker-compose"  # Debian's v1 tool; `docker compose` (v2) reads the same file
+# One tag per checkout that builds it at once (DOCKER_TEST_IMAGE): parallel suites on one engine.
+IMAGE = os.environ.get("DOCKER_TEST_IMAGE", "dvc-mlops-pipeline:test")
+# The image's own non-root user; a checkout may belong to anybody else.
+APP_UID = 1000
+UP_TIMEOUT_S = 900
+# The first row of each class in the Iris data set.
+KNOWN_ROWS = {
+    "setosa": [5.1, 3.5, 1.4, 0.2],
+    "versicolor": [7.0, 3.2, 4.7, 1.4],
+    "virginica": [6.3, 3.3, 6.0, 2.5],
+}
+
+
+def base_image() -> str:
+    """python:3.11-slim when the engine has it, else the stand-in docker/offline-base.sh built."""
+    override = os.environ.get("DOCKER_BASE_IMAGE")
+    candidates = [override] if override else ["python:3.11-slim", "local/python:3.11-slim"]
+    for image in candidates:
+        inspect = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
+        if inspect.returncode == 0:
+            return image
+    pytest.fail(f"none of {candidates} is built; run docker/ci-setup.sh (make test-docker does)")
+
+
+def http(url: str, payload: object | None = None, timeout: float = 10) -> tuple[int, bytes]:
+    """GET (or POST JSON when payload is given); the status and body, also for 4xx/5xx."""
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+TEAM_UP_TIMEOUT_S = 900
+FILES = ["-f", "docker-compose.yml", "-f", "docker/docker-compose.team.yml"]
+# Pinned upstream images, and the stand-ins docker/local-images.sh builds.
+UPSTREAM = {"POSTGRES_IMAGE": "postgres:16.10",
+            "MINIO_IMAGE": "minio/minio:RELEASE.2025-09-07T16-13-09Z"}  # fmt: skip
+LOCAL = {"POSTGRES_IMAGE": "local/postgres:15-bookworm", "MINIO_IMAGE": "local/s3-moto:5.2.5"}
+
+
+def _secret(name: str) -> str:
+    return f"{name}-{os.urandom(8).hex()}"
+
+
+SECRETS = {
+    "POSTGRES_PASSWORD": _secret("pg"),
+    "MINIO_ROOT_USER": "team-s3",
+    "MINIO_ROOT_PASSWORD": _secret("s3"),
+    "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
+    "MLFLOW_AUTH_ADMIN_PASSWORD": _secret("admin"),
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": _secret("flask"),
+    "MLFLOW_TRACKING_USERNAME": "pipeline",
+    "MLFLOW_TRACKING_PASSWORD": _secret("pipeline"),
+}
+PASSWORDS = [value for key, value in SECRETS.items() if "PASSWORD" in key or "SECRET" in key]
+
+
+def images() -> dict[str, str]:
+    """The pinned images where the engine has them, else the locally built stand-ins."""
+    if all(_has_image(image) for image in UPSTREAM.values()):
+        return UPSTREAM
+    run(["bash", REPO / "docker" / "local-images.sh", base_image()], cwd=REPO, timeout=1500)
+    return LOCAL
+
+
+def _has_image(image: str) -> bool:
+    return (
+        subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
+    )
+
+
+@dataclass(frozen=True)
+class TeamStack:
+    project: Path
+    env: dict[str, str]
+    mlflow_url: str
+    serve_url: str
+    s3_url: str
+
+    def compose(
+        self, *args: str, check: bool = True, timeout: float = 900, env: dict | None = None
+    ):
+        return run(
+            [COMPOSE, *FILES, *args],
+            cwd=self.project,
+            env={**self.env, **(env or {})},
+            check=check,
+            timeout=timeout,
+        )
+
+    def running_containers(self) -> list[str]:
+        """The containers running now (the finished jobs' are listed too, but exited)."""
+        listed = self.compose("ps", "-q").stdout.split()
+        states = run(["docker", "inspect", "-f", "{{.State.Running}}", *listed], cwd=self.project)
+        return [c for c, up in zip(listed, states.stdout.split(), strict=True) if up == "true"]
+
+    def state(self, service: str) -> dict:
+        container = self.compose("ps", "-a", "-q", service).stdout.strip()
+        if not container:
+            return {}
+        inspect = run(["docker", "inspect", "-f", "{{json .State}}", container], cwd=self.project)
+        return json.loads(inspect.stdout)
+
+    def logs(self) -> str:
+        return self.compose("logs", "--no-color", "--tail=40", check=False).stdout
+
+    def up(self) -> None:
+        """`up -d` of the pipeline and serving (their dependencies come along), until serve
+        is healthy; fails early when a job exits non-zero."""
+        self.compose("up", "-d", "app", "serve", timeout=TEAM_UP_TIMEOUT_S)
+        deadline = time.monotonic() + TEAM_UP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            for job in ("buckets", "users", "app"):
+                state = self.state(job)
+                if state.get("Status") == "exited" and state.get("ExitCode") != 0:
+                    pytest.fail(f"the {job} job exited {state['ExitCode']}\n{self.logs()}")
+            if self.state("serve").get("Health", {}).get("Status") == "healthy":
+                return
+            time.sleep(5)
+        pytest.fail(f"the team stack was not up after {TEAM_UP_TIMEOUT_S} s\n{self.logs()}")
+
+    def as_account(self, username: str, password: str) -> dict[str, str]:
+        return {"MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}
+
+
+@pytest.fixture(scope="session")
+def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
+    if shutil.which(COMPOSE) is None:
+        pytest.fail(f"{COMPOSE} is not installed; run docker/ci-setup.sh (make test-docker does)")
+    project = copy_repository(tmp_path_factory.mktemp("team-compose") / "project")
+    ports = {name: free_port() for name in ("MLFLOW_PORT", "SERVE_PORT", "JUPYTER_PORT",
+                                            "MINIO_PORT", "MINIO_CONSOLE_PORT")}  # fmt: skip
+    settings = {
+        "IMAGE": IMAGE,
+        "BASE_IMAGE": base_image(),
+        "MLFLOW_WORKERS": "1",
+        **images(),
+        **{name: str(port) for name, port in ports.items()},
+        **SECRETS,
+    }
+    # What a user writes into .env; compose reads it from the project folder.
+    (project / ".env").write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+    env = tool_env({"COMPOSE_PROJECT_NAME": f"mlopsteam{os.getpid()}"})
+    stack = TeamStack(
+        project=project,
+        env=env,
+        mlflow_url=f"http://127.0.0.1:{ports['MLFLOW_PORT']}",
+        serve_url=f"http://127.0.0.1:{ports['SERVE_PORT']}",
+        s3_url=f"http://127.0.0.1:{ports['MINIO_PORT']}",
+    )
+    try:
+        stack.compose("build", "app", timeout=1500)
+        stack.up()
+        yield stack
+    finally:
+        stack.compose("down", "-v", "--remove-orphans", check=False, timeout=300)
+
+
+def client(stack: TeamStack, username: str, password: str, monkeypatch: pytest.MonkeyPatch):
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    return MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
+
+
+def pipeline_client(stack: TeamStack, monkeypatch: pytest.MonkeyPatch):
+    return client(
+        stack, SECRETS["MLFLOW_TRACKING_USERNAME"], SECRETS["MLFLOW_TRACKING_PASSWORD"], monkeypatch
+    )
+
+
+def output_bytes(root: Path) -> dict[str, bytes]:
+    """Every file of every cached output dvc.lock records (git's files, such as the user's
+    data/external/, are not DVC's to push)."""
+    import yaml
+
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    outputs = [
+        root / out["path"] for stage in lock["stages"].values() for out in stage.get("outs", [])
+    ]
+    files = [
+        path
+        for output in outputs
+        for path in (sorted(output.rglob("*")) if output.is_dir() else [output])
+        if path.is_file()
+    ]
+    # metrics.json is `cache: false`: git's, like the rest of metrics/.
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in files
+        if not path.relative_to(root).as_posix().startswith("metrics/")
+    }
