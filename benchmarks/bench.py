@@ -17,8 +17,10 @@ machine, in throwaway git copies of the repository under a temporary folder:
    `model.predict`), peak RSS, and the drift computation's seconds.
 
 Every figure is the median of the runs with min and max. Results go to benchmarks/results.json
-and benchmarks/results.md (--quick: results-quick.*, git-ignored). Nothing here is run by the
-tests; timings only mean something on a quiet machine.
+and benchmarks/results.md (--quick or --only: results-quick.*, git-ignored; `--only FIGURE
+--merge` puts that figure into results.json/md, keeping the others, and the report says when
+and under what load it was measured). Nothing here is run by the tests; timings only mean
+something on a quiet machine.
 """
 
 from __future__ import annotations
