@@ -2,7 +2,7 @@
 # Every service's entrypoint: run the command as the owner of /workspace, so that the
 # pipeline can write the mounted checkout whoever owns it (uid 1000, root on a server, a
 # second user on a shared host) without any setting in .env. Where nothing is mounted there
-# (mlflow), /workspace is the image's own and belongs to its `app` user.
+# (mlflow, serve), /workspace is the image's own and belongs to its `app` user.
 #
 # A checkout owned by root runs the command as root (Jupyter then needs --allow-root, which
 # the compose service adds). Started as a non-root user already (`docker run --user`,

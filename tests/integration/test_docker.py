@@ -161,6 +161,9 @@ def test_serve_answers_through_the_edge(stack: Stack) -> None:
     assert status == 400, body
     assert set(json.loads(body)) == {"error_code", "message"}
     assert b"123.456" not in body and b"Traceback" not in body
+    # It mounts only the library: the image's user, not the (root) owner of the checkout.
+    uid = stack.compose("exec", "-T", "serve", "stat", "-c", "%u", "/proc/1").stdout.strip()
+    assert uid == str(APP_UID)
 
 
 def test_jupyter_needs_the_token(stack: Stack) -> None:
