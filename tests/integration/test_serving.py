@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, stop, tool_env, wait_for
+from tests.conftest import free_port, run, stop, tool_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -357,3 +357,33 @@ def test_edge_answers_only_its_hosts_and_endpoints(edge: Edge) -> None:
         assert_one_line_error(body)
     status, body = get(url + "/invocations")  # GET where MLflow takes POST
     assert status == 405 and assert_one_line_error(body)["error_code"] == "METHOD_NOT_ALLOWED"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "environment", "message"),
+    [
+        (
+            ["--model-uri", "models:/iris_classifier@nowhere"],
+            {},
+            "no model version models:/iris_classifier@nowhere in the MLflow registry",
+        ),
+        ([], {"SERVE_MAX_BODY_BYTES": "1MB"}, "SERVE_MAX_BODY_BYTES must be a number of bytes"),
+        ([], {"SERVE_ALLOWED_HOSTS": " , "}, "the allowed hosts list is empty"),
+    ],
+    ids=["unknown-model", "bad-limit", "no-hosts"],
+)
+def test_serve_refuses_to_start_in_one_line(
+    built_project: Path,
+    tmp_path: Path,
+    arguments: list[str],
+    environment: dict[str, str],
+    message: str,
+) -> None:
+    env = tool_env(
+        {"MLFLOW_TRACKING_URI": f"sqlite:///{built_project / 'mlflow.db'}", **environment}
+    )
+    command = ["python", "-m", "mlpipeline.commands.serve", "--port", str(free_port())]
+    params = ["--params", str(built_project / "params.yaml")]
+    result = run([*command, *params, *arguments], cwd=tmp_path, env=env, check=False)
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
