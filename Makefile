@@ -53,7 +53,7 @@ BASE ?= HEAD
 report: setup ## Markdown report, workspace vs BASE: metrics, params, champion, charts → report/report.md
 	$(RUN) python -m mlpipeline.commands.report --base "$(BASE)" $(REPORT_ARGS)
 
-bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min; BENCH_ARGS=--quick: a smoke run → results-quick.md)
+bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min; BENCH_ARGS=--quick: a smoke run → results-quick.md; "--only scoring --merge": one figure into results.md)
 	$(RUN) python -m benchmarks.bench $(BENCH_ARGS)
 
 MODEL ?= models:/iris_classifier@champion

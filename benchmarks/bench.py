@@ -17,8 +17,10 @@ machine, in throwaway git copies of the repository under a temporary folder:
    `model.predict`), peak RSS, and the drift computation's seconds.
 
 Every figure is the median of the runs with min and max. Results go to benchmarks/results.json
-and benchmarks/results.md (--quick: results-quick.*, git-ignored). Nothing here is run by the
-tests; timings only mean something on a quiet machine.
+and benchmarks/results.md (--quick or --only: results-quick.*, git-ignored; `--only FIGURE
+--merge` puts that figure into results.json/md, keeping the others, and the report says when
+and under what load it was measured). Nothing here is run by the tests; timings only mean
+something on a quiet machine.
 """
 
 from __future__ import annotations
@@ -629,6 +631,13 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
         f"- Load average at start {tuple(round(x, 2) for x in info['load_average_start'])}, "
         f"at end {tuple(round(x, 2) for x in results['load_average_end'])}",
         f"- Total benchmark time: {results['total_seconds'] / 60:.1f} min",
+        *[
+            f"- Merged later (`--only … --merge`): {', '.join(entry['figures'])}, measured "
+            f"{entry['date']} in {entry['minutes']} min, {entry['runs']} run(s) per figure; load "
+            f"average at start {tuple(round(x, 2) for x in entry['load_average_start'])}, at end "
+            f"{tuple(round(x, 2) for x in entry['load_average_end'])}"
+            for entry in results.get("merged", [])
+        ],
         f"- Bytecode precompiled in the venv: {info.get('bytecode_precompiled', 'unknown')} "
         f"(PYTHONDONTWRITEBYTECODE={info.get('pythondontwritebytecode') or 'unset'}); "
         "floor, script and pipeline runs interleaved round by round",
@@ -840,6 +849,30 @@ def auto_notes(results: dict[str, Any]) -> dict[str, str]:
     return notes
 
 
+# The keys of a run's results that describe the run, not a figure.
+RUN_KEYS = ("machine", "runs", "load_average_end", "total_seconds", "targets", "merged")
+
+
+def merge_into(report: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
+    """`report` with the figures of the partial run `partial` in place of its own, and a
+    `merged` entry saying when, how many runs and under what load they were measured."""
+    figures = [key for key in partial if key not in RUN_KEYS]
+    merged = {key: value for key, value in report.items() if key != "targets"}
+    merged.update({key: partial[key] for key in figures})
+    merged["merged"] = [
+        *[entry for entry in report.get("merged", []) if set(entry["figures"]) - set(figures)],
+        {
+            "figures": figures,
+            "date": partial["machine"]["date"],
+            "runs": partial["runs"],
+            "load_average_start": partial["machine"]["load_average_start"],
+            "load_average_end": partial["load_average_end"],
+            "minutes": round(partial["total_seconds"] / 60, 1),
+        },
+    ]
+    return merged
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 run, 1k/10k rows: a smoke test")
@@ -858,6 +891,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--render", action="store_true", help="only rewrite results.md from results.json"
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: put the figures measured into results.json/md, keeping the others",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[bench] %(message)s")
     if args.render:
@@ -869,7 +907,9 @@ def main(argv: list[str] | None = None) -> None:
     runs = args.runs or (1 if args.quick else 3)
     sizes = args.rows or ([1_000, 10_000] if args.quick else [10_000, 100_000, 1_000_000])
     only = set(args.only or ["floor", "repro", "noop", "exp", "zenml", "scale", "scoring"])
-    suffix = "-quick" if args.quick or args.only else ""
+    if args.merge and (args.quick or not args.only):
+        parser.error("--merge takes --only and full sizes: it updates the main report")
+    suffix = "-quick" if args.quick or (args.only and not args.merge) else ""
     out_dir = args.out or HERE
 
     started = time.perf_counter()
@@ -912,6 +952,8 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
     results["load_average_end"] = os.getloadavg()
     results["total_seconds"] = time.perf_counter() - started
+    if args.merge:
+        results = merge_into(json.loads((out_dir / "results.json").read_text()), results)
     results["targets"] = verdicts(results)
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -151,6 +151,21 @@ def test_serve_predicts_known_iris_rows(stack: Stack) -> None:
     assert json.loads(body)["predictions"] == list(KNOWN_ROWS)
 
 
+def test_serve_answers_through_the_edge(stack: Stack) -> None:
+    """The service runs `python -m mlpipeline.commands.serve` (docs/scoring.md): FastAPI's
+    pages are gone, and a bad request gets one JSON line without the request's values."""
+    status, body = http(f"{stack.serve_url}/docs")
+    assert status == 404 and json.loads(body)["error_code"] == "ENDPOINT_NOT_FOUND"
+    payload = {"dataframe_split": {"columns": ["sepal_length"], "data": [[123.456]]}}
+    status, body = http(f"{stack.serve_url}/invocations", payload)
+    assert status == 400, body
+    assert set(json.loads(body)) == {"error_code", "message"}
+    assert b"123.456" not in body and b"Traceback" not in body
+    # It mounts only the library: the image's user, not the (root) owner of the checkout.
+    uid = stack.compose("exec", "-T", "serve", "stat", "-c", "%u", "/proc/1").stdout.strip()
+    assert uid == str(APP_UID)
+
+
 def test_jupyter_needs_the_token(stack: Stack) -> None:
     status, _ = http(f"{stack.jupyter_url}/api/status?token={stack.token}")
     assert status == 200

@@ -4,20 +4,26 @@ never a stack trace nor the request's rows.
 
 The server runs outside the repository (its own working directory, no PYTHONPATH), so the
 input guard must come with the model (`code_paths`) and be trusted by skops.
+
+Then the same app behind `python -m mlpipeline.commands.serve`'s edge (`test_edge_*`): every
+error answer one JSON line without a trace, a server path or the request; bodies over the
+limit, foreign Host headers and FastAPI's pages refused.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, stop, tool_env, wait_for
+from tests.conftest import free_port, run, stop, tool_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +155,235 @@ def test_bad_rows_get_a_400_naming_the_column(
     # data '<the request>'"); at most the first offending value.
     assert "\n" not in error["message"]
     assert "Failed to predict data" not in body and "5.1" not in body
+
+
+# ----------------------------------------------------------- python -m mlpipeline.commands.serve
+
+
+Edge = tuple[str, Path]  # the server's base URL, its log
+
+
+@pytest.fixture(scope="module")
+def edge(
+    built_project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """`python -m mlpipeline.commands.serve` on the champion, default limits; its URL, its log."""
+    folder = tmp_path_factory.mktemp("edge")
+    port = free_port()
+    env = tool_env({"MLFLOW_TRACKING_URI": f"sqlite:///{built_project / 'mlflow.db'}"})
+    for name in ("SERVE_MAX_BODY_BYTES", "SERVE_ALLOWED_HOSTS", "MLFLOW_MODELS_WORKERS"):
+        env.pop(name, None)
+    log_path = folder / "serve.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [
+                "python", "-m", "mlpipeline.commands.serve",
+                "--params", str(built_project / "params.yaml"),
+                "--port", str(port),
+            ],
+            cwd=folder,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_for(f"http://127.0.0.1:{port}/ping", server, log_path)
+            yield f"http://127.0.0.1:{port}", log_path
+        finally:
+            stop(server)
+
+
+def get(url: str, host: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def assert_one_line_error(body: str) -> dict[str, str]:
+    """The edge's error answer: one JSON line, two keys, no trace, no server path."""
+    assert body.count("\n") == 1 and body.endswith("\n"), body
+    error = json.loads(body)
+    assert set(error) == {"error_code", "message"}, body
+    for leak in ("Traceback", "site-packages", ".py", "/tmp", str(Path.home())):
+        assert leak not in body, body
+    return error
+
+
+def test_edge_serves_the_champion_as_mlflow_does(edge: Edge) -> None:
+    url, log_path = edge
+    status, body = invoke(
+        url + "/invocations", split("[[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]]")
+    )
+    assert (status, json.loads(body)) == (200, {"predictions": ["setosa", "virginica"]})
+    status, body = invoke(
+        url + "/invocations", ",".join(COLUMNS) + "\n5.9,3.0,4.2,1.5\n", "text/csv"
+    )
+    assert (status, json.loads(body)) == (200, {"predictions": ["versicolor"]})
+    assert get(url + "/ping")[0] == get(url + "/health")[0] == 200
+    import mlflow
+
+    assert get(url + "/version") == (200, mlflow.__version__)
+    # The alias is resolved once, and the log says to which version.
+    assert "serving models:/iris_classifier@champion (version " in log_path.read_text()
+
+
+LONG_VALUE = "z" * 5000
+
+
+@pytest.mark.parametrize(
+    ("request_body", "content_type", "status", "message", "not_echoed"),
+    [
+        ("hello, this is not JSON", "application/json", 400, "valid JSON", "hello"),
+        (b"\x80\x81{not utf-8", "application/json", 400, "valid JSON", "not utf"),
+        ('[[5.1, 3.5, 1.4, 0.2]]', "application/json", 400, "Received a list", "5.1"),
+        ('{"rows": [[5.1, 3.5, 1.4, 0.2]]}', "application/json", 400, "exactly one of", "5.1"),
+        (
+            split('[["abc", 3.5, 1.4, 0.2], ["second", 3.5, 1.4, 0.2]]'),
+            "application/json",
+            400,
+            "could not convert string to float: 'abc'",
+            "second",
+        ),
+        (
+            '{"dataframe_split": {"columns": ["sepal_length", "sepal_width", "petal_length"], '
+            '"data": [[5.1, 3.5, 1.4]]}}',
+            "application/json",
+            400,
+            "Model is missing inputs ['petal_width']",
+            "5.1",
+        ),
+        (
+            "a,b\n1.25,2.75\n",
+            "text/csv",
+            400,
+            "Model is missing inputs ['sepal_length', 'sepal_width'",
+            "1.25",
+        ),
+        (split("[[1e300, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]]"), "application/json", 400,
+         "column 'sepal_length' has 1 value(s) out of the model's range", "6.3"),
+        (f'{{"instances": "{LONG_VALUE}"}}', "application/json", 400, "Failed to convert", None),
+        ("not parquet", "application/vnd.apache.parquet", 400, "Parquet", "not parquet"),
+        (split("[[5.1, 3.5, 1.4, 0.2]]"), "text/plain", 415, "content types", "5.1"),
+    ],
+    ids=[
+        "not-json", "not-utf8", "list", "no-format-key", "wrong-type", "missing-column",
+        "csv-wrong-columns", "1e300", "long-value", "bad-parquet", "content-type",
+    ],
+)  # fmt: skip
+def test_edge_answers_bad_requests_in_one_line(
+    edge: Edge,
+    request_body: str | bytes,
+    content_type: str,
+    status: int,
+    message: str,
+    not_echoed: str | None,
+) -> None:
+    request = urllib.request.Request(
+        edge[0] + "/invocations",
+        data=request_body if isinstance(request_body, bytes) else request_body.encode(),
+        headers={"Content-Type": content_type},
+        method="POST",
+    )
+    try:
+        urllib.request.urlopen(request, timeout=30)
+        pytest.fail("a bad request was answered 2xx")
+    except urllib.error.HTTPError as answer:
+        got, body = answer.code, answer.read().decode()
+    assert got == status, body
+    error = assert_one_line_error(body)
+    assert message in error["message"]
+    if not_echoed is not None:
+        assert not_echoed not in body
+    # At most the first offending value, cut short: never the request.
+    assert len(error["message"]) <= 300
+    assert LONG_VALUE not in body
+
+
+def raw_post(url: str, headers: bytes, body_parts: Iterable[bytes]) -> tuple[str, str]:
+    """POST /invocations over a bare socket (urllib sends a whole body before it reads an
+    answer); (status line, body) of the answer."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + b"\r\n")
+        for part in body_parts:
+            conn.sendall(part)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += conn.recv(65536)
+        head, body = answer.split(b"\r\n\r\n", 1)
+        length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE)[1])
+        while len(body) < length:
+            body += conn.recv(65536)
+    return head.decode().splitlines()[0], body.decode()
+
+
+def test_edge_refuses_a_huge_body_before_reading_it(edge: Edge) -> None:
+    """44 MiB announced (issue #23's request took a worker from 297 MB to 1.39 GB), 64 KiB
+    sent: the 413 comes back without the rest."""
+    status, body = raw_post(
+        edge[0],
+        b"Content-Type: application/json\r\nContent-Length: 46137344\r\n",
+        [b"[" * 65536],
+    )
+    assert status.startswith("HTTP/1.1 413"), status
+    assert "SERVE_MAX_BODY_BYTES" in assert_one_line_error(body)["message"]
+
+
+def test_edge_refuses_a_chunked_body_past_the_limit(edge: Edge) -> None:
+    """No Content-Length to judge by: the edge counts the chunks as they come."""
+    chunk = b"[" * 65536
+    status, body = raw_post(
+        edge[0],
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n",
+        [b"%x\r\n" % len(chunk) + chunk + b"\r\n"] * 17,  # 1 MiB + 64 KiB
+    )
+    assert status.startswith("HTTP/1.1 413"), status
+    assert_one_line_error(body)
+
+
+def test_edge_answers_only_its_hosts_and_endpoints(edge: Edge) -> None:
+    url = edge[0]
+    status, body = get(url + "/ping", host="attacker.example:5001")
+    assert status == 400 and "Host" in assert_one_line_error(body)["message"]
+    assert "attacker" not in body
+    for host in ("localhost:5001", "serve:5001", "127.0.0.1"):
+        assert get(url + "/ping", host=host)[0] == 200, host
+    for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect", "/nowhere"):
+        status, body = get(url + path)
+        assert status == 404, path
+        assert_one_line_error(body)
+    status, body = get(url + "/invocations")  # GET where MLflow takes POST
+    assert status == 405 and assert_one_line_error(body)["error_code"] == "METHOD_NOT_ALLOWED"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "environment", "message"),
+    [
+        (
+            ["--model-uri", "models:/iris_classifier@nowhere"],
+            {},
+            "no model version models:/iris_classifier@nowhere in the MLflow registry",
+        ),
+        ([], {"SERVE_MAX_BODY_BYTES": "1MB"}, "SERVE_MAX_BODY_BYTES must be a number of bytes"),
+        ([], {"SERVE_ALLOWED_HOSTS": " , "}, "the allowed hosts list is empty"),
+    ],
+    ids=["unknown-model", "bad-limit", "no-hosts"],
+)
+def test_serve_refuses_to_start_in_one_line(
+    built_project: Path,
+    tmp_path: Path,
+    arguments: list[str],
+    environment: dict[str, str],
+    message: str,
+) -> None:
+    env = tool_env(
+        {"MLFLOW_TRACKING_URI": f"sqlite:///{built_project / 'mlflow.db'}", **environment}
+    )
+    command = ["python", "-m", "mlpipeline.commands.serve", "--port", str(free_port())]
+    params = ["--params", str(built_project / "params.yaml")]
+    result = run([*command, *params, *arguments], cwd=tmp_path, env=env, check=False)
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr

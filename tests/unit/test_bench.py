@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.bench import rows_label, verdicts
+from benchmarks.bench import merge_into, rows_label, verdicts
 
 
 def scale_entry(rows: int, seconds: float) -> dict[str, Any]:
@@ -95,3 +95,39 @@ def test_scoring_targets_compare_with_predict_and_judge_memory() -> None:
     slow = verdicts({"scoring": [scoring_entry(1_000_000, 100_000.0, 200_000.0, 400.0)]})
     assert slow["scoring_vs_predict"]["status"] == "MISS"
     assert slow["scoring_rss_growth"]["status"] == "n/a"
+
+
+def test_merge_replaces_the_figures_measured_and_keeps_the_others() -> None:
+    machine = {"date": "then", "load_average_start": [1.0, 1.0, 1.0]}
+    report = {
+        "machine": machine,
+        "runs": 3,
+        "noop": {"kept": True},
+        "scoring": [scoring_entry(1_000_000, 1.0, 1.0, 1.0)],
+        "load_average_end": [2.0, 2.0, 2.0],
+        "total_seconds": 600.0,
+        "targets": {"stale": {}},
+    }
+    partial = {
+        "machine": {**machine, "date": "now", "load_average_start": [9.0, 8.0, 7.0]},
+        "runs": 1,
+        "scoring": [scoring_entry(1_000_000, 200_000.0, 180_000.0, 400.0)],
+        "load_average_end": [13.0, 12.0, 11.0],
+        "total_seconds": 420.0,
+    }
+    merged = merge_into(report, partial)
+    assert merged["noop"] == {"kept": True} and merged["runs"] == 3
+    assert merged["machine"]["date"] == "then" and "targets" not in merged
+    assert merged["scoring"] == partial["scoring"]
+    assert merged["merged"] == [
+        {
+            "figures": ["scoring"],
+            "date": "now",
+            "runs": 1,
+            "load_average_start": [9.0, 8.0, 7.0],
+            "load_average_end": [13.0, 12.0, 11.0],
+            "minutes": 7.0,
+        }
+    ]
+    # Measured again: the newer entry replaces the older one.
+    assert merge_into(merged, partial)["merged"] == merged["merged"]
