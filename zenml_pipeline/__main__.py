@@ -130,6 +130,7 @@ def run_pipeline(params: Params, enable_cache: bool = True, image: str | None = 
         message = container_failure(exc)
         if message is None:
             raise
+        end_runs_of_failed_run(params.mlflow.experiment_name)
         raise PipelineError(message) from None
     if run is not None:
         steps = ", ".join(f"{name}: {step.status.value}" for name, step in run.steps.items())
@@ -149,6 +150,37 @@ def container_failure(error: Exception) -> str | None:
     step = command[command.index("--step_name") + 1] if "--step_name" in command else "?"
     why = " (killed)" if error.exit_status == 137 else ""
     return f"ZenML step {step}: its container exited {error.exit_status}{why}; see its log above"
+
+
+def end_runs_of_failed_run(experiment_name: str) -> list[str]:
+    """End KILLED the MLflow runs the failed ZenML run left RUNNING; their ids.
+
+    A step container that died cannot end its run, and its process lived in the container's
+    own pid namespace, so no later process can tell it is gone: the entry point, which saw
+    the container die, settles the runs tagged with the failed ZenML run's id.
+    """
+    from mlflow import MlflowClient
+    from zenml.client import Client
+
+    from mlpipeline.tracking import store
+    from zenml_pipeline.pipeline import PIPELINE_NAME
+
+    failed = Client().get_pipeline(PIPELINE_NAME).last_run
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return []
+    left_running = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=(
+            f"attributes.status = 'RUNNING' and tags.zenml_pipeline_run_id = '{failed.id}'"
+        ),
+    )
+    for run in left_running:
+        client.set_terminated(run.info.run_id, status="KILLED")
+        store.discard_pending_models(client, experiment.experiment_id, run.info.run_id)
+        log.warning("MLflow run %s of ZenML run %s marked KILLED", run.info.run_id, failed.name)
+    return [run.info.run_id for run in left_running]
 
 
 @contextlib.contextmanager

@@ -150,10 +150,14 @@ def register_stack(settings: StackSettings) -> None:
 
     client = Client()
     s3_secret, mlflow_secret = f"{settings.name}-s3", f"{settings.name}-mlflow"
-    put_secret(client, s3_secret, {"aws_access_key_id": settings.s3_key,
-                                   "aws_secret_access_key": settings.s3_secret})  # fmt: skip
-    put_secret(client, mlflow_secret, {"MLFLOW_TRACKING_USERNAME": settings.tracking_username,
-                                       "MLFLOW_TRACKING_PASSWORD": settings.tracking_password})  # fmt: skip
+    s3_keys = {"aws_access_key_id": settings.s3_key, "aws_secret_access_key": settings.s3_secret}
+    put_secret(client, s3_secret, s3_keys)
+    login = dict(
+        zip(
+            MLFLOW_LOGIN_KEYS, (settings.tracking_username, settings.tracking_password), strict=True
+        )
+    )
+    put_secret(client, mlflow_secret, login)
     s3_config: dict = {
         "path": settings.s3_path,
         "key": f"{{{{{s3_secret}.aws_access_key_id}}}}",

@@ -40,7 +40,7 @@ def test_settings_come_from_the_environment(stack_env: pytest.MonkeyPatch) -> No
         ("AWS_ACCESS_KEY_ID", "", "zenml stack docker: set AWS_ACCESS_KEY_ID"),
         ("ZENML_S3_PATH", "/data/zenml", "ZENML_S3_PATH: '/data/zenml' is not s3://bucket"),
         ("ZENML_S3_PATH", "s3://", "ZENML_S3_PATH: 's3://' is not s3://bucket"),
-        ("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db", "MLFLOW_TRACKING_URI: 'sqlite:///mlflow.db' is not an MLflow server"),
+        ("MLFLOW_TRACKING_URI", "sqlite:///m.db", "MLFLOW_TRACKING_URI: 'sqlite:///m.db' is not"),
     ],
 )
 def test_a_bad_setting_is_named(
