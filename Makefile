@@ -12,7 +12,7 @@ UV := $(or $(UV_ON_PATH),.tools/bin/uv)
 UV_VERSION := 0.13.9
 RUN := "$(UV)" run --frozen
 
-.PHONY: help setup run test test-slow test-docker lint format zenml bench readme-dag clean clean-tracking team-users exps reproduce plots report notebook lab score
+.PHONY: help setup run test test-slow test-docker lint format zenml zenml-stack bench readme-dag clean clean-tracking team-users exps reproduce plots report notebook lab score
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -67,6 +67,10 @@ score: setup ## Score a CSV/Parquet file: INPUT=new.csv [MODEL=models:/<name>@<a
 
 zenml: setup ## Run the same pipeline with ZenML on its local stack (ZENML_ARGS="--set train.n_estimators=50")
 	$(RUN) python -m zenml_pipeline $(ZENML_ARGS)
+
+# ZENML_STACK (default docker), ZENML_S3_PATH, the S3 and MLflow settings and logins: docs/zenml.md.
+zenml-stack: setup ## ZenML server + a stack running each step in its own container (docs/zenml.md)
+	$(RUN) python -m mlpipeline.commands.zenml_stack
 
 test: setup ## Run the test suite (unit + integration with the real dvc, mlflow, zenml)
 	$(RUN) pytest

@@ -11,6 +11,10 @@ machine, in throwaway git copies of the repository under a temporary folder:
 4. `dvc exp run -S train.n_estimators=...`: which stages ran and how long it took;
 5. the ZenML pipeline: its store created (once per machine), then a project's cold run (fresh
    MLflow store, nothing cached) and the same run again, cached;
+5b. `--only zenml-docker` (not in a full `make bench`): the same with every step in its own
+   container (`make zenml-stack`'s local_docker stack, image BENCH_IMAGE, default
+   dvc-mlops-pipeline:latest, already built), against moto's S3 server and an MLflow server
+   on 127.0.0.1: cold and cached;
 6. scale: the synthetic source at 10k, 100k and 1M rows, pipeline and floor, per stage;
 7. batch scoring (`python -m mlpipeline.commands.score`) of 1M and 10M Iris-like rows with the
    champion: rows per second against benchmarks/score_floor.py (one process, whole file,
@@ -32,11 +36,13 @@ import logging
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +162,29 @@ def timed(args: Sequence[str | Path], cwd: Path, env: Mapping[str, str]) -> Time
             f"--- stdout\n{stdout[-4000:]}\n--- stderr\n{stderr[-4000:]}"
         )
     return Timed(seconds, usage.ru_maxrss / 1024, stdout, stderr)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(command: Sequence[str | Path], env: Mapping[str, str], cwd: Path, url: str):
+    """Start a server (its log beside it in `cwd`) and wait until `url` answers."""
+    log_path = cwd / f"{Path(str(command[0])).name}.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen([str(part) for part in command], cwd=cwd, env=dict(env),
+                                   stdout=log_file, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return process
+        except OSError:
+            time.sleep(0.5)
+    process.terminate()
+    raise RuntimeError(f"{command[0]} did not answer on {url}:\n{log_path.read_text()[-2000:]}")
 
 
 def snapshot_working_tree(dest: Path) -> Path:
@@ -402,6 +431,50 @@ class Bench:
             "store": summary(store),
             "cold": summary(cold),
             "cached": summary(cached),
+        }
+
+    def zenml_docker(self, image: str) -> dict:
+        """5b: every step in its own container (local_docker), cold and cached, one stack."""
+        inspect = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
+        if inspect.returncode != 0:
+            return {"available": False, "reason": f"image {image} is not built (docker/Dockerfile)"}
+        project = self.fresh_project("zenml-docker", probe=False)
+        base = project.parent
+        s3_port, mlflow_port, zenml_port = free_port(), free_port(), free_port()
+        s3_url, mlflow_url = f"http://127.0.0.1:{s3_port}", f"http://127.0.0.1:{mlflow_port}"
+        env = self.env(ZENML_CONFIG_PATH=str(base / "zenml-config"))
+        servers: list[subprocess.Popen] = []
+        try:
+            servers.append(serve([VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p",
+                                  str(s3_port)], env, base, f"{s3_url}/moto-api/"))  # fmt: skip
+            servers.append(serve(
+                [VENV_BIN / "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
+                 "--workers", "1", "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}",
+                 "--serve-artifacts", "--artifacts-destination", str(base / "mlartifacts")],
+                env, base, f"{mlflow_url}/health"))  # fmt: skip
+            # A server without logins: any account will do; moto takes any keys.
+            stack_env = {**env, "ZENML_S3_PATH": "s3://zenml-bench/store",
+                         "MLFLOW_S3_ENDPOINT_URL": s3_url, "AWS_ACCESS_KEY_ID": "bench",
+                         "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+                         "MLFLOW_TRACKING_URI": mlflow_url, "MLFLOW_TRACKING_USERNAME": "bench",
+                         "MLFLOW_TRACKING_PASSWORD": "bench", "ZENML_STACK": "bench",
+                         "ZENML_SERVER_PORT": str(zenml_port)}  # fmt: skip
+            stack_command = [sys.executable, "-m", "mlpipeline.commands.zenml_stack"]
+            setup = timed(stack_command, cwd=project, env=stack_env).seconds
+            command = [sys.executable, "-m", "zenml_pipeline", "--stack", "bench", "--image", image]
+            cold = timed(command, cwd=project, env=env).seconds
+            cached = timed(command, cwd=project, env=env).seconds
+        finally:
+            subprocess.run([VENV_BIN / "zenml", "logout", "--local"], env=env, capture_output=True)
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=30)
+        return {
+            "available": True,
+            "image": image,
+            "setup": summary([setup]),
+            "cold": summary([cold]),
+            "cached": summary([cached]),
         }
 
     def scoring(self, sizes: Sequence[int]) -> list[dict]:
@@ -701,6 +774,14 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
             lines.append(row(first, zenml["store"]))
     elif zenml:
         lines.append(f"| 5. ZenML pipeline | not available: {zenml['reason']} |")
+    docker = results.get("zenml_docker")
+    if docker and docker.get("available"):
+        cold = f"5b. ZenML, every step in its own container ({docker['image']}), cold"
+        lines.append(row(cold, docker["cold"]))
+        lines.append(row("&nbsp;&nbsp;the same, cached (same params again)", docker["cached"]))
+        lines.append(row("&nbsp;&nbsp;before them: `make zenml-stack`", docker["setup"]))
+    elif docker:
+        lines.append(f"| 5b. ZenML in containers | not available: {docker['reason']} |")
     scale = results.get("scale")
     if scale:
         lines += [
@@ -883,7 +964,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["floor", "repro", "noop", "exp", "zenml", "scale", "scoring"],
+        choices=["floor", "repro", "noop", "exp", "zenml", "zenml-docker", "scale", "scoring"],
         help="measure only these figures (for profiling; the report is partial)",
     )
     parser.add_argument("--out", type=Path, help="folder for results.json/md (default benchmarks/)")
@@ -937,6 +1018,18 @@ def main(argv: list[str] | None = None) -> None:
                 log.error("%s", exc)
                 reason = str(exc).strip().splitlines()[-1][:200]
                 results["zenml"] = {"available": False, "reason": f"the run failed: {reason}"}
+        if "zenml-docker" in only:
+            log.info("5b. ZenML pipeline, every step in its own container, cold and cached")
+            try:
+                image = os.environ.get("BENCH_IMAGE", "dvc-mlops-pipeline:latest")
+                results["zenml_docker"] = bench.zenml_docker(image)
+            except RuntimeError as exc:
+                log.error("%s", exc)
+                reason = str(exc).strip().splitlines()[-1][:200]
+                results["zenml_docker"] = {
+                    "available": False,
+                    "reason": f"the run failed: {reason}",
+                }
         if "scale" in only:
             results["scale"] = []
             for rows in sizes:

@@ -1,4 +1,5 @@
-"""`python -m zenml_pipeline [--params PATH] [--set section.key=value ...] [--no-cache]`."""
+"""`python -m zenml_pipeline [--params PATH] [--set section.key=value ...] [--no-cache]
+[--stack NAME [--image IMAGE]]`."""
 
 from __future__ import annotations
 
@@ -37,7 +38,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override a param, like `dvc exp run -S` (repeatable)",
     )
     parser.add_argument("--no-cache", action="store_true", help="run every step again")
+    parser.add_argument(
+        "--stack",
+        help="activate this ZenML stack first (`zenml stack set`); its MLflow experiment "
+        "tracker, if it has one, is the MLflow store",
+    )
+    parser.add_argument(
+        "--image",
+        help="run the steps in this image as it is (the project's, docker/Dockerfile): ZenML "
+        "builds none and the steps get the code from the artifact store",
+    )
     return parser.parse_args(argv)
+
+
+def use_stack(name: str) -> None:
+    """Activate the ZenML stack `name`; its MLflow tracker's server and login become ours.
+
+    The login comes from the tracker's secret references, resolved by ZenML here; the step
+    containers get it from the secret attached to the tracker (`make zenml-stack`).
+    """
+    from zenml.client import Client
+
+    from mlpipeline.tracking import runs as tracking
+
+    client = Client()
+    try:
+        client.activate_stack(name)
+    except KeyError:
+        raise PipelineError(f"--stack {name}: no such ZenML stack (`zenml stack list`)") from None
+    tracker = client.active_stack.experiment_tracker
+    if tracker is None or tracker.flavor != "mlflow":
+        return
+    config = tracker.config
+    os.environ[tracking.TRACKING_URI_ENV] = config.tracking_uri
+    for variable, value in (
+        ("MLFLOW_TRACKING_USERNAME", config.tracking_username),
+        ("MLFLOW_TRACKING_PASSWORD", config.tracking_password),
+    ):
+        if value:
+            os.environ[variable] = value
 
 
 def source_md5(params: Params) -> str | None:
@@ -52,7 +91,7 @@ def source_md5(params: Params) -> str | None:
     return file_md5(csv_path)
 
 
-def run_pipeline(params: Params, enable_cache: bool = True) -> None:
+def run_pipeline(params: Params, enable_cache: bool = True, image: str | None = None) -> None:
     """Run the pipeline on the active ZenML stack (the default local one unless set up)."""
     from mlpipeline.tracking import access
     from mlpipeline.tracking import runs as tracking
@@ -76,13 +115,72 @@ def run_pipeline(params: Params, enable_cache: bool = True) -> None:
     if os.environ.get(tracking.TRACKING_URI_ENV):
         # Remote orchestrators start each step in a fresh container: hand on the store.
         options["environment"] = {tracking.TRACKING_URI_ENV: uri}
-    with installed_packages_listed_once():
-        run = training_pipeline.with_options(**options)(
-            params=params, tracking_uri=uri, source_md5=csv_md5
-        )
+    if image is not None:
+        from zenml.config import DockerSettings
+
+        # The project image has every dependency (uv.lock); the code is uploaded to the
+        # artifact store and fetched by each step container, so no registry is needed.
+        options["settings"] = {"docker": DockerSettings(parent_image=image, skip_build=True)}
+    try:
+        with installed_packages_listed_once():
+            run = training_pipeline.with_options(**options)(
+                params=params, tracking_uri=uri, source_md5=csv_md5
+            )
+    except Exception as exc:
+        message = container_failure(exc)
+        if message is None:
+            raise
+        end_runs_of_failed_run(params.mlflow.experiment_name)
+        raise PipelineError(message) from None
     if run is not None:
         steps = ", ".join(f"{name}: {step.status.value}" for name, step in run.steps.items())
         log.info("ZenML run %s (%s): %s [%s]", run.name, run.id, run.status.value, steps)
+
+
+def container_failure(error: Exception) -> str | None:
+    """One line for a step container that exited non-zero (local_docker), else None.
+
+    The step's own output, its error included, was streamed to the terminal above.
+    """
+    from docker.errors import ContainerError
+
+    if not isinstance(error, ContainerError):
+        return None
+    command = [str(part) for part in error.command or []]
+    step = command[command.index("--step_name") + 1] if "--step_name" in command else "?"
+    why = " (killed)" if error.exit_status == 137 else ""
+    return f"ZenML step {step}: its container exited {error.exit_status}{why}; see its log above"
+
+
+def end_runs_of_failed_run(experiment_name: str) -> list[str]:
+    """End KILLED the MLflow runs the failed ZenML run left RUNNING; their ids.
+
+    A step container that died cannot end its run, and its process lived in the container's
+    own pid namespace, so no later process can tell it is gone: the entry point, which saw
+    the container die, settles the runs tagged with the failed ZenML run's id.
+    """
+    from mlflow import MlflowClient
+    from zenml.client import Client
+
+    from mlpipeline.tracking import store
+    from zenml_pipeline.pipeline import PIPELINE_NAME
+
+    failed = Client().get_pipeline(PIPELINE_NAME).last_run
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return []
+    left_running = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=(
+            f"attributes.status = 'RUNNING' and tags.zenml_pipeline_run_id = '{failed.id}'"
+        ),
+    )
+    for run in left_running:
+        client.set_terminated(run.info.run_id, status="KILLED")
+        store.discard_pending_models(client, experiment.experiment_id, run.info.run_id)
+        log.warning("MLflow run %s of ZenML run %s marked KILLED", run.info.run_id, failed.name)
+    return [run.info.run_id for run in left_running]
 
 
 @contextlib.contextmanager
@@ -141,7 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging()
     with exit_on_user_error(log):
         params = load_params(args.params, args.overrides)
-        run_pipeline(params, enable_cache=not args.no_cache)
+        if args.stack:
+            use_stack(args.stack)
+        run_pipeline(params, enable_cache=not args.no_cache, image=args.image)
     exit_without_final_collection(0)
 
 

@@ -1,0 +1,226 @@
+"""A ZenML stack that runs every step in its own container: `make zenml-stack`.
+
+    python -m mlpipeline.commands.zenml_stack            # stack `docker`, then:
+    python -m zenml_pipeline --stack docker --image dvc-mlops-pipeline:latest
+
+What it sets up (docs/zenml.md, "Every step in its own container"):
+
+- a local ZenML server (`zenml login --local`, port ZENML_SERVER_PORT, default 8237) that the
+  step containers report to;
+- the `local_docker` orchestrator (host networking, so a step reaches the servers on
+  127.0.0.1) with ZenML's local image builder beside it;
+- an S3 artifact store at ZENML_S3_PATH (s3://bucket/prefix) on the S3 server
+  MLFLOW_S3_ENDPOINT_URL (else AWS_ENDPOINT_URL, else AWS itself); its bucket is created if
+  missing;
+- the MLflow server MLFLOW_TRACKING_URI as experiment tracker, logged in as the pipeline
+  account.
+
+Credentials come from the environment only (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
+MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD) and go into two ZenML secrets,
+`<stack>-s3` and `<stack>-mlflow`; the components hold `{{secret.key}}` references, never a
+value, and nothing secret is on a command line. Idempotent: a second run updates the secrets,
+components and stack in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlpipeline.commands.buckets import endpoint_url, ensure_buckets
+from mlpipeline.domain.errors import PipelineError
+from mlpipeline.runner import exit_on_user_error
+
+if TYPE_CHECKING:
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+log = logging.getLogger("mlpipeline.zenml_stack")
+
+DEFAULT_STACK = "docker"
+DEFAULT_SERVER_PORT = 8237
+# Keys of the `<stack>-mlflow` secret: the step containers get them as environment variables
+# (ZenML sets a component's secrets in the step's environment), the names MLflow reads.
+MLFLOW_LOGIN_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    name: str
+    s3_path: str
+    s3_endpoint: str | None
+    s3_key: str
+    s3_secret: str
+    tracking_uri: str
+    tracking_username: str
+    tracking_password: str
+
+    @property
+    def bucket(self) -> str:
+        return self.s3_path.removeprefix("s3://").split("/", 1)[0]
+
+
+def settings_from_env(name: str) -> StackSettings:
+    """The stack's settings; a missing variable fails naming it."""
+    required = (
+        "ZENML_S3_PATH", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_URI",
+        *MLFLOW_LOGIN_KEYS,
+    )  # fmt: skip
+    missing = [key for key in required if not os.environ.get(key)]
+    if missing:
+        raise PipelineError(f"zenml stack {name}: set {', '.join(missing)} (docs/zenml.md)")
+    s3_path = os.environ["ZENML_S3_PATH"]
+    if not s3_path.startswith("s3://") or not s3_path.removeprefix("s3://").split("/")[0]:
+        raise PipelineError(f"ZENML_S3_PATH: {s3_path!r} is not s3://bucket[/prefix]")
+    tracking_uri = os.environ["MLFLOW_TRACKING_URI"]
+    if not tracking_uri.startswith(("http://", "https://")):
+        raise PipelineError(
+            f"MLFLOW_TRACKING_URI: {tracking_uri!r} is not an MLflow server (http[s]://...): "
+            "a step container cannot reach a local store"
+        )
+    return StackSettings(
+        name=name,
+        s3_path=s3_path,
+        s3_endpoint=endpoint_url(),
+        s3_key=os.environ["AWS_ACCESS_KEY_ID"],
+        s3_secret=os.environ["AWS_SECRET_ACCESS_KEY"],
+        tracking_uri=tracking_uri,
+        tracking_username=os.environ["MLFLOW_TRACKING_USERNAME"],
+        tracking_password=os.environ["MLFLOW_TRACKING_PASSWORD"],
+    )
+
+
+def login_local(port: int) -> None:
+    """Start (or reconnect to) the local ZenML server, as `zenml login --local` does."""
+    env = {**os.environ, "ZENML_AUTO_OPEN_DASHBOARD": "false"}
+    login = subprocess.run(
+        [Path(sys.executable).with_name("zenml"), "login", "--local", "--port", str(port)],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    if login.returncode != 0:
+        last = (login.stderr.strip() or login.stdout.strip() or "?").splitlines()[-1]
+        raise PipelineError(f"zenml login --local --port {port} failed: {last}")
+
+
+def put_secret(client: Client, name: str, values: dict[str, str]) -> None:
+    from zenml.exceptions import EntityExistsError
+
+    try:
+        client.create_secret(name=name, values=values)
+    except EntityExistsError:
+        client.update_secret(name, add_or_update_values=values)
+
+
+def put_component(
+    client: Client,
+    component_type: StackComponentType,
+    name: str,
+    flavor: str,
+    configuration: dict,
+    secrets: list[str] | None = None,
+) -> None:
+    try:
+        existing = client.get_stack_component(component_type, name, allow_name_prefix_match=False)
+    except KeyError:
+        client.create_stack_component(
+            name=name, flavor=flavor, component_type=component_type,
+            configuration=configuration, secrets=secrets,
+        )  # fmt: skip
+        return
+    if existing.flavor_name != flavor:
+        raise PipelineError(
+            f"zenml {component_type.value} {name} exists with flavor {existing.flavor_name}, "
+            f"not {flavor}: remove it or choose another stack name"
+        )
+    client.update_stack_component(
+        name, component_type, configuration=configuration, add_secrets=secrets
+    )
+
+
+def register_stack(settings: StackSettings) -> None:
+    """Secrets, components and the stack, created or brought up to date."""
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    client = Client()
+    s3_secret, mlflow_secret = f"{settings.name}-s3", f"{settings.name}-mlflow"
+    s3_keys = {"aws_access_key_id": settings.s3_key, "aws_secret_access_key": settings.s3_secret}
+    put_secret(client, s3_secret, s3_keys)
+    login = dict(
+        zip(
+            MLFLOW_LOGIN_KEYS, (settings.tracking_username, settings.tracking_password), strict=True
+        )
+    )
+    put_secret(client, mlflow_secret, login)
+    s3_config: dict = {
+        "path": settings.s3_path,
+        "key": f"{{{{{s3_secret}.aws_access_key_id}}}}",
+        "secret": f"{{{{{s3_secret}.aws_secret_access_key}}}}",
+    }
+    if settings.s3_endpoint:
+        s3_config["client_kwargs"] = {"endpoint_url": settings.s3_endpoint}
+    name = settings.name
+    put_component(client, StackComponentType.ARTIFACT_STORE, name, "s3", s3_config)
+    put_component(client, StackComponentType.IMAGE_BUILDER, name, "local", {})
+    # Host networking: a step container reaches the ZenML, MLflow and S3 servers on the
+    # addresses the host uses (127.0.0.1 included).
+    put_component(client, StackComponentType.ORCHESTRATOR, name, "local_docker",
+                  {"run_args": {"network_mode": "host"}})  # fmt: skip
+    put_component(
+        client, StackComponentType.EXPERIMENT_TRACKER, name, "mlflow",
+        {"tracking_uri": settings.tracking_uri,
+         "tracking_username": f"{{{{{mlflow_secret}.MLFLOW_TRACKING_USERNAME}}}}",
+         "tracking_password": f"{{{{{mlflow_secret}.MLFLOW_TRACKING_PASSWORD}}}}"},
+        # The step containers get the login as MLFLOW_TRACKING_USERNAME / _PASSWORD.
+        secrets=[mlflow_secret],
+    )  # fmt: skip
+    components = {
+        StackComponentType.ARTIFACT_STORE: name,
+        StackComponentType.IMAGE_BUILDER: name,
+        StackComponentType.ORCHESTRATOR: name,
+        StackComponentType.EXPERIMENT_TRACKER: name,
+    }
+    try:
+        client.get_stack(name, allow_name_prefix_match=False)
+    except KeyError:
+        client.create_stack(name=name, components=components)
+    else:
+        client.update_stack(name, component_updates=components)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Set up the ZenML server and the containerised stack (docs/zenml.md)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mlpipeline.commands.zenml_stack", description=main.__doc__
+    )
+    parser.add_argument("--name", default=os.environ.get("ZENML_STACK", DEFAULT_STACK),
+                        help="stack name (default: $ZENML_STACK or %(default)s)")  # fmt: skip
+    parser.add_argument("--port", type=int, default=int(os.environ.get(
+        "ZENML_SERVER_PORT", DEFAULT_SERVER_PORT)), help="local ZenML server port")  # fmt: skip
+    args = parser.parse_args(argv)
+    # Our logger only, not propagated: ZenML puts its own handler on the root logger.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[zenml-stack] %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    with exit_on_user_error(log):
+        settings = settings_from_env(args.name)
+        created = ensure_buckets([settings.bucket], settings.s3_endpoint)
+        login_local(args.port)
+        register_stack(settings)
+        log.info(
+            "ZenML server http://127.0.0.1:%d; stack %s: local_docker, s3 %s%s, mlflow %s",
+            args.port, settings.name, settings.s3_path,
+            " (bucket created)" if created else "", settings.tracking_uri,
+        )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""The ZenML pipeline with every step in its own container (docs/zenml.md).
+
+`python -m mlpipeline.commands.zenml_stack` sets up, on free 127.0.0.1 ports: a local ZenML
+server (`zenml login --local`), the `local_docker` orchestrator running the project's image
+(docker/Dockerfile, tag DOCKER_TEST_IMAGE), an S3 artifact store on moto's S3 server and, as
+experiment tracker, MLflow's basic-auth server as the team runs it (SQLite backend here), as
+the pipeline account. Then `python -m zenml_pipeline --stack ... --image ...` runs in a copy
+of the repository. ZenML's config lives in a temp folder; its server is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.conftest import REPO, VENV_BIN, copy_repository, free_port, run, stop, tool_env, wait_for
+from tests.integration.conftest import IMAGE, base_image
+from tests.integration.test_zenml_pipeline import STEPS, run_id, statuses
+
+if TYPE_CHECKING:
+    from zenml.client import Client
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+STACK = "containers"
+S3_PATH = "s3://zenml-artifacts/store"
+# Test-only credentials for servers that live as long as this module; moto accepts any.
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "zenml-test-key",
+    "AWS_SECRET_ACCESS_KEY": "zenml-test-secret-" + os.urandom(6).hex(),
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+ADMIN = {"MLFLOW_AUTH_ADMIN_USERNAME": "admin",
+         "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-pw-" + os.urandom(6).hex()}  # fmt: skip
+PIPELINE = {"MLFLOW_TRACKING_USERNAME": "pipeline",
+            "MLFLOW_TRACKING_PASSWORD": "pipeline-pw-" + os.urandom(6).hex()}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Servers:
+    root: Path
+    env: dict[str, str]  # the user's shell: ZenML config, no secret
+    s3_url: str
+    mlflow_url: str
+    zenml_port: int
+
+    def zenml(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "zenml_pipeline", "--stack", STACK, "--image", IMAGE]
+        return run([*command, *args], self.root, self.env, check, timeout=1500)
+
+    def mlflow(self):
+        from mlflow import MlflowClient
+
+        os.environ.update(PIPELINE)
+        return MlflowClient(tracking_uri=self.mlflow_url, registry_uri=self.mlflow_url)
+
+    def step_containers(self) -> list[dict]:
+        """The containers ZenML started for this module's server: `docker inspect` of each."""
+        listed = run(["docker", "ps", "-a", "-q", "--filter", f"ancestor={IMAGE}"], REPO)
+        ids = listed.stdout.split()
+        if not ids:
+            return []
+        inspected = json.loads(run(["docker", "inspect", *ids], REPO).stdout)
+        ours = f"ZENML_STORE_URL=http://127.0.0.1:{self.zenml_port}"
+        return [c for c in inspected if ours in (c["Config"]["Env"] or [])]
+
+
+def _server(command: list, env: dict, log: Path, url: str, cwd: Path) -> subprocess.Popen:
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            command, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT, env=env
+        )
+    wait_for(url, process, log, timeout=180)
+    return process
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    base = tmp_path_factory.mktemp("zenml-docker")
+    root = copy_repository(base / "project")
+    run(["docker", "build", "-t", IMAGE, "-f", "docker/Dockerfile",
+         "--build-arg", f"BASE_IMAGE={base_image()}", "."], REPO, timeout=1500)  # fmt: skip
+    env = tool_env({
+        "ZENML_CONFIG_PATH": str(base / "zenml_config"),
+        "ZENML_ANALYTICS_OPT_IN": "false",
+        "ZENML_LOGGING_COLORS_DISABLED": "true",
+        "ZENML_ENABLE_RICH_TRACEBACK": "false",
+    })  # fmt: skip
+    s3_port, mlflow_port, zenml_port = free_port(), free_port(), free_port()
+    s3_url, mlflow_url = f"http://127.0.0.1:{s3_port}", f"http://127.0.0.1:{mlflow_port}"
+    processes = []
+    try:
+        processes.append(_server(
+            [VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p", str(s3_port)],
+            env, base / "moto.log", f"{s3_url}/moto-api/", base,
+        ))  # fmt: skip
+        mlflow_env = {**env, **S3_CREDENTIALS, **ADMIN,
+                      "MLFLOW_S3_ENDPOINT_URL": s3_url,
+                      "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{base / 'mlflow.db'}",
+                      "MLFLOW_ARTIFACTS_DESTINATION": "s3://mlflow-artifacts/artifacts",
+                      "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
+                      "TMPDIR": str(base)}  # fmt: skip
+        run([VENV_BIN / "python", "-m", "mlpipeline.commands.buckets", "mlflow-artifacts"],
+            REPO, mlflow_env)  # fmt: skip
+        processes.append(_server(
+            ["sh", REPO / "docker" / "mlflow-team-server.sh", "--host", "127.0.0.1",
+             "--port", str(mlflow_port), "--serve-artifacts", "--workers", "1"],
+            mlflow_env, base / "mlflow.log", f"{mlflow_url}/health", base,
+        ))  # fmt: skip
+        team = {**env, **ADMIN, **PIPELINE, "MLFLOW_TRACKING_URI": mlflow_url}
+        run([VENV_BIN / "python", "-m", "mlpipeline.commands.team_users", "pipeline"], root, team)
+        # What `make zenml-stack` reads; the secrets reach ZenML's secret store only.
+        stack_env = {**env, **S3_CREDENTIALS, **PIPELINE, "MLFLOW_TRACKING_URI": mlflow_url,
+                     "MLFLOW_S3_ENDPOINT_URL": s3_url, "ZENML_S3_PATH": S3_PATH,
+                     "ZENML_STACK": STACK, "ZENML_SERVER_PORT": str(zenml_port)}  # fmt: skip
+        command = [VENV_BIN / "python", "-m", "mlpipeline.commands.zenml_stack"]
+        for _ in range(2):  # idempotent: the second run updates in place
+            made = run(command, root, stack_env, timeout=600)
+        assert f"stack {STACK}: local_docker, s3 {S3_PATH}" in made.stderr
+        yield Servers(root, env, s3_url, mlflow_url, zenml_port)
+    finally:
+        servers_left = Servers(root, env, "", "", zenml_port)
+        ids = [c["Id"] for c in servers_left.step_containers()]
+        if ids:
+            run(["docker", "rm", "-f", *ids], REPO, check=False)
+        run([VENV_BIN / "zenml", "logout", "--local"], root, env, check=False, timeout=120)
+        for process in reversed(processes):
+            stop(process)
+
+
+@pytest.fixture(scope="module")
+def zenml_client(servers: Servers) -> Iterator[Client]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("ZENML_CONFIG_PATH", "ZENML_ANALYTICS_OPT_IN"):
+            patch.setenv(name, servers.env[name])
+        from zenml.client import Client
+        from zenml.config.global_config import GlobalConfiguration
+
+        GlobalConfiguration._reset_instance()
+        Client._reset_instance()
+        yield Client()
+        GlobalConfiguration._reset_instance()
+        Client._reset_instance()
+
+
+def test_the_stack_keeps_credentials_in_secrets_only(servers: Servers, zenml_client: Client):
+    from zenml.enums import StackComponentType
+
+    stack = zenml_client.get_stack(STACK)
+    flavors = {kind: components[0].flavor_name for kind, components in stack.components.items()}
+    assert flavors == {
+        StackComponentType.ORCHESTRATOR: "local_docker",
+        StackComponentType.ARTIFACT_STORE: "s3",
+        StackComponentType.IMAGE_BUILDER: "local",
+        StackComponentType.EXPERIMENT_TRACKER: "mlflow",
+    }
+    stored = json.dumps(
+        [c.configuration for components in stack.components.values() for c in components]
+    )
+    for secret in (S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], PIPELINE["MLFLOW_TRACKING_PASSWORD"]):
+        assert secret not in stored
+    assert "{{containers-mlflow.MLFLOW_TRACKING_PASSWORD}}" in stored
+    assert "{{containers-s3.aws_secret_access_key}}" in stored
+
+
+def test_steps_run_in_containers_match_dvc_and_a_killed_step_heals(
+    servers: Servers, zenml_client: Client
+) -> None:
+    first = zenml_client.get_pipeline_run(run_id(servers.zenml()))
+    assert statuses(first) == dict.fromkeys(STEPS, "completed")
+    # One container per step, from the project's image, each exited 0.
+    containers = [c for c in servers.step_containers() if str(first.snapshot.id) in c["Args"]]
+    step_names = sorted(c["Args"][c["Args"].index("--step_name") + 1] for c in containers)
+    assert step_names == sorted(STEPS)
+    assert {c["State"]["ExitCode"] for c in containers} == {0}
+    # The outputs are in S3, and read back from there.
+    classifier_uri = first.steps["train"].outputs["classifier"][0].uri
+    assert classifier_uri.startswith(f"{S3_PATH}/")
+    dvc_metrics = json.loads((servers.root / "metrics" / "metrics.json").read_text())
+    assert first.steps["evaluate"].outputs["metrics"][0].load() == dvc_metrics
+    # The MLflow run on the team server, as the pipeline account: what `dvc repro` logs.
+    mlflow = servers.mlflow()
+    mlflow_run_id = first.steps["train"].outputs["mlflow_run_id"][0].load()
+    logged = mlflow.get_run(mlflow_run_id)
+    assert logged.info.status == "FINISHED"
+    assert logged.data.tags["zenml_pipeline_run_id"] == str(first.id)
+    assert logged.data.params["n_estimators"] == "100"
+    assert logged.data.metrics["accuracy"] == dvc_metrics["accuracy"]
+    assert logged.data.metrics["f1_score"] == dvc_metrics["f1_score"]
+    version = first.steps["save"].outputs["model_version"][0].load()
+    assert mlflow.get_model_version("iris_classifier", version).run_id == mlflow_run_id
+
+    # A train step killed mid-run (its MLflow run open): the ZenML run fails, and the rerun
+    # settles the orphaned MLflow run, reuses load and preprocess and trains again.
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "zenml_pipeline", "--stack", STACK, "--image", IMAGE,
+         "--set", "train.n_estimators=30"],
+        cwd=servers.root, env=servers.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    experiment_id = logged.info.experiment_id
+    deadline = time.monotonic() + 900
+    open_runs = []
+    while not open_runs and time.monotonic() < deadline and killed.poll() is None:
+        open_runs = mlflow.search_runs([experiment_id], "attributes.status = 'RUNNING'")
+        time.sleep(1)
+    assert open_runs, f"train never opened its MLflow run:\n{killed.communicate()[0][-4000:]}"
+    train = [c for c in servers.step_containers() if c["State"]["Running"]
+             and "train" in c["Args"]]  # fmt: skip
+    assert len(train) == 1
+    run(["docker", "kill", train[0]["Id"]], REPO)
+    output, _ = killed.communicate(timeout=600)
+    assert killed.returncode != 0, output[-4000:]
+    assert "ZenML step train: its container exited 137 (killed)" in output
+    failed = zenml_client.get_pipeline("training_pipeline").last_run
+    assert failed.status.value == "failed", output[-4000:]
+    # Ended by the entry point that saw the container die, its unfinished model with it.
+    assert mlflow.get_run(open_runs[0].info.run_id).info.status == "KILLED"
+
+    healed = zenml_client.get_pipeline_run(run_id(servers.zenml("--set", "train.n_estimators=30")))
+    assert statuses(healed) == {"load": "cached", "preprocess": "cached",
+                                "train": "completed", "evaluate": "completed",
+                                "save": "completed"}  # fmt: skip
+    healed_run = mlflow.get_run(healed.steps["train"].outputs["mlflow_run_id"][0].load())
+    assert healed_run.info.status == "FINISHED"
+    assert healed_run.data.params["n_estimators"] == "30"
+    healed_metrics = healed.steps["evaluate"].outputs["metrics"][0].load()
+    assert healed_run.data.metrics["accuracy"] == healed_metrics["accuracy"]
