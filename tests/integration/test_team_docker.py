@@ -231,6 +231,9 @@ def test_a_killed_database_fails_train_in_seconds_and_repro_heals(
     assert mlflow.get_run(healed).info.status == "FINISHED"
     assert mlflow.get_run(healed).data.params["train.n_estimators"] == "300"
     assert mlflow.get_run(killed_run).info.status == "FAILED"
+    # A model whose upload the kill interrupted was discarded, not left PENDING.
+    left = mlflow.search_logged_models([experiment_id], f"source_run_id = '{killed_run}'")
+    assert all(model.status != "PENDING" for model in left), left
 
 
 def _wait_for_trains_run(mlflow, experiment_id: str, before: set[str], process, log: Path) -> str:
