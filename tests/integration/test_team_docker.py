@@ -143,7 +143,7 @@ def test_a_teammates_experiment_lands_in_the_same_experiment_and_a_reader_sees_b
     reader = client(team_stack, *READER, monkeypatch)
     listed = {found.info.run_id for found in reader.search_runs([ours["experiment_id"]])}
     assert {ours["run_id"], theirs["run_id"]} <= listed
-    assert reader.get_run(theirs["run_id"]).data.params["train.n_estimators"] == "30"
+    assert reader.get_run(theirs["run_id"]).data.params["n_estimators"] == "30"
     from mlflow.exceptions import MlflowException
 
     with pytest.raises(MlflowException) as refused:
@@ -229,7 +229,7 @@ def test_a_killed_database_fails_train_in_seconds_and_repro_heals(
     run(["dvc", "repro"], cwd=teammate_clone, env=env, timeout=900)
     healed = json.loads((teammate_clone / "models" / "mlflow_run.json").read_text())["run_id"]
     assert mlflow.get_run(healed).info.status == "FINISHED"
-    assert mlflow.get_run(healed).data.params["train.n_estimators"] == "300"
+    assert mlflow.get_run(healed).data.params["n_estimators"] == "300"
     assert mlflow.get_run(killed_run).info.status == "FAILED"
     # A model whose upload the kill interrupted was discarded, not left PENDING.
     left = mlflow.search_logged_models([experiment_id], f"source_run_id = '{killed_run}'")
