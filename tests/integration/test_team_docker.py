@@ -13,11 +13,12 @@ import os
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import VENV_BIN, copy_repository, run, set_params, tool_env
+from tests.conftest import VENV_BIN, copy_repository, run, run_queue, set_params, tool_env
 from tests.integration.conftest import (
     KNOWN_ROWS,
     PASSWORDS,
@@ -261,6 +262,55 @@ def _wait_until_healthy(stack: TeamStack, service: str, timeout: float = 300) ->
         if time.monotonic() > deadline:
             pytest.fail(f"{service} was not healthy {timeout} s after start\n{stack.logs()}")
         time.sleep(2)
+
+
+def test_four_pipelines_at_once_all_land_and_load(
+    team_stack: TeamStack, teammate_clone: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two clones, two queued experiments each, `dvc queue start -j 2` in both at once: four
+    pipelines against the server together. The stages never retry a request
+    (mlpipeline.tracking.runs), so one failed request fails its experiment and the queue."""
+    import mlflow as mlflow_module
+
+    second = tmp_path / "second"
+    # The clone as it is (its pulled cache too), without its DVC temporary state.
+    shutil.copytree(teammate_clone, second, symlinks=True, ignore=_dvc_tmp)
+    env = as_account(team_stack, (SECRETS["MLFLOW_TRACKING_USERNAME"],
+                                  SECRETS["MLFLOW_TRACKING_PASSWORD"]))  # fmt: skip
+    settings = {teammate_clone: (11, 12), second: (13, 14)}
+    for clone, values in settings.items():
+        for n_estimators in values:
+            queue = ["dvc", "exp", "run", "--queue", "-S", f"train.n_estimators={n_estimators}"]
+            run(queue, cwd=clone, env=env)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = list(pool.map(lambda clone: run_queue(clone, env, jobs=2, timeout=1800),
+                                 settings))  # fmt: skip
+    for status in statuses:
+        assert status.count("Success") == 2, status
+
+    mlflow = pipeline_client(team_stack, monkeypatch)
+    experiment_id = json.loads((team_stack.project / "models" / "mlflow_run.json").read_text())[
+        "experiment_id"
+    ]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team_stack.mlflow_url)
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+    columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    import pandas as pd
+
+    rows = pd.DataFrame(list(KNOWN_ROWS.values()), columns=columns)
+    found = mlflow.search_runs([experiment_id], max_results=1000)
+    for n_estimators in (11, 12, 13, 14):
+        (landed,) = [r for r in found if r.data.params.get("n_estimators") == str(n_estimators)]
+        assert landed.info.status == "FINISHED"
+        (model,) = mlflow.search_logged_models(
+            [experiment_id], f"source_run_id = '{landed.info.run_id}'"
+        )
+        loaded = mlflow_module.pyfunc.load_model(f"models:/{model.model_id}")
+        assert len(loaded.predict(rows)) == len(KNOWN_ROWS)
+
+
+def _dvc_tmp(folder: str, names: list[str]) -> list[str]:
+    return ["tmp"] if Path(folder).name == ".dvc" else []
 
 
 def test_down_and_up_keep_runs_versions_aliases_and_users(
