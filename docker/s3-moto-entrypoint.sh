@@ -1,4 +1,43 @@
 #!/bin/sh
 # moto's S3 server on port 9000. The minio service's arguments (`server /data
 # --console-address :9001`) are MinIO's and are ignored; moto has no console.
-exec moto_server -H 0.0.0.0 -p 9000
+#
+# moto keeps objects in memory. Its recorder (MOTO_ENABLE_RECORDING) appends every request
+# it answers to a file on the /data volume, and at start the file is replayed into the fresh
+# server, so buckets and objects survive `docker compose down` / `up` as MinIO's do. The
+# healthcheck (`mc ready local`) passes only once the replay is done.
+set -eu
+
+recording=/data/moto-recording.jsonl
+ready=/tmp/s3-moto.ready
+export MOTO_ENABLE_RECORDING=true MOTO_RECORDER_FILEPATH="$recording"
+mkdir -p /data
+rm -f "$ready"
+moto_server -H 0.0.0.0 -p 9000 &
+server=$!
+trap 'kill -TERM "$server"' TERM INT
+python - "$recording" <<'PY'
+import socket, sys, time, urllib.request as u
+from pathlib import Path
+
+api = "http://127.0.0.1:9000/moto-api/"
+deadline = time.monotonic() + 60
+while True:
+    try:
+        socket.create_connection(("127.0.0.1", 9000), timeout=2).close()
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            sys.exit("s3-moto: the server did not answer within 60 s")
+        time.sleep(0.2)
+recording = Path(sys.argv[1])
+if recording.exists() and recording.stat().st_size:
+    # Not recorded again: the recorder pauses while it replays.
+    u.urlopen(u.Request(api + "recorder/replay-recording", method="POST"), timeout=600)
+    print(f"s3-moto: replayed {recording}", flush=True)
+PY
+touch "$ready"
+# `wait` returns early when a signal arrives; the server is then still shutting down.
+while kill -0 "$server" 2>/dev/null; do
+  wait "$server" || true
+done

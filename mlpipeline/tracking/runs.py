@@ -47,6 +47,11 @@ FAILING_TIMEOUT_S = 3
 _TELEMETRY_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true"}
 # A progress bar per model download is noise in a stage's or a check's log.
 _PROGRESS_DEFAULTS = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+# A server that serves artifacts from S3 (the team setup) advertises presigned downloads
+# (/server-info), and MLflow's client then fetches every artifact straight from the S3
+# endpoint the server knows (`http://minio:9000`, a name only the compose network resolves):
+# a clone on the host cannot load a model. Downloads go through the server, which proxies them.
+_ARTIFACT_DEFAULTS = {"MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false"}
 HEALTH_TIMEOUT_S = 5.0
 # The credentials MLflow's client sends (HTTP basic auth).
 USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
@@ -119,8 +124,9 @@ def _authentication_failure(uri: str, status: int) -> str:
 
 
 def use_client_defaults() -> None:
-    """MLflow's HTTP limits and telemetry as this pipeline wants them, unless the user set them."""
-    for name, value in {**_HTTP_DEFAULTS, **_TELEMETRY_DEFAULTS, **_PROGRESS_DEFAULTS}.items():
+    """MLflow's client settings (HTTP limits, telemetry, downloads) unless the user set them."""
+    defaults = {**_HTTP_DEFAULTS, **_TELEMETRY_DEFAULTS, **_PROGRESS_DEFAULTS, **_ARTIFACT_DEFAULTS}
+    for name, value in defaults.items():
         os.environ.setdefault(name, value)
 
 

@@ -88,7 +88,16 @@ def images() -> dict[str, str]:
     if all(_has_image(image) for image in UPSTREAM.values()):
         return UPSTREAM
     run(["bash", REPO / "docker" / "local-images.sh", base_image()], cwd=REPO, timeout=1500)
-    return LOCAL
+    return {name: _pinned(image) for name, image in LOCAL.items()}
+
+
+def _pinned(image: str) -> str:
+    """`image` under a tag naming its content: another checkout on the same engine rebuilds
+    the shared tag from its own files, and a `down`/`up` recreates containers from the tag."""
+    image_id = run(["docker", "image", "inspect", "-f", "{{.Id}}", image], cwd=REPO).stdout.strip()
+    pinned = f"{image}-{image_id.removeprefix('sha256:')[:12]}"
+    run(["docker", "tag", image_id, pinned], cwd=REPO)
+    return pinned
 
 
 def _has_image(image: str) -> bool:

@@ -9,17 +9,22 @@ One `up` for the scenario, one `down`/`up` to show that nothing is lost.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_repository, run, tool_env
+from tests.conftest import VENV_BIN, copy_repository, run, run_queue, set_params, tool_env
 from tests.integration.conftest import (
     KNOWN_ROWS,
     PASSWORDS,
     SECRETS,
     TeamStack,
+    client,
     http,
     output_bytes,
     pipeline_client,
@@ -63,36 +68,102 @@ def test_serve_answers_with_the_champion(team_stack: TeamStack) -> None:
     assert json.loads(body)["predictions"] == list(KNOWN_ROWS)
 
 
-def test_dvc_push_from_the_app_container_and_pull_in_a_teammates_clone(
-    team_stack: TeamStack, tmp_path: Path
-) -> None:
-    """The S3 keys travel in the environment (`-e NAME` takes the value from ours)."""
-    keys = {
-        "AWS_ACCESS_KEY_ID": SECRETS["MINIO_ROOT_USER"],
-        "AWS_SECRET_ACCESS_KEY": SECRETS["MINIO_ROOT_PASSWORD"],
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
+S3_KEYS = {
+    "AWS_ACCESS_KEY_ID": SECRETS["MINIO_ROOT_USER"],
+    "AWS_SECRET_ACCESS_KEY": SECRETS["MINIO_ROOT_PASSWORD"],
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+# Accounts made as docs/deploy.md says (`python -m mlpipeline.commands.team_users ROLE NAME`).
+TEAMMATE = ("bob", "bob-pw-" + os.urandom(6).hex())
+READER = ("alice", "alice-pw-" + os.urandom(6).hex())
+
+
+@pytest.fixture(scope="module")
+def teammate_clone(team_stack: TeamStack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The app container `dvc push`es to the S3 remote; a teammate's clone on the host
+    `dvc pull`s the committed dvc.lock's outputs through the published port.
+
+    The S3 keys travel in the environment (`-e NAME` takes the value from ours).
+    """
     push = (
         "dvc remote add --local --force team s3://dvc-remote/store"
         " && dvc remote modify --local team endpointurl http://minio:9000"
         " && dvc push -r team"
     )
     team_stack.compose(
-        "run", "--rm", "--no-deps", *(arg for name in keys for arg in ("-e", name)),
-        "app", "sh", "-c", push, env=keys, timeout=600,
+        "run", "--rm", "--no-deps", *(arg for name in S3_KEYS for arg in ("-e", name)),
+        "app", "sh", "-c", push, env=S3_KEYS, timeout=600,
     )  # fmt: skip
-
-    # A teammate's clone: the committed dvc.lock, the remote on the published port.
-    clone = copy_repository(tmp_path / "teammate")
+    clone = copy_repository(tmp_path_factory.mktemp("teammate") / "clone")
     shutil.copyfile(team_stack.project / "dvc.lock", clone / "dvc.lock")
-    env = tool_env(keys)
+    env = tool_env(S3_KEYS)
     run(["dvc", "remote", "add", "--local", "team", "s3://dvc-remote/store"], cwd=clone, env=env)
     run(["dvc", "remote", "modify", "--local", "team", "endpointurl", team_stack.s3_url],
         cwd=clone, env=env)  # fmt: skip
     run(["dvc", "pull", "-r", "team"], cwd=clone, env=env, timeout=600)
-    pushed, pulled = output_bytes(team_stack.project), output_bytes(clone)
+    return clone
+
+
+def make_account(stack: TeamStack, role: str, account: tuple[str, str]) -> None:
+    """As the admin, from the host, in the project whose params.yaml names the experiment."""
+    admin = {name: SECRETS[name] for name in SECRETS if name.startswith("MLFLOW_AUTH_ADMIN")}
+    made = run(
+        [VENV_BIN / "python", "-m", "mlpipeline.commands.team_users", role, account[0]],
+        cwd=stack.project,
+        env=tool_env({"MLFLOW_TRACKING_URI": stack.mlflow_url, **admin,
+                      "TEAM_USER_PASSWORD": account[1]}),
+    )  # fmt: skip
+    assert account[1] not in made.stdout + made.stderr
+
+
+def as_account(stack: TeamStack, account: tuple[str, str]) -> dict[str, str]:
+    """A host process's environment logging in to the team server as `account`."""
+    return tool_env({"MLFLOW_TRACKING_URI": stack.mlflow_url, **stack.as_account(*account)})
+
+
+def test_dvc_push_from_the_app_container_and_pull_in_a_teammates_clone(
+    team_stack: TeamStack, teammate_clone: Path
+) -> None:
+    pushed, pulled = output_bytes(team_stack.project), output_bytes(teammate_clone)
     assert "models/pipeline.pkl" in pushed
     assert pulled == pushed
+
+
+def test_a_teammates_experiment_lands_in_the_same_experiment_and_a_reader_sees_both(
+    team_stack: TeamStack, teammate_clone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_account(team_stack, "pipeline", TEAMMATE)
+    make_account(team_stack, "reader", READER)
+    ours = json.loads((team_stack.project / "models" / "mlflow_run.json").read_text())
+    run(["dvc", "exp", "run", "-S", "train.n_estimators=30"], cwd=teammate_clone,
+        env=as_account(team_stack, TEAMMATE), timeout=900)  # fmt: skip
+    theirs = json.loads((teammate_clone / "models" / "mlflow_run.json").read_text())
+    assert theirs["run_id"] != ours["run_id"]
+    assert theirs["experiment_id"] == ours["experiment_id"]
+
+    reader = client(team_stack, *READER, monkeypatch)
+    listed = {found.info.run_id for found in reader.search_runs([ours["experiment_id"]])}
+    assert {ours["run_id"], theirs["run_id"]} <= listed
+    assert reader.get_run(theirs["run_id"]).data.params["n_estimators"] == "30"
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException) as refused:
+        reader.log_metric(theirs["run_id"], "x", 1.0)
+    assert refused.value.error_code == "PERMISSION_DENIED"
+
+    # The reader's own experiment: refused before any stage works, in the project's one line.
+    tried = run(["dvc", "exp", "run", "-S", "train.n_estimators=31"], cwd=teammate_clone,
+                env=as_account(team_stack, READER), check=False, timeout=300)  # fmt: skip
+    output = tried.stdout + tried.stderr
+    assert tried.returncode != 0
+    expected = (
+        f"MLflow server {team_stack.mlflow_url}: user {READER[0]!r} may READ experiment "
+        "'iris_classification' but not write runs"
+    )
+    errors = [line for line in output.splitlines() if "] ERROR" in line]
+    assert len(errors) == 1 and expected in errors[0], output[-3000:]
+    assert "Traceback" not in output and READER[1] not in output
+    assert len(reader.search_runs([ours["experiment_id"]])) == len(listed)
 
 
 def test_no_secret_on_any_command_line_in_any_container(team_stack: TeamStack) -> None:
@@ -111,6 +182,135 @@ def test_no_secret_on_any_command_line_in_any_container(team_stack: TeamStack) -
     found = run(["docker", "exec", mlflow, "sh", "-c", "ls /dev/shm /tmp"], cwd=team_stack.project)
     assert "mlflow-auth." in found.stdout.split("/tmp:")[0], found.stdout
     assert "mlflow-auth." not in found.stdout.split("/tmp:")[1], found.stdout
+
+
+def test_a_killed_database_fails_train_in_seconds_and_repro_heals(
+    team_stack: TeamStack, teammate_clone: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`docker kill` of PostgreSQL once train's run is open: one line naming the store within
+    30 s, no model version from the run, and a plain `dvc repro` heals once it is back."""
+    mlflow = pipeline_client(team_stack, monkeypatch)
+    experiment_id = json.loads((team_stack.project / "models" / "mlflow_run.json").read_text())[
+        "experiment_id"
+    ]
+    before = {found.info.run_id for found in mlflow.search_runs([experiment_id])}
+    versions = {v.version for v in mlflow.search_model_versions("name='iris_classifier'")}
+    set_params(teammate_clone, train__n_estimators=300)
+    env = as_account(team_stack, (SECRETS["MLFLOW_TRACKING_USERNAME"],
+                                  SECRETS["MLFLOW_TRACKING_PASSWORD"]))  # fmt: skip
+    log = tmp_path / "repro.log"
+    with log.open("w") as output:
+        repro = subprocess.Popen(["dvc", "repro"], cwd=teammate_clone, env=env, stdout=output,
+                                 stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        killed_run = _wait_for_trains_run(mlflow, experiment_id, before, repro, log)
+        postgres = team_stack.compose("ps", "-q", "postgres").stdout.strip()
+        run(["docker", "kill", postgres], cwd=team_stack.project)
+        killed_at = time.monotonic()
+        status = repro.wait(timeout=120)
+        elapsed = time.monotonic() - killed_at
+    finally:
+        if repro.poll() is None:
+            repro.kill()
+    output = log.read_text()
+    assert status != 0, output[-3000:]
+    assert elapsed < 30, (elapsed, output[-3000:])
+    errors = [line for line in output.splitlines() if "] ERROR" in line]
+    assert len(errors) == 1, output[-3000:]
+    assert errors[0].startswith("[train] ERROR"), output[-3000:]
+    assert f"MLflow store {team_stack.mlflow_url}" in errors[0], output[-3000:]
+    for raw in ("Traceback", "[SQL", "psycopg2", SECRETS["POSTGRES_PASSWORD"]):
+        assert raw not in output, output[-3000:]
+
+    team_stack.compose("start", "postgres", timeout=300)
+    _wait_until_healthy(team_stack, "postgres")
+    # Nothing of the killed run was registered.
+    after = mlflow.search_model_versions("name='iris_classifier'")
+    assert killed_run not in {v.run_id for v in after if v.version not in versions}
+
+    run(["dvc", "repro"], cwd=teammate_clone, env=env, timeout=900)
+    healed = json.loads((teammate_clone / "models" / "mlflow_run.json").read_text())["run_id"]
+    assert mlflow.get_run(healed).info.status == "FINISHED"
+    assert mlflow.get_run(healed).data.params["n_estimators"] == "300"
+    assert mlflow.get_run(killed_run).info.status == "FAILED"
+    # A model whose upload the kill interrupted was discarded, not left PENDING.
+    left = mlflow.search_logged_models([experiment_id], f"source_run_id = '{killed_run}'")
+    assert all(model.status != "PENDING" for model in left), left
+
+
+def _wait_for_trains_run(mlflow, experiment_id: str, before: set[str], process, log: Path) -> str:
+    """The id of the RUNNING run train opened, once the server lists it (evaluate not begun)."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"dvc repro ended before train's run opened\n{log.read_text()[-3000:]}")
+        running = [
+            found.info.run_id
+            for found in mlflow.search_runs([experiment_id], "attributes.status = 'RUNNING'")
+            if found.info.run_id not in before
+        ]
+        if running:
+            assert "'evaluate'" not in log.read_text(), log.read_text()[-3000:]
+            return running[0]
+        time.sleep(0.2)
+    pytest.fail(f"train opened no run in 600 s\n{log.read_text()[-3000:]}")
+
+
+def _wait_until_healthy(stack: TeamStack, service: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while stack.state(service).get("Health", {}).get("Status") != "healthy":
+        if time.monotonic() > deadline:
+            pytest.fail(f"{service} was not healthy {timeout} s after start\n{stack.logs()}")
+        time.sleep(2)
+
+
+def test_four_pipelines_at_once_all_land_and_load(
+    team_stack: TeamStack, teammate_clone: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two clones, two queued experiments each, `dvc queue start -j 2` in both at once: four
+    pipelines against the server together. The stages never retry a request
+    (mlpipeline.tracking.runs), so one failed request fails its experiment and the queue."""
+    import mlflow as mlflow_module
+
+    second = tmp_path / "second"
+    # The clone as it is (its pulled cache too), without its DVC temporary state.
+    shutil.copytree(teammate_clone, second, symlinks=True, ignore=_dvc_tmp)
+    env = as_account(team_stack, (SECRETS["MLFLOW_TRACKING_USERNAME"],
+                                  SECRETS["MLFLOW_TRACKING_PASSWORD"]))  # fmt: skip
+    settings = {teammate_clone: (11, 12), second: (13, 14)}
+    for clone, values in settings.items():
+        for n_estimators in values:
+            queue = ["dvc", "exp", "run", "--queue", "-S", f"train.n_estimators={n_estimators}"]
+            run(queue, cwd=clone, env=env)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = list(pool.map(lambda clone: run_queue(clone, env, jobs=2, timeout=1800),
+                                 settings))  # fmt: skip
+    for status in statuses:
+        assert status.count("Success") == 2, status
+
+    mlflow = pipeline_client(team_stack, monkeypatch)
+    experiment_id = json.loads((team_stack.project / "models" / "mlflow_run.json").read_text())[
+        "experiment_id"
+    ]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team_stack.mlflow_url)
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+    columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    import pandas as pd
+
+    rows = pd.DataFrame(list(KNOWN_ROWS.values()), columns=columns)
+    found = mlflow.search_runs([experiment_id], max_results=1000)
+    for n_estimators in (11, 12, 13, 14):
+        (landed,) = [r for r in found if r.data.params.get("n_estimators") == str(n_estimators)]
+        assert landed.info.status == "FINISHED"
+        (model,) = mlflow.search_logged_models(
+            [experiment_id], f"source_run_id = '{landed.info.run_id}'"
+        )
+        loaded = mlflow_module.pyfunc.load_model(f"models:/{model.model_id}")
+        assert len(loaded.predict(rows)) == len(KNOWN_ROWS)
+
+
+def _dvc_tmp(folder: str, names: list[str]) -> list[str]:
+    return ["tmp"] if Path(folder).name == ".dvc" else []
 
 
 def test_down_and_up_keep_runs_versions_aliases_and_users(
@@ -132,3 +332,16 @@ def test_down_and_up_keep_runs_versions_aliases_and_users(
     second_run = json.loads((team_stack.project / "models" / "mlflow_run.json").read_text())
     assert second_run["run_id"] != first_run["run_id"]
     assert mlflow.get_run(second_run["run_id"]).info.status == "FINISHED"
+    # The artifacts survived too: the first champion's model loads from S3 through the server.
+    import mlflow as mlflow_module
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team_stack.mlflow_url)
+    # Through the server, as the stages download (mlpipeline.tracking.runs): the presigned
+    # S3 URLs it offers name `minio:9000`, which only the compose network resolves.
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+    model = mlflow_module.pyfunc.load_model(f"models:/iris_classifier/{champion.version}")
+    columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    import pandas as pd
+
+    rows = pd.DataFrame(list(KNOWN_ROWS.values()), columns=columns)
+    assert list(model.predict(rows)) == list(KNOWN_ROWS)

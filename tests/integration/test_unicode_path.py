@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_repository, run, tool_env
+from tests.conftest import copy_repository, run, run_queue, tool_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,3 +35,20 @@ def test_temp_experiments_under_a_non_ascii_path_need_an_ascii_cache(tmp_path: P
     shown = run(["dvc", "exp", "show", "--json"], cwd=project, env=env)
     assert '"n_estimators": 10' in shown.stdout
     assert any(cache.rglob("*")), "the experiment's outputs went to the ASCII cache"
+
+
+def test_queued_experiments_under_a_non_ascii_path_run_with_an_ascii_cache(
+    tmp_path: Path,
+) -> None:
+    """The same cause stops queued experiments (`dvc queue logs`: "No output logs found");
+    the same one command per clone lets them run."""
+    project = copy_repository(tmp_path / "ünïcode repo" / "project")
+    env = tool_env()
+    run(["dvc", "cache", "dir", "--local", tmp_path / "dvc-cache"], cwd=project, env=env)
+    for n_estimators in (10, 20):
+        queued = ["dvc", "exp", "run", "--queue", "-S", f"train.n_estimators={n_estimators}"]
+        run(queued, cwd=project, env=env)
+    status = run_queue(project, env, jobs=1, timeout=900)
+    assert status.count("Success") == 2, status
+    shown = run(["dvc", "exp", "show", "--json"], cwd=project, env=env)
+    assert '"n_estimators": 10' in shown.stdout and '"n_estimators": 20' in shown.stdout
