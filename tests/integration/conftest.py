@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, copy_repository, free_port, run, tool_env
+from tests.conftest import REPO, copy_repository, free_port, run, stop, tool_env, wait_for
 
 COMPOSE = "docker-compose"  # Debian's v1 tool; `docker compose` (v2) reads the same file
 # One tag per checkout that builds it at once (DOCKER_TEST_IMAGE): parallel suites on one engine.
@@ -228,3 +228,31 @@ def output_bytes(root: Path) -> dict[str, bytes]:
         for path in files
         if not path.relative_to(root).as_posix().startswith("metrics/")
     }
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path):
+    """A real `mlflow server` on a free 127.0.0.1 port, with its own SQLite store."""
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [
+            "mlflow",
+            "server",
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination", str(tmp_path / "server-artifacts"),
+        ],
+        env=tool_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for(f"{uri}/health", server, tmp_path / "server.log")
+        yield uri
+    finally:
+        stop(server)
+        log.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -12,14 +11,11 @@ import yaml
 
 from tests.conftest import (
     clone_built,
-    free_port,
     run,
     run_queue,
     set_params,
     stages_run,
-    stop,
     tool_env,
-    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -304,34 +300,6 @@ def test_temp_and_queued_experiments_share_the_store(baseline: Path) -> None:
     assert client.get_registered_model("iris_classifier").aliases == {}
     assert "not @champion: experiment" in temp.stderr
     assert "python -m mlpipeline.commands.registry promote" in temp.stderr
-
-
-@pytest.fixture
-def mlflow_server(tmp_path: Path):
-    """A real `mlflow server` on a free 127.0.0.1 port, with its own SQLite store."""
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            "mlflow",
-            "server",
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination", str(tmp_path / "server-artifacts"),
-        ],
-        env=tool_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        wait_for(f"{uri}/health", server, tmp_path / "server.log")
-        yield uri
-    finally:
-        stop(server)
-        log.close()
 
 
 def test_runs_land_on_a_real_mlflow_server(
