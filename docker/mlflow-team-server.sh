@@ -8,7 +8,10 @@
 #   MLFLOW_AUTH_ADMIN_PASSWORD      this password (MLflow ships none; later changes: the API)
 #   MLFLOW_FLASK_SERVER_SECRET_KEY  signs the UI's sessions and CSRF tokens
 #   MLFLOW_AUTH_DEFAULT_PERMISSION  what a user may do where nobody granted anything:
-#                                   READ (default) or NO_PERMISSIONS; never more
+#                                   NO_PERMISSIONS (default) or READ; never more
+#   MLFLOW_CRYPTO_KEK_PASSPHRASE    optional: turns MLflow's AI gateway on, which encrypts
+#                                   the provider keys it stores with it; unset, the gateway
+#                                   is off (MLflow's default passphrase is public)
 #
 # Arguments go to `mlflow server` (--host, --port, --serve-artifacts, ...). MLflow takes the
 # auth database's URI only from its config file (MLFLOW_AUTH_CONFIG_PATH), so that file is
@@ -25,7 +28,7 @@ for name in MLFLOW_BACKEND_STORE_URI MLFLOW_AUTH_ADMIN_USERNAME MLFLOW_AUTH_ADMI
     exit 1
   fi
 done
-permission="${MLFLOW_AUTH_DEFAULT_PERMISSION:-READ}"
+permission="${MLFLOW_AUTH_DEFAULT_PERMISSION:-NO_PERMISSIONS}"
 case "$permission" in
   READ | NO_PERMISSIONS) ;;
   *)
@@ -34,6 +37,13 @@ case "$permission" in
     exit 1
     ;;
 esac
+
+if [ -n "${MLFLOW_CRYPTO_KEK_PASSPHRASE:-}" ]; then
+  export MLFLOW_ENABLE_AI_GATEWAY=true
+else
+  unset MLFLOW_CRYPTO_KEK_PASSPHRASE
+  export MLFLOW_ENABLE_AI_GATEWAY=false
+fi
 
 config="$(mktemp "${TMPDIR:-/tmp}/mlflow-auth.XXXXXX")"
 trap 'rm -f "$config"' EXIT

@@ -30,6 +30,9 @@ from tests.integration.conftest import (
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1800)]
 
+# The checkout's owner: a second user on a shared server, a uid the image does not know.
+OWNER = 4321
+
 
 @dataclass(frozen=True)
 class Stack:
@@ -79,9 +82,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if shutil.which(COMPOSE) is None:
         pytest.fail(f"{COMPOSE} is not installed; run docker/ci-setup.sh (make test-docker does)")
     project = copy_repository(tmp_path_factory.mktemp("compose") / "project")
-    # Owned by root, as a checkout on a server often is, not by the image's user: the
-    # services must write it and Jupyter must start, with nothing set in the environment.
-    run(["chown", "-R", "0:0", project], cwd=project)
+    # Owned by neither root nor the image's user: the services must write it as its owner
+    # and Jupyter must start, with nothing set in the environment.
+    run(["chown", "-R", f"{OWNER}:{OWNER}", project], cwd=project)
     ports = {name: free_port() for name in ("MLFLOW_PORT", "SERVE_PORT", "JUPYTER_PORT")}
     token = "test-token-" + os.urandom(8).hex()
     env = tool_env(
@@ -165,15 +168,15 @@ def test_jupyter_needs_the_token(stack: Stack) -> None:
 
 def test_app_wrote_the_checkout_as_its_owner(stack: Stack) -> None:
     for output in ("metrics/metrics.json", "models/pipeline.pkl", "dvc.lock"):
-        assert (stack.project / output).stat().st_uid == 0, output
-    # Jupyter as root (--allow-root) passes its healthcheck.
+        assert (stack.project / output).stat().st_uid == OWNER, output
+    # Jupyter, as the owner of notebooks/, passes its healthcheck.
     deadline = time.monotonic() + 120
     while stack.state("jupyter").get("Health", {}).get("Status") != "healthy":
         assert time.monotonic() < deadline, stack.logs()
         time.sleep(2)
 
 
-@pytest.mark.parametrize("owner", [4321, APP_UID, 0])
+@pytest.mark.parametrize("owner", [OWNER, APP_UID])
 def test_the_entrypoint_runs_as_the_owner_of_the_checkout(
     stack: Stack, tmp_path: Path, owner: int
 ) -> None:
@@ -189,6 +192,102 @@ def test_the_entrypoint_runs_as_the_owner_of_the_checkout(
     )
     assert made.stdout.split()[:2] == [str(owner), str(owner)]
     assert (checkout / "made").stat().st_uid == owner
+
+
+def test_a_checkout_owned_by_root_is_refused_not_run_as_root(stack: Stack, tmp_path: Path) -> None:
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    run(["chown", "0:0", checkout], cwd=tmp_path)
+    refused = run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "-v",
+            f"{checkout}:/workspace",
+            IMAGE,
+            "touch",
+            "/workspace/made",
+        ],
+        cwd=tmp_path,
+        check=False,
+    )
+    assert refused.returncode == 78, refused.stderr
+    assert "/workspace belongs to root" in refused.stderr
+    assert "chown" in refused.stderr
+    assert not (checkout / "made").exists()
+
+
+def test_services_run_with_least_privilege(stack: Stack) -> None:
+    read_only = {"mlflow", "serve"}
+    for service in ("mlflow", "app", "jupyter", "serve"):
+        container = stack.compose("ps", "-q", service).stdout.strip()
+        host = json.loads(
+            run(
+                ["docker", "inspect", "-f", "{{json .HostConfig}}", container], cwd=stack.project
+            ).stdout
+        )
+        assert host["CapDrop"] == ["ALL"], service
+        assert set(host["CapAdd"]) == {"CAP_SETUID", "CAP_SETGID"} or set(host["CapAdd"]) == {
+            "SETUID",
+            "SETGID",
+        }, (service, host["CapAdd"])
+        assert "no-new-privileges:true" in host["SecurityOpt"], service
+        assert host["ReadonlyRootfs"] is (service in read_only), service
+        assert host["Memory"] > 0 and host["PidsLimit"] > 0, service
+        if service == "app":
+            continue  # finished; it wrote the checkout as its owner (above)
+        status = run(["docker", "exec", container, "cat", "/proc/1/status"], cwd=stack.project)
+        uids = next(line for line in status.stdout.splitlines() if line.startswith("Uid:"))
+        assert "0" not in uids.split()[1:], (service, uids)
+
+
+def test_jupyter_sees_notebooks_writable_the_rest_read_only_and_no_git(stack: Stack) -> None:
+    container = stack.compose("ps", "-q", "jupyter").stdout.strip()
+    # As the user Jupyter and its kernels run as.
+    probe = (
+        "touch /workspace/notebooks/.probe && rm /workspace/notebooks/.probe"
+        " && ! touch /workspace/mlpipeline/.probe 2>/dev/null"
+        " && ! touch /workspace/params.yaml 2>/dev/null"
+        " && test ! -e /workspace/.git && test ! -e /workspace/.env"
+        " && test -f /workspace/data/raw/dataset.csv && echo confined"
+    )
+    confined = run(
+        ["docker", "exec", "-u", f"{OWNER}:{OWNER}", container, "sh", "-c", probe],
+        cwd=stack.project,
+        check=False,
+    )
+    assert confined.stdout.strip() == "confined", confined.stderr
+
+
+def test_jupyter_logs_hold_no_token_and_it_refuses_to_start_without_one(stack: Stack) -> None:
+    logs = stack.compose("logs", "--no-color", "jupyter").stdout
+    assert "jupyter" in logs.lower()
+    assert stack.token not in logs
+    # Host check on: a foreign Host header is refused.
+    status, _ = http_with_host(f"{stack.jupyter_url}/api/status?token={stack.token}", "evil.test")
+    assert status == 403
+    refused = run(
+        [COMPOSE, "run", "--rm", "--no-deps", "-e", "JUPYTER_TOKEN=", "jupyter"],
+        cwd=stack.project,
+        env=stack.env,
+        check=False,
+        timeout=300,
+    )
+    assert refused.returncode == 78, refused.stdout + refused.stderr
+    assert "JUPYTER_TOKEN is not set" in refused.stderr + refused.stdout
+
+
+def http_with_host(url: str, host: str) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Host": host})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
 
 
 def test_team_override_resolves_and_keeps_secrets_off_command_lines(tmp_path: Path) -> None:
