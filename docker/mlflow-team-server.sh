@@ -3,7 +3,10 @@
 # none on a command line (`ps`) or in a file of the image.
 #
 #   MLFLOW_BACKEND_STORE_URI        postgresql://USER:PASSWORD@HOST:PORT/DB (`mlflow server`
-#                                   reads it itself); the auth tables live in the same database
+#                                   reads it itself); the auth tables live in the same database.
+#                                   Unset or empty, it is built from POSTGRES_USER,
+#                                   POSTGRES_PASSWORD (from POSTGRES_PASSWORD_FILE, see
+#                                   docker/entrypoint.sh), POSTGRES_HOST and POSTGRES_DB
 #   MLFLOW_AUTH_ADMIN_USERNAME      the admin account, created on the first start with
 #   MLFLOW_AUTH_ADMIN_PASSWORD      this password (MLflow ships none; later changes: the API)
 #   MLFLOW_FLASK_SERVER_SECRET_KEY  signs the UI's sessions and CSRF tokens
@@ -19,6 +22,15 @@
 # exits (a TERM or INT to this script is passed on to the server first). The compose service
 # points TMPDIR at a tmpfs, so even a killed container leaves it on no disk.
 set -eu
+
+if [ -z "${MLFLOW_BACKEND_STORE_URI:-}" ] && [ -n "${POSTGRES_PASSWORD:-}" ]; then
+  MLFLOW_BACKEND_STORE_URI="$(python -c 'import os, urllib.parse as p; e = os.environ
+print("postgresql://{}:{}@{}/{}".format(p.quote(e.get("POSTGRES_USER", "mlflow"), safe=""),
+      p.quote(e["POSTGRES_PASSWORD"], safe=""), e.get("POSTGRES_HOST", "postgres:5432"),
+      e.get("POSTGRES_DB", "mlflow")))')"
+  export MLFLOW_BACKEND_STORE_URI
+  unset POSTGRES_PASSWORD
+fi
 
 for name in MLFLOW_BACKEND_STORE_URI MLFLOW_AUTH_ADMIN_USERNAME MLFLOW_AUTH_ADMIN_PASSWORD \
   MLFLOW_FLASK_SERVER_SECRET_KEY; do

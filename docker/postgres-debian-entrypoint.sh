@@ -1,11 +1,16 @@
 #!/bin/sh
 # Start PostgreSQL as the official image does for the team stack: on an empty data directory
-# first initdb with POSTGRES_USER / POSTGRES_PASSWORD (scram-sha-256 over TCP) and create
+# first initdb with POSTGRES_USER / POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE (scram-sha-256
+# over TCP) and create
 # POSTGRES_DB. The password goes through a file in /dev/shm (a tmpfs), removed at once,
 # never through a command line.
 set -eu
 
-: "${POSTGRES_PASSWORD:?postgres-entrypoint: POSTGRES_PASSWORD is not set}"
+# POSTGRES_PASSWORD_FILE (a compose secret) as the official image reads it.
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+  POSTGRES_PASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")"
+fi
+: "${POSTGRES_PASSWORD:?postgres-entrypoint: POSTGRES_PASSWORD (or POSTGRES_PASSWORD_FILE) is not set}"
 user="${POSTGRES_USER:-postgres}"
 database="${POSTGRES_DB:-$user}"
 as_postgres="setpriv --reuid=postgres --regid=postgres --init-groups --"

@@ -81,6 +81,24 @@ SECRETS = {
     "MLFLOW_TRACKING_PASSWORD": _secret("pipeline"),
 }
 PASSWORDS = [value for key, value in SECRETS.items() if "PASSWORD" in key or "SECRET" in key]
+# The files of SECRETS_DIR (docker/docker-compose.team.yml's `secrets:`); the rest of SECRETS
+# are names, and go to .env.
+SECRET_FILES = {
+    "postgres_password": SECRETS["POSTGRES_PASSWORD"],
+    "s3_secret_key": SECRETS["MINIO_ROOT_PASSWORD"],
+    "mlflow_admin_password": SECRETS["MLFLOW_AUTH_ADMIN_PASSWORD"],
+    "mlflow_flask_secret_key": SECRETS["MLFLOW_FLASK_SERVER_SECRET_KEY"],
+    "mlflow_pipeline_password": SECRETS["MLFLOW_TRACKING_PASSWORD"],
+}
+
+
+def write_secrets(folder: Path) -> Path:
+    """SECRETS_DIR as docs/deploy.md has a user make it: the folder 0700, each file 0644."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name, value in SECRET_FILES.items():
+        (folder / name).write_text(value + "\n")
+        (folder / name).chmod(0o644)
+    return folder
 
 
 def images() -> dict[str, str]:
@@ -156,6 +174,8 @@ def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
     if shutil.which(COMPOSE) is None:
         pytest.fail(f"{COMPOSE} is not installed; run docker/ci-setup.sh (make test-docker does)")
     project = copy_repository(tmp_path_factory.mktemp("team-compose") / "project")
+    # A checkout of the image's user, as on a workstation (docker/entrypoint.sh refuses root's).
+    run(["chown", "-R", f"{APP_UID}:{APP_UID}", project], cwd=project)
     ports = {name: free_port() for name in ("MLFLOW_PORT", "SERVE_PORT", "JUPYTER_PORT",
                                             "MINIO_PORT", "MINIO_CONSOLE_PORT")}  # fmt: skip
     settings = {
@@ -164,7 +184,8 @@ def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
         "MLFLOW_WORKERS": "1",
         **images(),
         **{name: str(port) for name, port in ports.items()},
-        **SECRETS,
+        **{key: value for key, value in SECRETS.items() if value not in PASSWORDS},
+        "SECRETS_DIR": str(write_secrets(tmp_path_factory.mktemp("team-secrets") / "secrets")),
     }
     # What a user writes into .env; compose reads it from the project folder.
     (project / ".env").write_text("".join(f"{key}={value}\n" for key, value in settings.items()))

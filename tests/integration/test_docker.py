@@ -23,9 +23,11 @@ from tests.integration.conftest import (
     COMPOSE,
     IMAGE,
     KNOWN_ROWS,
+    SECRET_FILES,
     UP_TIMEOUT_S,
     base_image,
     http,
+    write_secrets,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -290,44 +292,54 @@ def http_with_host(url: str, host: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def test_team_override_resolves_and_keeps_secrets_off_command_lines(tmp_path: Path) -> None:
+def test_team_override_resolves_and_keeps_secrets_out_of_the_configuration(
+    tmp_path: Path,
+) -> None:
     import yaml
 
     files = ["-f", "docker-compose.yml", "-f", "docker/docker-compose.team.yml"]
     no_env_file = tmp_path / "empty.env"
     no_env_file.write_text("")
     base = [COMPOSE, "--env-file", no_env_file, *files, "config"]
-    secrets = {
-        "POSTGRES_PASSWORD": "pg-secret",
+    secrets_dir = write_secrets(tmp_path / "secrets")
+    settings = {
         "MINIO_ROOT_USER": "minio-user",
-        "MINIO_ROOT_PASSWORD": "minio-secret",
         "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
-        "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-secret",
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-secret",
         "MLFLOW_TRACKING_USERNAME": "pipeline",
+        "SECRETS_DIR": str(secrets_dir),
+        # A secret left in the environment by habit must not reach any service.
+        "POSTGRES_PASSWORD": "pg-secret",
         "MLFLOW_TRACKING_PASSWORD": "pipeline-secret",
     }
-    config = yaml.safe_load(run(base, cwd=REPO, env=tool_env(secrets)).stdout)
+    resolved = run(base, cwd=REPO, env=tool_env(settings)).stdout
+    for secret in [*SECRET_FILES.values(), "pg-secret", "pipeline-secret"]:
+        assert secret not in resolved
+    config = yaml.safe_load(resolved)
     services = config["services"]
     assert {"mlflow", "app", "jupyter", "serve", "postgres", "minio", "buckets", "users"} <= set(
         services
     )
-    for name, service in services.items():
-        command = json.dumps([service.get("entrypoint"), service.get("command")])
-        for secret in secrets.values():
-            if secret.endswith("secret"):
-                assert secret not in command, (name, command)
+    assert {name: Path(spec["file"]).parent for name, spec in config["secrets"].items()} == {
+        name: secrets_dir for name in SECRET_FILES
+    }
     mlflow = services["mlflow"]
     assert mlflow["command"][0] == "mlflow-team-server"
-    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"] == (
-        "postgresql://mlflow:pg-secret@postgres:5432/mlflow"
-    )
+    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"] == ""
+    assert mlflow["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
     assert mlflow["environment"]["MLFLOW_ARTIFACTS_DESTINATION"] == (
         "s3://mlflow-artifacts/artifacts"
     )
     assert mlflow["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert mlflow["environment"]["MLFLOW_AUTH_DEFAULT_PERMISSION"] == "NO_PERMISSIONS"
     for client in ("app", "jupyter", "serve"):
-        assert services[client]["environment"]["MLFLOW_TRACKING_USERNAME"] == "pipeline"
+        environment = services[client]["environment"]
+        assert environment["MLFLOW_TRACKING_USERNAME"] == "pipeline"
+        assert environment["MLFLOW_TRACKING_PASSWORD_FILE"] == (
+            "/run/secrets/mlflow_pipeline_password"
+        )
+        assert [item["source"] for item in services[client]["secrets"]] == [
+            "mlflow_pipeline_password"
+        ]
     assert services["app"]["depends_on"]["users"]["condition"] == "service_completed_successfully"
     # Every image pinned to a release: no `latest`, no bare major version.
     for name in ("postgres", "minio"):
@@ -337,14 +349,22 @@ def test_team_override_resolves_and_keeps_secrets_off_command_lines(tmp_path: Pa
     assert services["buckets"]["image"] == services["app"]["image"]
     assert services["buckets"]["command"][:3] == ["python", "-m", "mlpipeline.commands.buckets"]
     assert services["mlflow"]["environment"]["TMPDIR"] == "/dev/shm"
-    # serve has no login: loopback only, whatever BIND_ADDRESS says.
+    # serve has no login, the S3 console is an admin's: loopback whatever BIND_ADDRESS says.
     exposed = yaml.safe_load(
-        run(base, cwd=REPO, env=tool_env({**secrets, "BIND_ADDRESS": "0.0.0.0"})).stdout
+        run(base, cwd=REPO, env=tool_env({**settings, "BIND_ADDRESS": "0.0.0.0"})).stdout
     )
     assert [port["host_ip"] for port in _ports(exposed["services"]["serve"])] == ["127.0.0.1"]
+    assert [port["host_ip"] for port in _ports(exposed["services"]["minio"])] == [
+        "0.0.0.0",
+        "127.0.0.1",
+    ]
+    for service in exposed["services"].values():
+        assert service["cap_drop"] == ["ALL"]
+        assert "no-new-privileges:true" in service["security_opt"]
+        assert service["mem_limit"] and service["pids_limit"]
 
-    for missing in ("POSTGRES_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_TRACKING_PASSWORD"):
-        without = {key: value for key, value in secrets.items() if key != missing}
+    for missing in ("SECRETS_DIR", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_TRACKING_USERNAME"):
+        without = {key: value for key, value in settings.items() if key != missing}
         refused = run(base, cwd=REPO, env=tool_env(without), check=False)
         assert refused.returncode != 0
         assert f"set {missing} in .env" in refused.stderr
