@@ -92,7 +92,7 @@ def test_an_account_nobody_granted_anything_sees_nothing(
     password = "ungranted-" + SECRETS["MLFLOW_FLASK_SERVER_SECRET_KEY"][-8:]
     auth.create_user("ungranted", password)
     stranger = client(team_stack, "ungranted", password, monkeypatch)
-    with pytest.raises(MlflowException, match="PERMISSION_DENIED|Permission denied"):
+    with pytest.raises(MlflowException, match=r"PERMISSION_DENIED|Permission denied"):
         stranger.get_experiment_by_name("iris_classification")
-    with pytest.raises(MlflowException, match="PERMISSION_DENIED|Permission denied"):
+    with pytest.raises(MlflowException, match=r"PERMISSION_DENIED|Permission denied"):
         stranger.get_registered_model("iris_classifier")
