@@ -320,7 +320,7 @@ def test_team_override_resolves_and_keeps_secrets_out_of_the_configuration(
         services
     )
     assert {name: Path(spec["file"]).parent for name, spec in config["secrets"].items()} == {
-        name: secrets_dir for name in SECRET_FILES
+        name: secrets_dir for name in [*SECRET_FILES, "tls_certificate", "tls_private_key"]
     }
     mlflow = services["mlflow"]
     assert mlflow["command"][0] == "mlflow-team-server"
@@ -349,15 +349,25 @@ def test_team_override_resolves_and_keeps_secrets_out_of_the_configuration(
     assert services["buckets"]["image"] == services["app"]["image"]
     assert services["buckets"]["command"][:3] == ["python", "-m", "mlpipeline.commands.buckets"]
     assert services["mlflow"]["environment"]["TMPDIR"] == "/dev/shm"
-    # serve has no login, the S3 console is an admin's: loopback whatever BIND_ADDRESS says.
+    # The proxy is the one service published beyond loopback; BIND_ADDRESS widens MLflow's
+    # plain port only, never serve (no login), Jupyter or the object store.
     exposed = yaml.safe_load(
         run(base, cwd=REPO, env=tool_env({**settings, "BIND_ADDRESS": "0.0.0.0"})).stdout
     )
-    assert [port["host_ip"] for port in _ports(exposed["services"]["serve"])] == ["127.0.0.1"]
-    assert [port["host_ip"] for port in _ports(exposed["services"]["minio"])] == [
-        "0.0.0.0",
-        "127.0.0.1",
-    ]
+    published = {
+        name: {port["host_ip"] for port in _ports(service)}
+        for name, service in exposed["services"].items()
+        if service.get("ports")
+    }
+    assert published == {
+        "mlflow": {"0.0.0.0"},
+        "serve": {"127.0.0.1"},
+        "jupyter": {"127.0.0.1"},
+        "minio": {"127.0.0.1"},
+        "proxy": {"0.0.0.0"},
+    }
+    default = yaml.safe_load(resolved)["services"]
+    assert {port["host_ip"] for port in _ports(default["mlflow"])} == {"127.0.0.1"}
     for service in exposed["services"].values():
         assert service["cap_drop"] == ["ALL"]
         assert "no-new-privileges:true" in service["security_opt"]

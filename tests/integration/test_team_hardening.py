@@ -96,3 +96,151 @@ def test_an_account_nobody_granted_anything_sees_nothing(
         stranger.get_experiment_by_name("iris_classification")
     with pytest.raises(MlflowException, match=r"PERMISSION_DENIED|Permission denied"):
         stranger.get_registered_model("iris_classifier")
+
+
+def _https(
+    stack: TeamStack,
+    path: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """A request through the proxy, trusting only the test CA."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    context = ssl.create_default_context(cafile=str(stack.ca_file))
+    request = urllib.request.Request(
+        f"{stack.proxy_url}{path}", data=body, method=method, headers=headers or {}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _basic(username: str, password: str) -> dict[str, str]:
+    import base64
+
+    return {
+        "Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+    }
+
+
+def _pipeline_login() -> dict[str, str]:
+    return _basic(SECRETS["MLFLOW_TRACKING_USERNAME"], SECRETS["MLFLOW_TRACKING_PASSWORD"])
+
+
+def _wait_for_proxy(stack: TeamStack) -> None:
+    import time
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if _https(stack, "/health")[0] == 200:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, stack.logs()
+        time.sleep(2)
+
+
+def test_the_proxy_serves_mlflow_over_https_with_the_test_ca_only(team_stack: TeamStack) -> None:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    _wait_for_proxy(team_stack)
+    status, body = _https(
+        team_stack,
+        "/api/2.0/mlflow/experiments/get-by-name?experiment_name=iris_classification",
+        headers=_pipeline_login(),
+    )
+    assert status == 200, body
+    assert json.loads(body)["experiment"]["name"] == "iris_classification"
+    # Without the test CA the certificate is not trusted.
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        urllib.request.urlopen(
+            f"{team_stack.proxy_url}/health", timeout=30, context=ssl.create_default_context()
+        )
+
+
+def test_plain_http_only_redirects_to_https(team_stack: TeamStack) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    _wait_for_proxy(team_stack)
+    address = urlsplit(team_stack.proxy_http_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    connection.request("GET", "/api/2.0/mlflow/experiments/search?max_results=1")
+    response = connection.getresponse()
+    assert response.status == 301
+    assert response.getheader("Location", "").startswith("https://")
+    assert b"experiments" not in response.read()
+
+
+def test_the_proxy_refuses_big_bodies_and_foreign_origins(team_stack: TeamStack) -> None:
+    from tests.integration.conftest import PROXY_MAX_BODY_SIZE
+
+    _wait_for_proxy(team_stack)
+    limit = int(PROXY_MAX_BODY_SIZE.removesuffix("m")) * 1024 * 1024
+    status, _ = _https(
+        team_stack,
+        "/api/2.0/mlflow/runs/log-batch",
+        method="POST",
+        body=b"x" * (limit + 1024),
+        headers={**_pipeline_login(), "Content-Type": "application/json"},
+    )
+    assert status == 413
+    status, _ = _https(
+        team_stack,
+        "/api/2.0/mlflow/experiments/search?max_results=1",
+        headers={**_pipeline_login(), "Origin": "http://127.0.0.1:8888"},
+    )
+    assert status == 403
+    status, _ = _https(
+        team_stack,
+        "/api/2.0/mlflow/experiments/search?max_results=1",
+        headers={**_pipeline_login(), "Origin": team_stack.proxy_url},
+    )
+    assert status == 200
+
+
+def test_error_bodies_through_the_proxy_hold_no_stack_trace(team_stack: TeamStack) -> None:
+    _wait_for_proxy(team_stack)
+    for path, body in [
+        ("/api/2.0/mlflow/runs/create", b"{not json"),
+        ("/api/2.0/mlflow/runs/log-metric", json.dumps({"run_id": "0" * 32}).encode()),
+    ]:
+        status, answer = _https(
+            team_stack,
+            path,
+            method="POST",
+            body=body,
+            headers={**_pipeline_login(), "Content-Type": "application/json"},
+        )
+        assert status >= 400, answer
+        assert b"Traceback" not in answer and b'File "' not in answer, answer[:500]
+
+
+def test_many_wrong_passwords_at_once_are_slowed_or_refused(team_stack: TeamStack) -> None:
+    """80 guesses from 16 threads: the proxy's 10 requests/s per client (PROXY_RATE) hold
+    them to ~8 s, or refuse some with 429; MLflow alone answers an unknown user's 80 in ~1 s."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    _wait_for_proxy(team_stack)
+    wrong = _basic("nobody-" + SECRETS["MLFLOW_FLASK_SERVER_SECRET_KEY"][-6:], "wrong-password")
+
+    def attempt(_: int) -> int:
+        return _https(team_stack, "/api/2.0/mlflow/experiments/search", headers=wrong)[0]
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(attempt, range(80)))
+    elapsed = time.monotonic() - started
+    assert set(statuses) <= {401, 429}, statuses
+    assert statuses.count(429) > 0 or elapsed >= 5, (elapsed, statuses)
