@@ -63,7 +63,7 @@ TEAM_UP_TIMEOUT_S = 900
 PROXY_MAX_BODY_SIZE = "4m"
 FILES = ["-f", "docker-compose.yml", "-f", "docker/docker-compose.team.yml"]
 # Pinned upstream images, and the stand-ins docker/local-images.sh builds.
-UPSTREAM = {"POSTGRES_IMAGE": "postgres:16.10",
+UPSTREAM = {"POSTGRES_IMAGE": "postgres:16.14",
             "MINIO_IMAGE": "minio/minio:RELEASE.2025-09-07T16-13-09Z"}  # fmt: skip
 LOCAL = {"POSTGRES_IMAGE": "local/postgres:15-bookworm", "MINIO_IMAGE": "local/s3-moto:5.2.5"}
 
@@ -81,16 +81,22 @@ SECRETS = {
     "MLFLOW_FLASK_SERVER_SECRET_KEY": _secret("flask"),
     "MLFLOW_TRACKING_USERNAME": "pipeline",
     "MLFLOW_TRACKING_PASSWORD": _secret("pipeline"),
+    # serve's and jupyter's account (the `users` job makes it a reader).
+    "MLFLOW_READER_PASSWORD": _secret("reader"),
+    # The role MLflow connects to PostgreSQL as (not the superuser's, POSTGRES_PASSWORD).
+    "MLFLOW_DB_PASSWORD": _secret("mlflow-db"),
 }
 PASSWORDS = [value for key, value in SECRETS.items() if "PASSWORD" in key or "SECRET" in key]
 # The files of SECRETS_DIR (docker/docker-compose.team.yml's `secrets:`); the rest of SECRETS
 # are names, and go to .env.
 SECRET_FILES = {
     "postgres_password": SECRETS["POSTGRES_PASSWORD"],
+    "mlflow_db_password": SECRETS["MLFLOW_DB_PASSWORD"],
     "s3_secret_key": SECRETS["MINIO_ROOT_PASSWORD"],
     "mlflow_admin_password": SECRETS["MLFLOW_AUTH_ADMIN_PASSWORD"],
     "mlflow_flask_secret_key": SECRETS["MLFLOW_FLASK_SERVER_SECRET_KEY"],
     "mlflow_pipeline_password": SECRETS["MLFLOW_TRACKING_PASSWORD"],
+    "mlflow_reader_password": SECRETS["MLFLOW_READER_PASSWORD"],
 }
 
 

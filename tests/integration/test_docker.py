@@ -325,20 +325,25 @@ def test_team_override_resolves_and_keeps_secrets_out_of_the_configuration(
     mlflow = services["mlflow"]
     assert mlflow["command"][0] == "mlflow-team-server"
     assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"] == ""
-    assert mlflow["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert mlflow["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/mlflow_db_password"
+    assert {item["source"] for item in services["postgres"]["secrets"]} == {
+        "postgres_password",
+        "mlflow_db_password",
+    }
     assert mlflow["environment"]["MLFLOW_ARTIFACTS_DESTINATION"] == (
         "s3://mlflow-artifacts/artifacts"
     )
     assert mlflow["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
     assert mlflow["environment"]["MLFLOW_AUTH_DEFAULT_PERMISSION"] == "NO_PERMISSIONS"
-    for client in ("app", "jupyter", "serve"):
+    for client, account in [("app", "pipeline"), ("jupyter", "reader"), ("serve", "reader")]:
         environment = services[client]["environment"]
-        assert environment["MLFLOW_TRACKING_USERNAME"] == "pipeline"
-        assert environment["MLFLOW_TRACKING_PASSWORD_FILE"] == (
-            "/run/secrets/mlflow_pipeline_password"
+        assert environment["MLFLOW_TRACKING_USERNAME"] == account
+        assert (
+            environment["MLFLOW_TRACKING_PASSWORD_FILE"]
+            == f"/run/secrets/mlflow_{account}_password"
         )
         assert [item["source"] for item in services[client]["secrets"]] == [
-            "mlflow_pipeline_password"
+            f"mlflow_{account}_password"
         ]
     assert services["app"]["depends_on"]["users"]["condition"] == "service_completed_successfully"
     # Every image pinned to a release: no `latest`, no bare major version.

@@ -244,3 +244,43 @@ def test_many_wrong_passwords_at_once_are_slowed_or_refused(team_stack: TeamStac
     elapsed = time.monotonic() - started
     assert set(statuses) <= {401, 429}, statuses
     assert statuses.count(429) > 0 or elapsed >= 5, (elapsed, statuses)
+
+
+def test_serves_account_reads_the_champion_but_cannot_log_a_run(
+    team_stack: TeamStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    serve = _inspect(team_stack, "serve")
+    username = next(
+        item.split("=", 1)[1]
+        for item in serve["Config"]["Env"]
+        if item.startswith("MLFLOW_TRACKING_USERNAME=")
+    )
+    assert username != SECRETS["MLFLOW_TRACKING_USERNAME"]
+    reader = client(team_stack, username, SECRETS["MLFLOW_READER_PASSWORD"], monkeypatch)
+    assert reader.get_model_version_by_alias("iris_classifier", "champion").version
+    experiment = reader.get_experiment_by_name("iris_classification")
+    with pytest.raises(MlflowException, match=r"PERMISSION_DENIED|Permission denied"):
+        reader.create_run(experiment.experiment_id)
+
+
+def test_mlflow_connects_to_postgresql_as_a_role_that_is_not_a_superuser(
+    team_stack: TeamStack,
+) -> None:
+    postgres = team_stack.compose("ps", "-q", "postgres").stdout.strip()
+    query = "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles ORDER BY 1"
+    listed = run(
+        ["docker", "exec", "-u", "postgres", postgres,
+         "psql", "-U", "postgres", "-d", "mlflow", "-tA", "-F", " ", "-c", query],
+        cwd=team_stack.project,
+    )  # fmt: skip
+    roles = dict(line.split(" ", 1) for line in listed.stdout.splitlines() if line)
+    assert roles["mlflow"] == "f f f", roles
+    # ... and it is the role the server uses: it owns MLflow's tables.
+    owner = run(
+        ["docker", "exec", "-u", "postgres", postgres, "psql", "-U", "postgres", "-d", "mlflow",
+         "-tAc", "SELECT tableowner FROM pg_tables WHERE tablename = 'experiments'"],
+        cwd=team_stack.project,
+    )  # fmt: skip
+    assert owner.stdout.strip() == "mlflow"
