@@ -11,7 +11,8 @@
 #   MLFLOW_AUTH_ADMIN_PASSWORD      this password (MLflow ships none; later changes: the API)
 #   MLFLOW_FLASK_SERVER_SECRET_KEY  signs the UI's sessions and CSRF tokens
 #   MLFLOW_AUTH_DEFAULT_PERMISSION  what a user may do where nobody granted anything:
-#                                   NO_PERMISSIONS (default) or READ; never more
+#                                   READ (default here) or NO_PERMISSIONS (the team
+#                                   compose stack's default); never more
 #   MLFLOW_CRYPTO_KEK_PASSPHRASE    optional: turns MLflow's AI gateway on, which encrypts
 #                                   the provider keys it stores with it; unset, the gateway
 #                                   is off (MLflow's default passphrase is public)
@@ -40,7 +41,7 @@ for name in MLFLOW_BACKEND_STORE_URI MLFLOW_AUTH_ADMIN_USERNAME MLFLOW_AUTH_ADMI
     exit 1
   fi
 done
-permission="${MLFLOW_AUTH_DEFAULT_PERMISSION:-NO_PERMISSIONS}"
+permission="${MLFLOW_AUTH_DEFAULT_PERMISSION:-READ}"
 case "$permission" in
   READ | NO_PERMISSIONS) ;;
   *)
