@@ -85,9 +85,11 @@ test-docker: setup ## Build the images and test the compose stack for real (mark
 # Runs from the host against the published port (.env's MLFLOW_TRACKING_URI names the
 # container); TEAM_MLFLOW_URI points it at another server. Readers and releasers get the
 # password in TEAM_USER_PASSWORD, else a generated one, printed once.
-team-users: setup ## Add a team MLflow account from .env's admin: ROLE=reader|releaser|pipeline NAME=alice
+team-users: setup ## Add a team MLflow account as .env's admin (password: SECRETS_DIR): ROLE=reader|releaser|pipeline NAME=alice
 	set -a && { [ ! -f .env ] || . ./.env; } && set +a && \
 	MLFLOW_TRACKING_URI="$${TEAM_MLFLOW_URI:-http://127.0.0.1:$${MLFLOW_PORT:-5000}}" \
+	MLFLOW_AUTH_ADMIN_PASSWORD="$${MLFLOW_AUTH_ADMIN_PASSWORD:-$$(cat "$${SECRETS_DIR:-.}/mlflow_admin_password" 2>/dev/null)}" \
+	MLFLOW_TRACKING_PASSWORD="$${MLFLOW_TRACKING_PASSWORD:-$$(cat "$${SECRETS_DIR:-.}/mlflow_pipeline_password" 2>/dev/null)}" \
 	$(RUN) python -m mlpipeline.commands.team_users $(ROLE) $(NAME)
 
 # The CI files are checked offline: actionlint and zizmor (no GitHub API calls) on the

@@ -3,12 +3,19 @@
 # none on a command line (`ps`) or in a file of the image.
 #
 #   MLFLOW_BACKEND_STORE_URI        postgresql://USER:PASSWORD@HOST:PORT/DB (`mlflow server`
-#                                   reads it itself); the auth tables live in the same database
+#                                   reads it itself); the auth tables live in the same database.
+#                                   Unset or empty, it is built from POSTGRES_USER,
+#                                   POSTGRES_PASSWORD (from POSTGRES_PASSWORD_FILE, see
+#                                   docker/entrypoint.sh), POSTGRES_HOST and POSTGRES_DB
 #   MLFLOW_AUTH_ADMIN_USERNAME      the admin account, created on the first start with
 #   MLFLOW_AUTH_ADMIN_PASSWORD      this password (MLflow ships none; later changes: the API)
 #   MLFLOW_FLASK_SERVER_SECRET_KEY  signs the UI's sessions and CSRF tokens
 #   MLFLOW_AUTH_DEFAULT_PERMISSION  what a user may do where nobody granted anything:
-#                                   READ (default) or NO_PERMISSIONS; never more
+#                                   READ (default here) or NO_PERMISSIONS (the team
+#                                   compose stack's default); never more
+#   MLFLOW_CRYPTO_KEK_PASSPHRASE    optional: turns MLflow's AI gateway on, which encrypts
+#                                   the provider keys it stores with it; unset, the gateway
+#                                   is off (MLflow's default passphrase is public)
 #
 # Arguments go to `mlflow server` (--host, --port, --serve-artifacts, ...). MLflow takes the
 # auth database's URI only from its config file (MLFLOW_AUTH_CONFIG_PATH), so that file is
@@ -16,6 +23,15 @@
 # exits (a TERM or INT to this script is passed on to the server first). The compose service
 # points TMPDIR at a tmpfs, so even a killed container leaves it on no disk.
 set -eu
+
+if [ -z "${MLFLOW_BACKEND_STORE_URI:-}" ] && [ -n "${POSTGRES_PASSWORD:-}" ]; then
+  MLFLOW_BACKEND_STORE_URI="$(python -c 'import os, urllib.parse as p; e = os.environ
+print("postgresql://{}:{}@{}/{}".format(p.quote(e.get("POSTGRES_USER", "mlflow"), safe=""),
+      p.quote(e["POSTGRES_PASSWORD"], safe=""), e.get("POSTGRES_HOST", "postgres:5432"),
+      e.get("POSTGRES_DB", "mlflow")))')"
+  export MLFLOW_BACKEND_STORE_URI
+  unset POSTGRES_PASSWORD
+fi
 
 for name in MLFLOW_BACKEND_STORE_URI MLFLOW_AUTH_ADMIN_USERNAME MLFLOW_AUTH_ADMIN_PASSWORD \
   MLFLOW_FLASK_SERVER_SECRET_KEY; do
@@ -34,6 +50,13 @@ case "$permission" in
     exit 1
     ;;
 esac
+
+if [ -n "${MLFLOW_CRYPTO_KEK_PASSPHRASE:-}" ]; then
+  export MLFLOW_ENABLE_AI_GATEWAY=true
+else
+  unset MLFLOW_CRYPTO_KEK_PASSPHRASE
+  export MLFLOW_ENABLE_AI_GATEWAY=false
+fi
 
 config="$(mktemp "${TMPDIR:-/tmp}/mlflow-auth.XXXXXX")"
 trap 'rm -f "$config"' EXIT

@@ -59,9 +59,11 @@ def http(url: str, payload: object | None = None, timeout: float = 10) -> tuple[
 
 
 TEAM_UP_TIMEOUT_S = 900
+# The team stack's proxy limit on request bodies (PROXY_MAX_BODY_SIZE), small for the test.
+PROXY_MAX_BODY_SIZE = "4m"
 FILES = ["-f", "docker-compose.yml", "-f", "docker/docker-compose.team.yml"]
 # Pinned upstream images, and the stand-ins docker/local-images.sh builds.
-UPSTREAM = {"POSTGRES_IMAGE": "postgres:16.10",
+UPSTREAM = {"POSTGRES_IMAGE": "postgres:16.14",
             "MINIO_IMAGE": "minio/minio:RELEASE.2025-09-07T16-13-09Z"}  # fmt: skip
 LOCAL = {"POSTGRES_IMAGE": "local/postgres:15-bookworm", "MINIO_IMAGE": "local/s3-moto:5.2.5"}
 
@@ -79,8 +81,44 @@ SECRETS = {
     "MLFLOW_FLASK_SERVER_SECRET_KEY": _secret("flask"),
     "MLFLOW_TRACKING_USERNAME": "pipeline",
     "MLFLOW_TRACKING_PASSWORD": _secret("pipeline"),
+    # serve's and jupyter's account (the `users` job makes it a reader).
+    "MLFLOW_READER_PASSWORD": _secret("reader"),
+    # The role MLflow connects to PostgreSQL as (not the superuser's, POSTGRES_PASSWORD).
+    "MLFLOW_DB_PASSWORD": _secret("mlflow-db"),
 }
 PASSWORDS = [value for key, value in SECRETS.items() if "PASSWORD" in key or "SECRET" in key]
+# The files of SECRETS_DIR (docker/docker-compose.team.yml's `secrets:`); the rest of SECRETS
+# are names, and go to .env.
+SECRET_FILES = {
+    "postgres_password": SECRETS["POSTGRES_PASSWORD"],
+    "mlflow_db_password": SECRETS["MLFLOW_DB_PASSWORD"],
+    "s3_secret_key": SECRETS["MINIO_ROOT_PASSWORD"],
+    "mlflow_admin_password": SECRETS["MLFLOW_AUTH_ADMIN_PASSWORD"],
+    "mlflow_flask_secret_key": SECRETS["MLFLOW_FLASK_SERVER_SECRET_KEY"],
+    "mlflow_pipeline_password": SECRETS["MLFLOW_TRACKING_PASSWORD"],
+    "mlflow_reader_password": SECRETS["MLFLOW_READER_PASSWORD"],
+}
+
+
+def write_secrets(folder: Path) -> Path:
+    """SECRETS_DIR as docs/deploy.md has a user make it: the folder 0700, each file 0644;
+    the proxy's certificate for localhost and 127.0.0.1 signed by a test CA (ca.crt)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name, value in SECRET_FILES.items():
+        (folder / name).write_text(value + "\n")
+        (folder / name).chmod(0o644)
+    openssl = ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj"]
+    run([*openssl, "/CN=test CA", "-x509", "-days", "2", "-keyout", "ca.key", "-out", "ca.crt"],
+        cwd=folder)  # fmt: skip
+    run([*openssl, "/CN=localhost", "-keyout", "tls_private_key", "-out", "server.csr"],
+        cwd=folder)  # fmt: skip
+    (folder / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run(["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "tls_certificate"],
+        cwd=folder)  # fmt: skip
+    for name in ("tls_certificate", "tls_private_key"):
+        (folder / name).chmod(0o644)
+    return folder
 
 
 def images() -> dict[str, str]:
@@ -113,6 +151,10 @@ class TeamStack:
     mlflow_url: str
     serve_url: str
     s3_url: str
+    # The front door (docker/proxy.conf): HTTPS with the test CA, and plain HTTP.
+    proxy_url: str = ""
+    proxy_http_url: str = ""
+    ca_file: Path | None = None
 
     def compose(
         self, *args: str, check: bool = True, timeout: float = 900, env: dict | None = None
@@ -144,7 +186,7 @@ class TeamStack:
     def up(self) -> None:
         """`up -d` of the pipeline and serving (their dependencies come along), until serve
         is healthy; fails early when a job exits non-zero."""
-        self.compose("up", "-d", "app", "serve", timeout=TEAM_UP_TIMEOUT_S)
+        self.compose("up", "-d", "app", "serve", "proxy", timeout=TEAM_UP_TIMEOUT_S)
         deadline = time.monotonic() + TEAM_UP_TIMEOUT_S
         while time.monotonic() < deadline:
             for job in ("buckets", "users", "app"):
@@ -165,15 +207,23 @@ def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
     if shutil.which(COMPOSE) is None:
         pytest.fail(f"{COMPOSE} is not installed; run docker/ci-setup.sh (make test-docker does)")
     project = copy_repository(tmp_path_factory.mktemp("team-compose") / "project")
+    # A checkout of the image's user, as on a workstation (docker/entrypoint.sh refuses root's).
+    run(["chown", "-R", f"{APP_UID}:{APP_UID}", project], cwd=project)
     ports = {name: free_port() for name in ("MLFLOW_PORT", "SERVE_PORT", "JUPYTER_PORT",
-                                            "MINIO_PORT", "MINIO_CONSOLE_PORT")}  # fmt: skip
+                                            "MINIO_PORT", "MINIO_CONSOLE_PORT",
+                                            "PROXY_HTTPS_PORT", "PROXY_HTTP_PORT")}  # fmt: skip
+    secrets_dir = write_secrets(tmp_path_factory.mktemp("team-secrets") / "secrets")
     settings = {
         "IMAGE": IMAGE,
         "BASE_IMAGE": base_image(),
         "MLFLOW_WORKERS": "1",
         **images(),
         **{name: str(port) for name, port in ports.items()},
-        **SECRETS,
+        **{key: value for key, value in SECRETS.items() if value not in PASSWORDS},
+        "SECRETS_DIR": str(secrets_dir),
+        "PROXY_IMAGE": f"{IMAGE}-proxy",
+        "PROXY_BIND_ADDRESS": "127.0.0.1",
+        "PROXY_MAX_BODY_SIZE": PROXY_MAX_BODY_SIZE,
     }
     # What a user writes into .env; compose reads it from the project folder.
     (project / ".env").write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
@@ -184,9 +234,12 @@ def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
         mlflow_url=f"http://127.0.0.1:{ports['MLFLOW_PORT']}",
         serve_url=f"http://127.0.0.1:{ports['SERVE_PORT']}",
         s3_url=f"http://127.0.0.1:{ports['MINIO_PORT']}",
+        proxy_url=f"https://localhost:{ports['PROXY_HTTPS_PORT']}",
+        proxy_http_url=f"http://127.0.0.1:{ports['PROXY_HTTP_PORT']}",
+        ca_file=secrets_dir / "ca.crt",
     )
     try:
-        stack.compose("build", "app", timeout=1500)
+        stack.compose("build", "app", "proxy", timeout=1500)
         stack.up()
         yield stack
     finally:

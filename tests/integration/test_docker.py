@@ -23,12 +23,17 @@ from tests.integration.conftest import (
     COMPOSE,
     IMAGE,
     KNOWN_ROWS,
+    SECRET_FILES,
     UP_TIMEOUT_S,
     base_image,
     http,
+    write_secrets,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1800)]
+
+# The checkout's owner: a second user on a shared server, a uid the image does not know.
+OWNER = 4321
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if shutil.which(COMPOSE) is None:
         pytest.fail(f"{COMPOSE} is not installed; run docker/ci-setup.sh (make test-docker does)")
     project = copy_repository(tmp_path_factory.mktemp("compose") / "project")
-    # Owned by root, as a checkout on a server often is, not by the image's user: the
-    # services must write it and Jupyter must start, with nothing set in the environment.
-    run(["chown", "-R", "0:0", project], cwd=project)
+    # Owned by neither root nor the image's user: the services must write it as its owner
+    # and Jupyter must start, with nothing set in the environment.
+    run(["chown", "-R", f"{OWNER}:{OWNER}", project], cwd=project)
     ports = {name: free_port() for name in ("MLFLOW_PORT", "SERVE_PORT", "JUPYTER_PORT")}
     token = "test-token-" + os.urandom(8).hex()
     env = tool_env(
@@ -180,15 +185,15 @@ def test_jupyter_needs_the_token(stack: Stack) -> None:
 
 def test_app_wrote_the_checkout_as_its_owner(stack: Stack) -> None:
     for output in ("metrics/metrics.json", "models/pipeline.pkl", "dvc.lock"):
-        assert (stack.project / output).stat().st_uid == 0, output
-    # Jupyter as root (--allow-root) passes its healthcheck.
+        assert (stack.project / output).stat().st_uid == OWNER, output
+    # Jupyter, as the owner of notebooks/, passes its healthcheck.
     deadline = time.monotonic() + 120
     while stack.state("jupyter").get("Health", {}).get("Status") != "healthy":
         assert time.monotonic() < deadline, stack.logs()
         time.sleep(2)
 
 
-@pytest.mark.parametrize("owner", [4321, APP_UID, 0])
+@pytest.mark.parametrize("owner", [OWNER, APP_UID])
 def test_the_entrypoint_runs_as_the_owner_of_the_checkout(
     stack: Stack, tmp_path: Path, owner: int
 ) -> None:
@@ -206,44 +211,155 @@ def test_the_entrypoint_runs_as_the_owner_of_the_checkout(
     assert (checkout / "made").stat().st_uid == owner
 
 
-def test_team_override_resolves_and_keeps_secrets_off_command_lines(tmp_path: Path) -> None:
+def test_a_checkout_owned_by_root_is_refused_not_run_as_root(stack: Stack, tmp_path: Path) -> None:
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    run(["chown", "0:0", checkout], cwd=tmp_path)
+    refused = run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "-v",
+            f"{checkout}:/workspace",
+            IMAGE,
+            "touch",
+            "/workspace/made",
+        ],
+        cwd=tmp_path,
+        check=False,
+    )
+    assert refused.returncode == 78, refused.stderr
+    assert "/workspace belongs to root" in refused.stderr
+    assert "chown" in refused.stderr
+    assert not (checkout / "made").exists()
+
+
+def test_services_run_with_least_privilege(stack: Stack) -> None:
+    read_only = {"mlflow", "serve"}
+    for service in ("mlflow", "app", "jupyter", "serve"):
+        container = stack.compose("ps", "-q", service).stdout.strip()
+        host = json.loads(
+            run(
+                ["docker", "inspect", "-f", "{{json .HostConfig}}", container], cwd=stack.project
+            ).stdout
+        )
+        assert host["CapDrop"] == ["ALL"], service
+        assert set(host["CapAdd"]) == {"CAP_SETUID", "CAP_SETGID"} or set(host["CapAdd"]) == {
+            "SETUID",
+            "SETGID",
+        }, (service, host["CapAdd"])
+        assert "no-new-privileges:true" in host["SecurityOpt"], service
+        assert host["ReadonlyRootfs"] is (service in read_only), service
+        assert host["Memory"] > 0 and host["PidsLimit"] > 0, service
+        if service == "app":
+            continue  # finished; it wrote the checkout as its owner (above)
+        status = run(["docker", "exec", container, "cat", "/proc/1/status"], cwd=stack.project)
+        uids = next(line for line in status.stdout.splitlines() if line.startswith("Uid:"))
+        assert "0" not in uids.split()[1:], (service, uids)
+
+
+def test_jupyter_sees_notebooks_writable_the_rest_read_only_and_no_git(stack: Stack) -> None:
+    container = stack.compose("ps", "-q", "jupyter").stdout.strip()
+    # As the user Jupyter and its kernels run as.
+    probe = (
+        "touch /workspace/notebooks/.probe && rm /workspace/notebooks/.probe"
+        " && ! touch /workspace/mlpipeline/.probe 2>/dev/null"
+        " && ! touch /workspace/params.yaml 2>/dev/null"
+        " && test ! -e /workspace/.git && test ! -e /workspace/.env"
+        " && test -f /workspace/data/raw/dataset.csv && echo confined"
+    )
+    confined = run(
+        ["docker", "exec", "-u", f"{OWNER}:{OWNER}", container, "sh", "-c", probe],
+        cwd=stack.project,
+        check=False,
+    )
+    assert confined.stdout.strip() == "confined", confined.stderr
+
+
+def test_jupyter_logs_hold_no_token_and_it_refuses_to_start_without_one(stack: Stack) -> None:
+    logs = stack.compose("logs", "--no-color", "jupyter").stdout
+    assert "jupyter" in logs.lower()
+    assert stack.token not in logs
+    # Host check on: a foreign Host header is refused.
+    status, _ = http_with_host(f"{stack.jupyter_url}/api/status?token={stack.token}", "evil.test")
+    assert status == 403
+    refused = run(
+        [COMPOSE, "run", "--rm", "--no-deps", "-e", "JUPYTER_TOKEN=", "jupyter"],
+        cwd=stack.project,
+        env=stack.env,
+        check=False,
+        timeout=300,
+    )
+    assert refused.returncode == 78, refused.stdout + refused.stderr
+    assert "JUPYTER_TOKEN is not set" in refused.stderr + refused.stdout
+
+
+def http_with_host(url: str, host: str) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Host": host})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_team_override_resolves_and_keeps_secrets_out_of_the_configuration(
+    tmp_path: Path,
+) -> None:
     import yaml
 
     files = ["-f", "docker-compose.yml", "-f", "docker/docker-compose.team.yml"]
     no_env_file = tmp_path / "empty.env"
     no_env_file.write_text("")
     base = [COMPOSE, "--env-file", no_env_file, *files, "config"]
-    secrets = {
-        "POSTGRES_PASSWORD": "pg-secret",
+    secrets_dir = write_secrets(tmp_path / "secrets")
+    settings = {
         "MINIO_ROOT_USER": "minio-user",
-        "MINIO_ROOT_PASSWORD": "minio-secret",
         "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
-        "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-secret",
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-secret",
         "MLFLOW_TRACKING_USERNAME": "pipeline",
+        "SECRETS_DIR": str(secrets_dir),
+        # A secret left in the environment by habit must not reach any service.
+        "POSTGRES_PASSWORD": "pg-secret",
         "MLFLOW_TRACKING_PASSWORD": "pipeline-secret",
     }
-    config = yaml.safe_load(run(base, cwd=REPO, env=tool_env(secrets)).stdout)
+    resolved = run(base, cwd=REPO, env=tool_env(settings)).stdout
+    for secret in [*SECRET_FILES.values(), "pg-secret", "pipeline-secret"]:
+        assert secret not in resolved
+    config = yaml.safe_load(resolved)
     services = config["services"]
     assert {"mlflow", "app", "jupyter", "serve", "postgres", "minio", "buckets", "users"} <= set(
         services
     )
-    for name, service in services.items():
-        command = json.dumps([service.get("entrypoint"), service.get("command")])
-        for secret in secrets.values():
-            if secret.endswith("secret"):
-                assert secret not in command, (name, command)
+    assert {name: Path(spec["file"]).parent for name, spec in config["secrets"].items()} == {
+        name: secrets_dir for name in [*SECRET_FILES, "tls_certificate", "tls_private_key"]
+    }
     mlflow = services["mlflow"]
     assert mlflow["command"][0] == "mlflow-team-server"
-    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"] == (
-        "postgresql://mlflow:pg-secret@postgres:5432/mlflow"
-    )
+    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"] == ""
+    assert mlflow["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/mlflow_db_password"
+    assert {item["source"] for item in services["postgres"]["secrets"]} == {
+        "postgres_password",
+        "mlflow_db_password",
+    }
     assert mlflow["environment"]["MLFLOW_ARTIFACTS_DESTINATION"] == (
         "s3://mlflow-artifacts/artifacts"
     )
     assert mlflow["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
-    for client in ("app", "jupyter", "serve"):
-        assert services[client]["environment"]["MLFLOW_TRACKING_USERNAME"] == "pipeline"
+    assert mlflow["environment"]["MLFLOW_AUTH_DEFAULT_PERMISSION"] == "NO_PERMISSIONS"
+    for client, account in [("app", "pipeline"), ("jupyter", "reader"), ("serve", "reader")]:
+        environment = services[client]["environment"]
+        assert environment["MLFLOW_TRACKING_USERNAME"] == account
+        assert (
+            environment["MLFLOW_TRACKING_PASSWORD_FILE"]
+            == f"/run/secrets/mlflow_{account}_password"
+        )
+        assert [item["source"] for item in services[client]["secrets"]] == [
+            f"mlflow_{account}_password"
+        ]
     assert services["app"]["depends_on"]["users"]["condition"] == "service_completed_successfully"
     # Every image pinned to a release: no `latest`, no bare major version.
     for name in ("postgres", "minio"):
@@ -253,14 +369,32 @@ def test_team_override_resolves_and_keeps_secrets_off_command_lines(tmp_path: Pa
     assert services["buckets"]["image"] == services["app"]["image"]
     assert services["buckets"]["command"][:3] == ["python", "-m", "mlpipeline.commands.buckets"]
     assert services["mlflow"]["environment"]["TMPDIR"] == "/dev/shm"
-    # serve has no login: loopback only, whatever BIND_ADDRESS says.
+    # The proxy is the one service published beyond loopback; BIND_ADDRESS widens MLflow's
+    # plain port only, never serve (no login), Jupyter or the object store.
     exposed = yaml.safe_load(
-        run(base, cwd=REPO, env=tool_env({**secrets, "BIND_ADDRESS": "0.0.0.0"})).stdout
+        run(base, cwd=REPO, env=tool_env({**settings, "BIND_ADDRESS": "0.0.0.0"})).stdout
     )
-    assert [port["host_ip"] for port in _ports(exposed["services"]["serve"])] == ["127.0.0.1"]
+    published = {
+        name: {port["host_ip"] for port in _ports(service)}
+        for name, service in exposed["services"].items()
+        if service.get("ports")
+    }
+    assert published == {
+        "mlflow": {"0.0.0.0"},
+        "serve": {"127.0.0.1"},
+        "jupyter": {"127.0.0.1"},
+        "minio": {"127.0.0.1"},
+        "proxy": {"0.0.0.0"},
+    }
+    default = yaml.safe_load(resolved)["services"]
+    assert {port["host_ip"] for port in _ports(default["mlflow"])} == {"127.0.0.1"}
+    for service in exposed["services"].values():
+        assert service["cap_drop"] == ["ALL"]
+        assert "no-new-privileges:true" in service["security_opt"]
+        assert service["mem_limit"] and service["pids_limit"]
 
-    for missing in ("POSTGRES_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_TRACKING_PASSWORD"):
-        without = {key: value for key, value in secrets.items() if key != missing}
+    for missing in ("SECRETS_DIR", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_TRACKING_USERNAME"):
+        without = {key: value for key, value in settings.items() if key != missing}
         refused = run(base, cwd=REPO, env=tool_env(without), check=False)
         assert refused.returncode != 0
         assert f"set {missing} in .env" in refused.stderr

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Fill docker/proxy.conf's @NAME@ placeholders from the environment, then run nginx in the
+# foreground. The config goes to /tmp (the root file system is read-only).
+#
+#   PROXY_SERVER_NAME    the name clients use (the certificate's); Origin must be https:// it
+#   PROXY_MAX_BODY_SIZE  largest request body, nginx units (100m); larger: 413
+#   PROXY_RATE           requests per second per client address (10r/s)
+#   PROXY_BURST          requests queued above the rate before 429 (40)
+set -eu
+
+: "${PROXY_SERVER_NAME:=localhost}"
+: "${PROXY_MAX_BODY_SIZE:=100m}"
+: "${PROXY_RATE:=10r/s}"
+: "${PROXY_BURST:=40}"
+for name in PROXY_SERVER_NAME PROXY_MAX_BODY_SIZE PROXY_RATE PROXY_BURST; do
+  eval "value=\${$name}"
+  case "$value" in
+    *[!A-Za-z0-9./_-]*)
+      echo "proxy-entrypoint: $name has characters a name or size never has: $value" >&2
+      exit 78
+      ;;
+  esac
+done
+for file in /run/secrets/tls_certificate /run/secrets/tls_private_key; do
+  if [ ! -r "$file" ]; then
+    echo "proxy-entrypoint: $file is missing or unreadable (docs/deploy.md, The front door)" >&2
+    exit 78
+  fi
+done
+# Dots in the name are literal in the Origin pattern.
+name_pattern="$(printf '%s' "$PROXY_SERVER_NAME" | sed 's/\./\\\\./g')"
+sed -e "s|@PROXY_SERVER_NAME@|$PROXY_SERVER_NAME|g" \
+  -e "s|@PROXY_NAME_PATTERN@|$name_pattern|g" \
+  -e "s|@PROXY_MAX_BODY_SIZE@|$PROXY_MAX_BODY_SIZE|g" \
+  -e "s|@PROXY_RATE@|$PROXY_RATE|g" \
+  -e "s|@PROXY_BURST@|$PROXY_BURST|g" \
+  /etc/nginx/proxy.conf.template >/tmp/nginx.conf
+exec nginx -c /tmp/nginx.conf -g 'daemon off;'

@@ -1,0 +1,286 @@
+"""The team stack's hardening, checked on the running containers (docs/deploy.md, "Threat
+model"): secrets only as files, least privilege for every service, nobody as root in the
+project's image, MLflow's AI gateway off and nothing granted by default.
+
+Uses the session's one team stack (tests/integration/conftest.py), so it adds no `up`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run
+from tests.integration.conftest import PASSWORDS, SECRETS, TeamStack, client, http
+
+pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(2400)]
+
+# The services of the project's image, which must never run as root.
+PROJECT_SERVICES = ("mlflow", "users", "app", "serve", "buckets")
+READ_ONLY = {"mlflow", "serve"}
+
+
+def _inspect(stack: TeamStack, service: str) -> dict:
+    container = stack.compose("ps", "-a", "-q", service).stdout.strip()
+    assert container, f"{service} has no container\n{stack.logs()}"
+    return json.loads(run(["docker", "inspect", container], cwd=stack.project).stdout)[0]
+
+
+def test_no_secret_in_any_container_environment(team_stack: TeamStack) -> None:
+    containers = team_stack.compose("ps", "-a", "-q").stdout.split()
+    assert len(containers) >= 7, team_stack.compose("ps").stdout
+    for container in containers:
+        inspected = json.loads(run(["docker", "inspect", container], cwd=team_stack.project).stdout)
+        environment = "\n".join(inspected[0]["Config"]["Env"] or [])
+        for secret in PASSWORDS:
+            assert secret not in environment, (inspected[0]["Name"], secret[:4])
+
+
+@pytest.mark.parametrize(
+    "service", ["postgres", "minio", "buckets", "mlflow", "users", "app", "serve"]
+)
+def test_every_service_drops_capabilities_and_is_limited(
+    team_stack: TeamStack, service: str
+) -> None:
+    host = _inspect(team_stack, service)["HostConfig"]
+    assert host["CapDrop"] == ["ALL"], host["CapDrop"]
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    assert host["Memory"] > 0
+    assert host["PidsLimit"] > 0
+    assert host["ReadonlyRootfs"] is (service in READ_ONLY)
+    if service in PROJECT_SERVICES:
+        assert sorted(cap.removeprefix("CAP_") for cap in host["CapAdd"]) == ["SETGID", "SETUID"]
+
+
+@pytest.mark.parametrize("service", ["mlflow", "serve", "postgres"])
+def test_long_running_services_are_not_root(team_stack: TeamStack, service: str) -> None:
+    container = team_stack.compose("ps", "-q", service).stdout.strip()
+    status = run(["docker", "exec", container, "cat", "/proc/1/status"], cwd=team_stack.project)
+    uids = next(line for line in status.stdout.splitlines() if line.startswith("Uid:")).split()
+    assert "0" not in uids[1:], (service, uids)
+
+
+def test_finished_jobs_ran_as_the_checkout_owner(team_stack: TeamStack) -> None:
+    # The app wrote its outputs as the checkout's owner, not as root.
+    owner = team_stack.project.stat().st_uid
+    assert owner != 0
+    assert (team_stack.project / "models" / "pipeline.pkl").stat().st_uid == owner
+
+
+def test_the_ai_gateway_is_off_and_what_answers_without_a_login(team_stack: TeamStack) -> None:
+    status, body = http(f"{team_stack.mlflow_url}/health")
+    assert status == 200, body
+    # Capability discovery answers without a login (MLflow's choice); it says the gateway is off.
+    status, body = http(f"{team_stack.mlflow_url}/api/3.0/mlflow/server-info")
+    assert status == 200, body
+    assert json.loads(body)["features_enabled"]["gateway"] is False
+    # Everything else needs one.
+    status, _ = http(f"{team_stack.mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1")
+    assert status == 401
+
+
+def test_an_account_nobody_granted_anything_sees_nothing(
+    team_stack: TeamStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.server import get_app_client
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", SECRETS["MLFLOW_AUTH_ADMIN_USERNAME"])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRETS["MLFLOW_AUTH_ADMIN_PASSWORD"])
+    auth = get_app_client("basic-auth", tracking_uri=team_stack.mlflow_url)
+    password = "ungranted-" + SECRETS["MLFLOW_FLASK_SERVER_SECRET_KEY"][-8:]
+    auth.create_user("ungranted", password)
+    stranger = client(team_stack, "ungranted", password, monkeypatch)
+    with pytest.raises(MlflowException, match=r"PERMISSION_DENIED|Permission denied"):
+        stranger.get_experiment_by_name("iris_classification")
+    with pytest.raises(MlflowException, match=r"PERMISSION_DENIED|Permission denied"):
+        stranger.get_registered_model("iris_classifier")
+
+
+def _https(
+    stack: TeamStack,
+    path: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """A request through the proxy, trusting only the test CA."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    context = ssl.create_default_context(cafile=str(stack.ca_file))
+    request = urllib.request.Request(
+        f"{stack.proxy_url}{path}", data=body, method=method, headers=headers or {}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _basic(username: str, password: str) -> dict[str, str]:
+    import base64
+
+    return {
+        "Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+    }
+
+
+def _pipeline_login() -> dict[str, str]:
+    return _basic(SECRETS["MLFLOW_TRACKING_USERNAME"], SECRETS["MLFLOW_TRACKING_PASSWORD"])
+
+
+def _wait_for_proxy(stack: TeamStack) -> None:
+    import time
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if _https(stack, "/health")[0] == 200:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, stack.logs()
+        time.sleep(2)
+
+
+def test_the_proxy_serves_mlflow_over_https_with_the_test_ca_only(team_stack: TeamStack) -> None:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    _wait_for_proxy(team_stack)
+    status, body = _https(
+        team_stack,
+        "/api/2.0/mlflow/experiments/get-by-name?experiment_name=iris_classification",
+        headers=_pipeline_login(),
+    )
+    assert status == 200, body
+    assert json.loads(body)["experiment"]["name"] == "iris_classification"
+    # Without the test CA the certificate is not trusted.
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        urllib.request.urlopen(
+            f"{team_stack.proxy_url}/health", timeout=30, context=ssl.create_default_context()
+        )
+
+
+def test_plain_http_only_redirects_to_https(team_stack: TeamStack) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    _wait_for_proxy(team_stack)
+    address = urlsplit(team_stack.proxy_http_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    connection.request("GET", "/api/2.0/mlflow/experiments/search?max_results=1")
+    response = connection.getresponse()
+    assert response.status == 301
+    assert response.getheader("Location", "").startswith("https://")
+    assert b"experiments" not in response.read()
+
+
+def test_the_proxy_refuses_big_bodies_and_foreign_origins(team_stack: TeamStack) -> None:
+    from tests.integration.conftest import PROXY_MAX_BODY_SIZE
+
+    _wait_for_proxy(team_stack)
+    limit = int(PROXY_MAX_BODY_SIZE.removesuffix("m")) * 1024 * 1024
+    status, _ = _https(
+        team_stack,
+        "/api/2.0/mlflow/runs/log-batch",
+        method="POST",
+        body=b"x" * (limit + 1024),
+        headers={**_pipeline_login(), "Content-Type": "application/json"},
+    )
+    assert status == 413
+    status, _ = _https(
+        team_stack,
+        "/api/2.0/mlflow/experiments/search?max_results=1",
+        headers={**_pipeline_login(), "Origin": "http://127.0.0.1:8888"},
+    )
+    assert status == 403
+    status, _ = _https(
+        team_stack,
+        "/api/2.0/mlflow/experiments/search?max_results=1",
+        headers={**_pipeline_login(), "Origin": team_stack.proxy_url},
+    )
+    assert status == 200
+
+
+def test_error_bodies_through_the_proxy_hold_no_stack_trace(team_stack: TeamStack) -> None:
+    _wait_for_proxy(team_stack)
+    for path, body in [
+        ("/api/2.0/mlflow/runs/create", b"{not json"),
+        ("/api/2.0/mlflow/runs/log-metric", json.dumps({"run_id": "0" * 32}).encode()),
+    ]:
+        status, answer = _https(
+            team_stack,
+            path,
+            method="POST",
+            body=body,
+            headers={**_pipeline_login(), "Content-Type": "application/json"},
+        )
+        assert status >= 400, answer
+        assert b"Traceback" not in answer and b'File "' not in answer, answer[:500]
+
+
+def test_many_wrong_passwords_at_once_are_slowed_or_refused(team_stack: TeamStack) -> None:
+    """80 guesses from 16 threads: the proxy's 10 requests/s per client (PROXY_RATE) hold
+    them to ~8 s, or refuse some with 429; MLflow alone answers an unknown user's 80 in ~1 s."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    _wait_for_proxy(team_stack)
+    wrong = _basic("nobody-" + SECRETS["MLFLOW_FLASK_SERVER_SECRET_KEY"][-6:], "wrong-password")
+
+    def attempt(_: int) -> int:
+        return _https(team_stack, "/api/2.0/mlflow/experiments/search", headers=wrong)[0]
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(attempt, range(80)))
+    elapsed = time.monotonic() - started
+    assert set(statuses) <= {401, 429}, statuses
+    assert statuses.count(429) > 0 or elapsed >= 5, (elapsed, statuses)
+
+
+def test_serves_account_reads_the_champion_but_cannot_log_a_run(
+    team_stack: TeamStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    serve = _inspect(team_stack, "serve")
+    username = next(
+        item.split("=", 1)[1]
+        for item in serve["Config"]["Env"]
+        if item.startswith("MLFLOW_TRACKING_USERNAME=")
+    )
+    assert username != SECRETS["MLFLOW_TRACKING_USERNAME"]
+    reader = client(team_stack, username, SECRETS["MLFLOW_READER_PASSWORD"], monkeypatch)
+    assert reader.get_model_version_by_alias("iris_classifier", "champion").version
+    experiment = reader.get_experiment_by_name("iris_classification")
+    with pytest.raises(MlflowException, match=r"PERMISSION_DENIED|Permission denied"):
+        reader.create_run(experiment.experiment_id)
+
+
+def test_mlflow_connects_to_postgresql_as_a_role_that_is_not_a_superuser(
+    team_stack: TeamStack,
+) -> None:
+    postgres = team_stack.compose("ps", "-q", "postgres").stdout.strip()
+    query = "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles ORDER BY 1"
+    listed = run(
+        ["docker", "exec", "-u", "postgres", postgres,
+         "psql", "-U", "postgres", "-d", "mlflow", "-tA", "-F", " ", "-c", query],
+        cwd=team_stack.project,
+    )  # fmt: skip
+    roles = dict(line.split(" ", 1) for line in listed.stdout.splitlines() if line)
+    assert roles["mlflow"] == "f f f", roles
+    # ... and it is the role the server uses: it owns MLflow's tables.
+    owner = run(
+        ["docker", "exec", "-u", "postgres", postgres, "psql", "-U", "postgres", "-d", "mlflow",
+         "-tAc", "SELECT tableowner FROM pg_tables WHERE tablename = 'experiments'"],
+        cwd=team_stack.project,
+    )  # fmt: skip
+    assert owner.stdout.strip() == "mlflow"
