@@ -6,9 +6,12 @@ a test CA, and the images (the pinned upstream ones, or docker/local-images.sh's
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlpipeline.sandbox import tool_env
@@ -23,8 +26,9 @@ LOCAL = {"POSTGRES_IMAGE": "local/postgres:15-bookworm", "MINIO_IMAGE": "local/s
 # The ports the stack publishes on 127.0.0.1 (.env names).
 PORTS = ("MLFLOW_PORT", "SERVE_PORT", "JUPYTER_PORT", "MINIO_PORT", "MINIO_CONSOLE_PORT",
          "PROXY_HTTPS_PORT", "PROXY_HTTP_PORT")  # fmt: skip
-# How long building the local images may take.
+# How long building the local images may take, and bringing the stack up.
 BUILD_TIMEOUT_S = 1500
+UP_TIMEOUT_S = 900
 
 
 class StackError(RuntimeError):
@@ -64,12 +68,14 @@ SECRET_FILES = {
 }
 
 
-def run(args: list[str | Path], cwd: Path, timeout: float = 600) -> str:
+def run(
+    args: list[str | Path], cwd: Path, timeout: float = 600, env: Mapping[str, str] | None = None
+) -> str:
     """Run a command; its stdout, or StackError with its output when it exits non-zero."""
     proc = subprocess.run(
         [str(arg) for arg in args],
         cwd=cwd,
-        env=tool_env(),
+        env=dict(env) if env is not None else tool_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -159,3 +165,66 @@ def settings(
 def write_env(project: Path, values: Mapping[str, str]) -> None:
     """The project's .env, which compose reads from the project folder."""
     (project / ".env").write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A project folder with its .env, and the compose project name it runs under."""
+
+    project: Path
+    env: dict[str, str]
+
+    def compose(self, *args: str, timeout: float = 900) -> str:
+        return run([COMPOSE, *FILES, *args], self.project, timeout, self.env)
+
+    def state(self, service: str) -> dict:
+        container = self.compose("ps", "-a", "-q", service).strip()
+        if not container:
+            return {}
+        return json.loads(run(["docker", "inspect", "-f", "{{json .State}}", container], REPO))
+
+    def logs(self, service: str) -> str:
+        """The service's stdout (nginx's access log for `proxy`), from its start."""
+        container = self.compose("ps", "-q", service).strip()
+        return run(["docker", "logs", container], REPO)
+
+    def up_server(self, timeout: float = UP_TIMEOUT_S) -> None:
+        """`up -d` of MLflow behind its front door, and the `users` job (the pipeline's
+        account); returns once that job has finished and the proxy runs."""
+        try:
+            self.compose("up", "-d", "proxy", "users", timeout=timeout)
+        except StackError as exc:
+            raise StackError(f"{exc}\n--- logs\n{self.tail()}") from None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for job in ("buckets", "users"):
+                state = self.state(job)
+                if state.get("Status") == "exited" and state.get("ExitCode") != 0:
+                    raise StackError(f"the {job} job exited {state['ExitCode']}\n{self.tail()}")
+            users, proxy = self.state("users"), self.state("proxy")
+            if users.get("Status") == "exited" and proxy.get("Running"):
+                return
+            time.sleep(3)
+        raise StackError(f"the team stack's server was not up after {timeout:.0f} s")
+
+    def tail(self) -> str:
+        """The last lines of every service's log, for an error message."""
+        logs = subprocess.run(
+            [COMPOSE, *FILES, "logs", "--no-color", "--tail=20"],
+            cwd=self.project,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return logs.stdout[-6000:]
+
+    def down(self) -> None:
+        """Containers, network and volumes gone; a failure here is only logged by compose."""
+        subprocess.run(
+            [COMPOSE, *FILES, "down", "-v", "--remove-orphans"],
+            cwd=self.project,
+            env=self.env,
+            capture_output=True,
+            timeout=300,
+        )
