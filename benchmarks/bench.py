@@ -30,6 +30,7 @@ something on a quiet machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -43,13 +44,15 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from benchmarks import team_stack
+from benchmarks.latency import latency_by_group, parse_access_log
 from mlpipeline import sandbox
 
 log = logging.getLogger("benchmarks")
@@ -104,6 +107,8 @@ TARGETS = {
 SCORING_ROWS = [1_000_000, 10_000_000]
 SCORING_ROWS_QUICK = [10_000, 100_000]
 MLFLOW_STAGES = ("train", "evaluate", "save")
+# What `--only` may name; a full run measures all but zenml-docker.
+FIGURES = ("floor", "repro", "noop", "exp", "zenml", "zenml-docker", "scale", "scoring", "team")
 
 
 def rows_label(rows: int | None) -> str:
@@ -541,6 +546,111 @@ class Bench:
         pipeline, floor = figures["repro"], figures["floor"]
         return {"rows": rows, "pipeline": pipeline, "floor": floor}
 
+    def team(self) -> dict:
+        """8: the same probed copy on the team server and on the embedded store, turn about.
+
+        Each store gets one untimed run first: the embedded store and the team experiment
+        exist before the timed runs, as on every run after a project's first.
+        """
+        project = self.fresh_project("team")
+        with team_server(self.workdir, self.snapshot) as server:
+            stores = {"team": self.env(**server.env), "embedded": self.env()}
+            for env in stores.values():
+                self.timed_forced_repro(project, env)
+            logged_before = len(server.access_log()) if server.access_log else 0
+            seconds: dict[str, list[float]] = {name: [] for name in stores}
+            stages: dict[str, list[dict]] = {name: [] for name in stores}
+            for _ in range(self.runs):
+                for name, env in stores.items():
+                    seconds[name].append(self.timed_forced_repro(project, env))
+                    stages[name].append(read_stage_log(self.stage_log))
+            log_lines = server.access_log()[logged_before:] if server.access_log else None
+        shutil.rmtree(project.parent)
+        per_stage = {name: stage_summaries(stages[name], MLFLOW_STAGES) for name in stores}
+        figures: dict[str, Any] = {
+            "available": True,
+            "server": server.description,
+            "repro": {name: summary(values) for name, values in seconds.items()},
+            "stages": per_stage,
+            "overhead_s": {
+                stage: per_stage["team"][stage]["seconds"]["median"]
+                - per_stage["embedded"][stage]["seconds"]["median"]
+                for stage in MLFLOW_STAGES
+            },
+        }
+        if log_lines is None:
+            figures["latency_missing"] = "no access log (BENCH_TEAM_ACCESS_LOG unset)"
+        else:
+            figures["latency"] = latency_by_group(parse_access_log(log_lines))
+        return figures
+
+    def timed_forced_repro(self, project: Path, env: Mapping[str, str]) -> float:
+        """`dvc repro --force` in `project`: its seconds; the stage log is left for the caller."""
+        read_stage_log(self.stage_log)
+        return timed([VENV_BIN / "dvc", "repro", "--force"], cwd=project, env=env).seconds
+
+
+@dataclass(frozen=True)
+class TeamServer:
+    description: str
+    # MLFLOW_TRACKING_URI, the CA to trust and the pipeline account's login.
+    env: dict[str, str]
+    # The front door's access log lines so far (docker/proxy.conf's `timed` format), if known.
+    access_log: Callable[[], list[str]] | None
+
+
+@contextlib.contextmanager
+def team_server(workdir: Path, snapshot: Path) -> Iterator[TeamServer]:
+    """A user's server (BENCH_TEAM_URI, BENCH_TEAM_USERNAME, BENCH_TEAM_PASSWORD, optional
+    BENCH_TEAM_CA and BENCH_TEAM_ACCESS_LOG), else the team stack on this machine, up for
+    the block and always taken down after it."""
+    given = os.environ.get("BENCH_TEAM_URI")
+    if given:
+        missing = [n for n in ("BENCH_TEAM_USERNAME", "BENCH_TEAM_PASSWORD") if n not in os.environ]
+        if missing:
+            raise RuntimeError(f"BENCH_TEAM_URI is set, {' and '.join(missing)} not")
+        env = {
+            "MLFLOW_TRACKING_URI": given,
+            "MLFLOW_TRACKING_USERNAME": os.environ["BENCH_TEAM_USERNAME"],
+            "MLFLOW_TRACKING_PASSWORD": os.environ["BENCH_TEAM_PASSWORD"],
+        }
+        if os.environ.get("BENCH_TEAM_CA"):
+            env["MLFLOW_TRACKING_SERVER_CERT_PATH"] = os.environ["BENCH_TEAM_CA"]
+        log_path = os.environ.get("BENCH_TEAM_ACCESS_LOG")
+        access_log = (lambda: Path(log_path).read_text().splitlines()) if log_path else None
+        yield TeamServer(f"the user's server {given}", env, access_log)
+        return
+    folder = workdir / "team-stack"
+    project = copy_repository(snapshot, folder / "project")
+    # The jobs' entrypoint runs them as the checkout's owner, never root (docker/entrypoint.sh).
+    if os.geteuid() == 0:
+        team_stack.run(["chown", "-R", "1000:1000", project], project)
+    ports = {name: free_port() for name in team_stack.PORTS}
+    secrets_dir = team_stack.write_secrets(folder / "secrets")
+    image = os.environ.get("BENCH_TEAM_IMAGE", "dvc-mlops-pipeline:bench-team")
+    team_stack.write_env(project, team_stack.settings(image, ports, secrets_dir))
+    stack = team_stack.Stack(
+        project, tool_env({"COMPOSE_PROJECT_NAME": f"mlopsbench{os.getpid()}"})
+    )
+    try:
+        log.info("building and starting the team stack (%s)", image)
+        stack.compose("build", "users", "proxy", timeout=team_stack.BUILD_TIMEOUT_S)
+        stack.up_server()
+        yield TeamServer(
+            "the team stack on this machine (docker-compose.yml + docker/docker-compose.team.yml,"
+            " one MLflow worker, PostgreSQL, S3 stand-in, nginx TLS front door)",
+            {
+                "MLFLOW_TRACKING_URI": f"https://localhost:{ports['PROXY_HTTPS_PORT']}",
+                "MLFLOW_TRACKING_SERVER_CERT_PATH": str(secrets_dir / "ca.crt"),
+                "MLFLOW_TRACKING_USERNAME": team_stack.SECRETS["MLFLOW_TRACKING_USERNAME"],
+                "MLFLOW_TRACKING_PASSWORD": team_stack.SECRETS["MLFLOW_TRACKING_PASSWORD"],
+            },
+            lambda: stack.logs("proxy").splitlines(),
+        )
+    finally:
+        log.info("taking the team stack down")
+        stack.down()
+
 
 # ---------------------------------------------------------------------------- the report
 
@@ -728,6 +838,9 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
             f"| {verdict['what']} | {verdict['target']} | {shown} | **{verdict['status']}** "
             f"| {notes.get(key, '')} |"
         )
+    team = results.get("team")
+    if team:
+        lines.append(f"| {TEAM_TARGET} | n/a (reported) | {team_measured(team)} | **reported** | |")
     lines += ["", "## Workflows on Iris", "", "| figure | seconds (median, min–max) |", "|---|---|"]
     floor = results.get("floor_iris")
     if floor:
@@ -842,10 +955,69 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
                 f"| {entry['predict_peak_rss_mib']['max']:.0f} "
                 f"| {entry['drift_seconds']['median']:.2f} | {entry['seconds']['median']:.1f} |"
             )
+    lines += render_team(results.get("team"))
     notes_file = HERE / "notes.md"
     if notes_file.exists():
         lines += ["", notes_file.read_text().rstrip()]
     return "\n".join(lines) + "\n"
+
+
+TEAM_TARGET = "8. team server: p50/p99 per call a stage makes; stage overhead vs embedded"
+
+
+def team_measured(team: Mapping[str, Any]) -> str:
+    """The Targets row's cell: overall p50/p99 and each MLflow stage's extra seconds."""
+    if not team.get("available"):
+        return f"not available: {team['reason']}"
+    overhead = ", ".join(f"{name} {sec:+.2f} s" for name, sec in team["overhead_s"].items())
+    overall = team.get("latency", {}).get("overall")
+    calls = f"p50 {overall['p50_ms']:.0f} ms, p99 {overall['p99_ms']:.0f} ms; " if overall else ""
+    return f"{calls}{overhead} (see Team server)"
+
+
+def render_team(team: Mapping[str, Any] | None) -> list[str]:
+    """The `team` figure's section: latency per endpoint group, then seconds per stage."""
+    if not team or not team.get("available"):
+        return []
+    lines = [
+        "",
+        "## Team server (issue #19)",
+        "",
+        f"Server: {team['server']}. One copy of the project ran `dvc repro --force` from the",
+        "host, as the pipeline account, against the team server and against the embedded",
+        "SQLite store in turn (one untimed run on each first). Latency: the front door's",
+        "access log (nginx `$request_time`: first byte of the request to last byte of the",
+        "answer) over the timed team runs.",
+        "",
+    ]
+    latency = team.get("latency")
+    if latency:
+        lines += [
+            "| calls to the team server | target | calls | errors | p50 ms | p99 ms |",
+            "|---|---|---|---|---|---|",
+            *[
+                f"| {group} | n/a (reported) | {row['calls']} | {row['errors']} "
+                f"| {row['p50_ms']:.1f} | {row['p99_ms']:.1f} |"
+                for group, row in latency.items()
+            ],
+            "",
+        ]
+    else:
+        lines += [f"Latency per call not measured: {team.get('latency_missing', 'no calls')}.", ""]
+    lines += [
+        "| stage (seconds, median, min–max) | target | team server | embedded SQLite | overhead |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {name} | n/a (reported) | {fmt(team['stages']['team'][name]['seconds'])} "
+            f"| {fmt(team['stages']['embedded'][name]['seconds'])} "
+            f"| {team['overhead_s'][name]:+.2f} s |"
+            for name in MLFLOW_STAGES
+        ],
+        f"| whole `dvc repro --force` | n/a (reported) | {fmt(team['repro']['team'])} "
+        f"| {fmt(team['repro']['embedded'])} "
+        f"| {team['repro']['team']['median'] - team['repro']['embedded']['median']:+.2f} s |",
+    ]
+    return lines
 
 
 def per_stage(seconds: Mapping[str, float]) -> str:
@@ -964,7 +1136,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["floor", "repro", "noop", "exp", "zenml", "zenml-docker", "scale", "scoring"],
+        choices=FIGURES,
         help="measure only these figures (for profiling; the report is partial)",
     )
     parser.add_argument("--out", type=Path, help="folder for results.json/md (default benchmarks/)")
@@ -987,7 +1159,7 @@ def main(argv: list[str] | None = None) -> None:
 
     runs = args.runs or (1 if args.quick else 3)
     sizes = args.rows or ([1_000, 10_000] if args.quick else [10_000, 100_000, 1_000_000])
-    only = set(args.only or ["floor", "repro", "noop", "exp", "zenml", "scale", "scoring"])
+    only = set(args.only or [name for name in FIGURES if name != "zenml-docker"])
     if args.merge and (args.quick or not args.only):
         parser.error("--merge takes --only and full sizes: it updates the main report")
     suffix = "-quick" if args.quick or (args.only and not args.merge) else ""
@@ -1038,6 +1210,14 @@ def main(argv: list[str] | None = None) -> None:
         if "scoring" in only:
             log.info("7. batch scoring")
             results["scoring"] = bench.scoring(SCORING_ROWS_QUICK if args.quick else SCORING_ROWS)
+        if "team" in only:
+            log.info("8. the team server: latency per call, stage overhead against the embedded")
+            try:
+                results["team"] = bench.team()
+            except (RuntimeError, OSError) as exc:  # includes team_stack.StackError
+                log.error("%s", exc)
+                reason = str(exc).strip().splitlines()[0][:200]
+                results["team"] = {"available": False, "reason": f"the run failed: {reason}"}
     finally:
         if args.keep:
             log.info("kept %s", workdir)

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import shutil
+import ssl
 import tempfile
 import urllib.error
 import urllib.request
@@ -83,7 +84,9 @@ def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
     try:
         for path, wait in (("/health", timeout), (API_PROBE_PATH, API_PROBE_TIMEOUT_S)):
             request = urllib.request.Request(base + path, headers=headers)
-            with urllib.request.urlopen(request, timeout=max(wait, timeout)) as response:
+            with urllib.request.urlopen(
+                request, timeout=max(wait, timeout), context=_tls_context()
+            ) as response:
                 response.read()
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
@@ -91,6 +94,19 @@ def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
         raise TrackingError(_unreachable(uri, f"HTTP {exc.code} {exc.reason}")) from None
     except (urllib.error.URLError, OSError) as exc:
         raise TrackingError(_unreachable(uri, getattr(exc, "reason", exc))) from None
+
+
+def _tls_context() -> ssl.SSLContext | None:
+    """What MLflow's client trusts: the CA of MLFLOW_TRACKING_SERVER_CERT_PATH (a private
+    CA, docs/deploy.md) or, with MLFLOW_TRACKING_INSECURE_TLS=true, any certificate; else
+    the system's CAs (None)."""
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    cert_path = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
+    return ssl.create_default_context(cafile=cert_path) if cert_path else None
 
 
 def _unreachable(uri: str, reason: object) -> str:

@@ -20,9 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, copy_repository, free_port, run, stop, tool_env, wait_for
+# PASSWORDS, SECRET_FILES and SECRETS are the test modules' too.
+from benchmarks import team_stack as team_stack_setup
+from benchmarks.team_stack import COMPOSE, FILES, PORTS, write_env, write_secrets
+from benchmarks.team_stack import PASSWORDS as PASSWORDS
+from benchmarks.team_stack import SECRET_FILES as SECRET_FILES
+from benchmarks.team_stack import SECRETS as SECRETS
+from tests.conftest import copy_repository, free_port, run, stop, tool_env, wait_for
 
-COMPOSE = "docker-compose"  # Debian's v1 tool; `docker compose` (v2) reads the same file
 # One tag per checkout that builds it at once (DOCKER_TEST_IMAGE): parallel suites on one engine.
 IMAGE = os.environ.get("DOCKER_TEST_IMAGE", "dvc-mlops-pipeline:test")
 # The image's own non-root user; a checkout may belong to anybody else.
@@ -38,13 +43,10 @@ KNOWN_ROWS = {
 
 def base_image() -> str:
     """python:3.11-slim when the engine has it, else the stand-in docker/offline-base.sh built."""
-    override = os.environ.get("DOCKER_BASE_IMAGE")
-    candidates = [override] if override else ["python:3.11-slim", "local/python:3.11-slim"]
-    for image in candidates:
-        inspect = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
-        if inspect.returncode == 0:
-            return image
-    pytest.fail(f"none of {candidates} is built; run docker/ci-setup.sh (make test-docker does)")
+    try:
+        return team_stack_setup.base_image()
+    except team_stack_setup.StackError as exc:
+        pytest.fail(str(exc))
 
 
 def http(url: str, payload: object | None = None, timeout: float = 10) -> tuple[int, bytes]:
@@ -61,87 +63,6 @@ def http(url: str, payload: object | None = None, timeout: float = 10) -> tuple[
 TEAM_UP_TIMEOUT_S = 900
 # The team stack's proxy limit on request bodies (PROXY_MAX_BODY_SIZE), small for the test.
 PROXY_MAX_BODY_SIZE = "4m"
-FILES = ["-f", "docker-compose.yml", "-f", "docker/docker-compose.team.yml"]
-# Pinned upstream images, and the stand-ins docker/local-images.sh builds.
-UPSTREAM = {"POSTGRES_IMAGE": "postgres:16.14",
-            "MINIO_IMAGE": "minio/minio:RELEASE.2025-09-07T16-13-09Z"}  # fmt: skip
-LOCAL = {"POSTGRES_IMAGE": "local/postgres:15-bookworm", "MINIO_IMAGE": "local/s3-moto:5.2.5"}
-
-
-def _secret(name: str) -> str:
-    return f"{name}-{os.urandom(8).hex()}"
-
-
-SECRETS = {
-    "POSTGRES_PASSWORD": _secret("pg"),
-    "MINIO_ROOT_USER": "team-s3",
-    "MINIO_ROOT_PASSWORD": _secret("s3"),
-    "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
-    "MLFLOW_AUTH_ADMIN_PASSWORD": _secret("admin"),
-    "MLFLOW_FLASK_SERVER_SECRET_KEY": _secret("flask"),
-    "MLFLOW_TRACKING_USERNAME": "pipeline",
-    "MLFLOW_TRACKING_PASSWORD": _secret("pipeline"),
-    # serve's and jupyter's account (the `users` job makes it a reader).
-    "MLFLOW_READER_PASSWORD": _secret("reader"),
-    # The role MLflow connects to PostgreSQL as (not the superuser's, POSTGRES_PASSWORD).
-    "MLFLOW_DB_PASSWORD": _secret("mlflow-db"),
-}
-PASSWORDS = [value for key, value in SECRETS.items() if "PASSWORD" in key or "SECRET" in key]
-# The files of SECRETS_DIR (docker/docker-compose.team.yml's `secrets:`); the rest of SECRETS
-# are names, and go to .env.
-SECRET_FILES = {
-    "postgres_password": SECRETS["POSTGRES_PASSWORD"],
-    "mlflow_db_password": SECRETS["MLFLOW_DB_PASSWORD"],
-    "s3_secret_key": SECRETS["MINIO_ROOT_PASSWORD"],
-    "mlflow_admin_password": SECRETS["MLFLOW_AUTH_ADMIN_PASSWORD"],
-    "mlflow_flask_secret_key": SECRETS["MLFLOW_FLASK_SERVER_SECRET_KEY"],
-    "mlflow_pipeline_password": SECRETS["MLFLOW_TRACKING_PASSWORD"],
-    "mlflow_reader_password": SECRETS["MLFLOW_READER_PASSWORD"],
-}
-
-
-def write_secrets(folder: Path) -> Path:
-    """SECRETS_DIR as docs/deploy.md has a user make it: the folder 0700, each file 0644;
-    the proxy's certificate for localhost and 127.0.0.1 signed by a test CA (ca.crt)."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for name, value in SECRET_FILES.items():
-        (folder / name).write_text(value + "\n")
-        (folder / name).chmod(0o644)
-    openssl = ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj"]
-    run([*openssl, "/CN=test CA", "-x509", "-days", "2", "-keyout", "ca.key", "-out", "ca.crt"],
-        cwd=folder)  # fmt: skip
-    run([*openssl, "/CN=localhost", "-keyout", "tls_private_key", "-out", "server.csr"],
-        cwd=folder)  # fmt: skip
-    (folder / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    run(["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-         "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "tls_certificate"],
-        cwd=folder)  # fmt: skip
-    for name in ("tls_certificate", "tls_private_key"):
-        (folder / name).chmod(0o644)
-    return folder
-
-
-def images() -> dict[str, str]:
-    """The pinned images where the engine has them, else the locally built stand-ins."""
-    if all(_has_image(image) for image in UPSTREAM.values()):
-        return UPSTREAM
-    run(["bash", REPO / "docker" / "local-images.sh", base_image()], cwd=REPO, timeout=1500)
-    return {name: _pinned(image) for name, image in LOCAL.items()}
-
-
-def _pinned(image: str) -> str:
-    """`image` under a tag naming its content: another checkout on the same engine rebuilds
-    the shared tag from its own files, and a `down`/`up` recreates containers from the tag."""
-    image_id = run(["docker", "image", "inspect", "-f", "{{.Id}}", image], cwd=REPO).stdout.strip()
-    pinned = f"{image}-{image_id.removeprefix('sha256:')[:12]}"
-    run(["docker", "tag", image_id, pinned], cwd=REPO)
-    return pinned
-
-
-def _has_image(image: str) -> bool:
-    return (
-        subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
-    )
 
 
 @dataclass(frozen=True)
@@ -209,24 +130,15 @@ def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
     project = copy_repository(tmp_path_factory.mktemp("team-compose") / "project")
     # A checkout of the image's user, as on a workstation (docker/entrypoint.sh refuses root's).
     run(["chown", "-R", f"{APP_UID}:{APP_UID}", project], cwd=project)
-    ports = {name: free_port() for name in ("MLFLOW_PORT", "SERVE_PORT", "JUPYTER_PORT",
-                                            "MINIO_PORT", "MINIO_CONSOLE_PORT",
-                                            "PROXY_HTTPS_PORT", "PROXY_HTTP_PORT")}  # fmt: skip
+    ports = {name: free_port() for name in PORTS}
     secrets_dir = write_secrets(tmp_path_factory.mktemp("team-secrets") / "secrets")
-    settings = {
-        "IMAGE": IMAGE,
-        "BASE_IMAGE": base_image(),
-        "MLFLOW_WORKERS": "1",
-        **images(),
-        **{name: str(port) for name, port in ports.items()},
-        **{key: value for key, value in SECRETS.items() if value not in PASSWORDS},
-        "SECRETS_DIR": str(secrets_dir),
-        "PROXY_IMAGE": f"{IMAGE}-proxy",
-        "PROXY_BIND_ADDRESS": "127.0.0.1",
-        "PROXY_MAX_BODY_SIZE": PROXY_MAX_BODY_SIZE,
-    }
-    # What a user writes into .env; compose reads it from the project folder.
-    (project / ".env").write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+    try:
+        settings = team_stack_setup.settings(
+            IMAGE, ports, secrets_dir, PROXY_MAX_BODY_SIZE=PROXY_MAX_BODY_SIZE
+        )
+    except team_stack_setup.StackError as exc:
+        pytest.fail(str(exc))
+    write_env(project, settings)
     env = tool_env({"COMPOSE_PROJECT_NAME": f"mlopsteam{os.getpid()}"})
     stack = TeamStack(
         project=project,

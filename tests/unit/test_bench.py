@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from benchmarks.bench import merge_into, rows_label, verdicts
+from benchmarks.bench import (
+    MLFLOW_STAGES,
+    merge_into,
+    render_team,
+    rows_label,
+    team_measured,
+    verdicts,
+)
 
 
 def scale_entry(rows: int, seconds: float) -> dict[str, Any]:
@@ -131,3 +138,29 @@ def test_merge_replaces_the_figures_measured_and_keeps_the_others() -> None:
     ]
     # Measured again: the newer entry replaces the older one.
     assert merge_into(merged, partial)["merged"] == merged["merged"]
+
+
+def test_the_team_figure_is_reported_without_a_target() -> None:
+    """Its row in the Targets table says what was measured, never PASS or MISS; its section
+    has a line per endpoint group and per MLflow stage."""
+    stage = {"seconds": {"median": 2.0, "min": 2.0, "max": 2.0}}
+    team = {
+        "available": True,
+        "server": "a server",
+        "repro": {name: {"median": 9.0, "min": 9.0, "max": 9.0} for name in ("team", "embedded")},
+        "stages": {name: dict.fromkeys(MLFLOW_STAGES, stage) for name in ("team", "embedded")},
+        "overhead_s": {"train": 1.5, "evaluate": 0.25, "save": -0.5},
+        "latency": {
+            "runs/create": {"calls": 1, "errors": 0, "p50_ms": 40.0, "p99_ms": 40.0},
+            "overall": {"calls": 3, "errors": 1, "p50_ms": 50.0, "p99_ms": 900.0},
+        },
+    }
+    assert team_measured(team) == (
+        "p50 50 ms, p99 900 ms; train +1.50 s, evaluate +0.25 s, save -0.50 s (see Team server)"
+    )
+    section = "\n".join(render_team(team))
+    assert "| overall | n/a (reported) | 3 | 1 | 50.0 | 900.0 |" in section
+    assert all(f"| {name} | n/a (reported) |" in section for name in MLFLOW_STAGES)
+    failed = {"available": False, "reason": "the run failed: no docker"}
+    assert team_measured(failed) == "not available: the run failed: no docker"
+    assert render_team(failed) == []

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import errno
+import http.server
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +242,54 @@ def test_a_server_that_fails_mid_call_is_one_line_naming_the_call(
     assert "POST runs/log-batch" in message
     assert store_failed(failure)
     assert not store_failed(_raised_from(ValueError("a bug")))
+
+
+@pytest.fixture
+def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTPS server on 127.0.0.1 answering 200 to every GET, its certificate self-signed:
+    the URL and the certificate (its own CA)."""
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", key, "-out", cert],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_server_behind_a_private_ca_is_reached_with_the_ca_mlflow_is_given(
+    https_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLFLOW_TRACKING_SERVER_CERT_PATH (docs/deploy.md, the front door) is trusted by the
+    stages' first check as by MLflow's client; without it the certificate is refused."""
+    uri, ca = https_server
+    monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_INSECURE_TLS", raising=False)
+    with pytest.raises(TrackingError, match="CERTIFICATE_VERIFY_FAILED"):
+        check_reachable(uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(ca))
+    assert check_reachable(uri) is None
+    monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
+    monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
+    assert check_reachable(uri) is None
