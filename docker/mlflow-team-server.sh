@@ -13,6 +13,8 @@
 #   MLFLOW_AUTH_DEFAULT_PERMISSION  what a user may do where nobody granted anything:
 #                                   READ (default here) or NO_PERMISSIONS (the team
 #                                   compose stack's default); never more
+#   MLFLOW_AUTH_CACHE_TTL_SECONDS   seconds a good login is remembered per worker (default
+#                                   60; 0: off, MLflow's default): the password hash is slow
 #   MLFLOW_CRYPTO_KEK_PASSPHRASE    optional: turns MLflow's AI gateway on, which encrypts
 #                                   the provider keys it stores with it; unset, the gateway
 #                                   is off (MLflow's default passphrase is public)
@@ -51,6 +53,15 @@ case "$permission" in
     ;;
 esac
 
+cache_ttl="${MLFLOW_AUTH_CACHE_TTL_SECONDS:-60}"
+case "$cache_ttl" in
+  '' | *[!0-9]*)
+    echo "mlflow-team-server: MLFLOW_AUTH_CACHE_TTL_SECONDS must be a whole number of seconds," \
+      "not $cache_ttl" >&2
+    exit 1
+    ;;
+esac
+
 if [ -n "${MLFLOW_CRYPTO_KEK_PASSPHRASE:-}" ]; then
   export MLFLOW_ENABLE_AI_GATEWAY=true
 else
@@ -64,6 +75,11 @@ trap 'rm -f "$config"' EXIT
 database_uri="$(printf '%s' "${MLFLOW_AUTH_DATABASE_URI:-$MLFLOW_BACKEND_STORE_URI}" | sed 's/%/%%/g')"
 printf '[mlflow]\ndefault_permission = %s\ndatabase_uri = %s\n' "$permission" "$database_uri" >"$config"
 printf 'authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n' >>"$config"
+# Each request's password check is a slow hash (~0.2 s of CPU here) and a stage makes dozens:
+# a good login is remembered per worker for this long (0: off, MLflow's default). A changed
+# or removed password takes effect at once on the worker that changed it, on the others
+# within this many seconds (docs/deploy.md, "Users and permissions").
+printf 'auth_cache_ttl_seconds = %s\n' "$cache_ttl" >>"$config"
 export MLFLOW_AUTH_CONFIG_PATH="$config"
 # Not exec: this shell stays to remove the file. The server runs in the background, so a
 # signal to this shell (docker stop's TERM to PID 1) is handed on, and `wait` ends early when
