@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 
 from tests.conftest import REPO, VENV_BIN, copy_repository, free_port, run, stop, tool_env, wait_for
 from tests.integration.conftest import IMAGE, base_image
@@ -173,7 +174,7 @@ def test_the_stack_keeps_credentials_in_secrets_only(servers: Servers, zenml_cli
 
 
 def test_steps_run_in_containers_match_dvc_and_a_killed_step_heals(
-    servers: Servers, zenml_client: Client
+    servers: Servers, zenml_client: Client, tmp_path: Path
 ) -> None:
     first = zenml_client.get_pipeline_run(run_id(servers.zenml()))
     assert statuses(first) == dict.fromkeys(STEPS, "completed")
@@ -185,7 +186,11 @@ def test_steps_run_in_containers_match_dvc_and_a_killed_step_heals(
     # The outputs are in S3, and read back from there.
     classifier_uri = first.steps["train"].outputs["classifier"][0].uri
     assert classifier_uri.startswith(f"{S3_PATH}/")
-    dvc_metrics = json.loads((servers.root / "metrics" / "metrics.json").read_text())
+    # The DVC path on the same params, in its own copy on the embedded store.
+    dvc_copy = copy_repository(tmp_path / "dvc")
+    run(["dvc", "repro"], cwd=dvc_copy, env=tool_env(), timeout=900)
+    dvc_metrics = json.loads((dvc_copy / "metrics" / "metrics.json").read_text())
+    trees = yaml.safe_load((dvc_copy / "params.yaml").read_text())["train"]["n_estimators"]
     assert first.steps["evaluate"].outputs["metrics"][0].load() == dvc_metrics
     # The MLflow run on the team server, as the pipeline account: what `dvc repro` logs.
     mlflow = servers.mlflow()
@@ -193,7 +198,7 @@ def test_steps_run_in_containers_match_dvc_and_a_killed_step_heals(
     logged = mlflow.get_run(mlflow_run_id)
     assert logged.info.status == "FINISHED"
     assert logged.data.tags["zenml_pipeline_run_id"] == str(first.id)
-    assert logged.data.params["n_estimators"] == "100"
+    assert logged.data.params["n_estimators"] == str(trees)
     assert logged.data.metrics["accuracy"] == dvc_metrics["accuracy"]
     assert logged.data.metrics["f1_score"] == dvc_metrics["f1_score"]
     version = first.steps["save"].outputs["model_version"][0].load()
