@@ -19,6 +19,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,22 @@ pytestmark = pytest.mark.integration
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
+@contextmanager
+def serving(command: list[str], folder: Path, env: dict[str, str], port: int) -> Iterator[str]:
+    """Start a scoring server in `folder` (its log: folder/serve.log), wait for /ping, yield
+    its base URL, stop it."""
+    log_path = folder / "serve.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_for(f"http://127.0.0.1:{port}/ping", server, log_path)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(server)
+
+
 @pytest.fixture(scope="module")
 def served(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow models serve models:/iris_classifier@champion --env-manager local`; its URL."""
@@ -37,26 +54,15 @@ def served(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     port = free_port()
     env = tool_env({"MLFLOW_TRACKING_URI": f"sqlite:///{built_project / 'mlflow.db'}"})
     env.pop("PYTHONPATH", None)
-    log_path = folder / "serve.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [
-                "mlflow", "models", "serve",
-                "-m", "models:/iris_classifier@champion",
-                "--env-manager", "local",
-                "--host", "127.0.0.1",
-                "--port", str(port),
-            ],
-            cwd=folder,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            wait_for(f"http://127.0.0.1:{port}/ping", server, log_path)
-            yield f"http://127.0.0.1:{port}/invocations"
-        finally:
-            stop(server)
+    command = [
+        "mlflow", "models", "serve",
+        "-m", "models:/iris_classifier@champion",
+        "--env-manager", "local",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+    ]  # fmt: skip
+    with serving(command, folder, env, port) as url:
+        yield f"{url}/invocations"
 
 
 def invoke(url: str, body: str, content_type: str = "application/json") -> tuple[int, str]:
@@ -173,24 +179,13 @@ def edge(
     env = tool_env({"MLFLOW_TRACKING_URI": f"sqlite:///{built_project / 'mlflow.db'}"})
     for name in ("SERVE_MAX_BODY_BYTES", "SERVE_ALLOWED_HOSTS", "MLFLOW_MODELS_WORKERS"):
         env.pop(name, None)
-    log_path = folder / "serve.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [
-                "python", "-m", "mlpipeline.commands.serve",
-                "--params", str(built_project / "params.yaml"),
-                "--port", str(port),
-            ],
-            cwd=folder,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            wait_for(f"http://127.0.0.1:{port}/ping", server, log_path)
-            yield f"http://127.0.0.1:{port}", log_path
-        finally:
-            stop(server)
+    command = [
+        "python", "-m", "mlpipeline.commands.serve",
+        "--params", str(built_project / "params.yaml"),
+        "--port", str(port),
+    ]  # fmt: skip
+    with serving(command, folder, env, port) as url:
+        yield url, folder / "serve.log"
 
 
 def get(url: str, host: str | None = None) -> tuple[int, str]:
