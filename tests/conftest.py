@@ -234,7 +234,10 @@ def make(
     uv = next((path for path in found if path and Path(path).is_file()), None)
     # Without a uv anywhere, the copy's Makefile bootstraps its own, as a user's would. `-o`
     # keeps make from syncing the linked venv, which would reinstall the project from the copy.
-    command = ["make", "-o", ".venv/.synced", *args, *([f"UV={uv}"] if uv else [])]
+    # `--no-print-directory`: under another make (CI's `make test-slow`) make would frame the
+    # output with "Entering directory" lines.
+    command = ["make", "--no-print-directory", "-o", ".venv/.synced", *args]
+    command += [f"UV={uv}"] if uv else []
     return run(command, cwd=root, env=env, timeout=timeout, check=check)
 
 

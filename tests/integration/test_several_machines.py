@@ -60,8 +60,7 @@ def test_two_workers_queue_experiments_a_third_clone_pulls_lists_and_reproduces_
     run(["dvc", "exp", "pull", "origin"], cwd=lead, env=env, timeout=600)
     listed = run(["dvc", "exp", "list", "--name-only"], cwd=lead, env=env).stdout.split()
     assert set(listed) == names
-    shown = make(lead, "exps", "EXPS_ARGS=--json", env=env).stdout
-    rows = json.loads(shown[shown.index("[") :])
+    rows = json.loads(make(lead, "-s", "exps", "EXPS_ARGS=--json", env=env).stdout)
     experiments = {exp["name"] for row in rows for exp in row.get("experiments") or []}
     assert names <= experiments, experiments
 
