@@ -72,11 +72,17 @@ zenml: setup ## Run the same pipeline with ZenML on its local stack (ZENML_ARGS=
 zenml-stack: setup ## ZenML server + a stack running each step in its own container (docs/zenml.md)
 	$(RUN) python -m mlpipeline.commands.zenml_stack
 
+# The suites run in TEST_JOBS pytest-xdist workers, a test module per worker (its fixtures are
+# built once). Most of a test's time is a dvc/mlflow/zenml subprocess on one core, so two
+# workers halve the time on two cores. TEST_JOBS=0: one process.
+TEST_JOBS ?= 2
+PYTEST_JOBS = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadscope)
+
 test: setup ## Run the test suite (unit + integration with the real dvc, mlflow, zenml)
-	$(RUN) pytest
+	$(RUN) pytest $(PYTEST_JOBS)
 
 test-slow: setup ## Run the slow suites (marker `slow`: the README workflows end to end)
-	$(RUN) pytest -m slow || [ $$? -eq 5 ]
+	$(RUN) pytest -m slow $(PYTEST_JOBS) || [ $$? -eq 5 ]
 
 test-docker: setup ## Build the images and test the compose stack for real (marker `docker`)
 	bash docker/ci-setup.sh

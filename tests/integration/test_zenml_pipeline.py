@@ -87,10 +87,15 @@ def zenml_client(workspace: Workspace) -> Iterator[Client]:
             patch.setenv(name, workspace.env[name])
         from zenml.client import Client
         from zenml.config.global_config import GlobalConfiguration
+        from zenml.utils import source_utils
 
         GlobalConfiguration._reset_instance()
         Client._reset_instance()
+        # Loading an artifact resolves sources against the main module's folder, which a
+        # pytest-xdist worker does not have: the project is the source root.
+        source_utils.set_custom_source_root(str(workspace.root))
         yield Client()
+        source_utils.set_custom_source_root(None)
         GlobalConfiguration._reset_instance()
         Client._reset_instance()
 
