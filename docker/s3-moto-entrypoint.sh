@@ -13,11 +13,32 @@ ready=/tmp/s3-moto.ready
 export MOTO_ENABLE_RECORDING=true MOTO_RECORDER_FILEPATH="$recording"
 mkdir -p /data
 rm -f "$ready"
-moto_server -H 0.0.0.0 -p 9000 &
+# moto's threaded server appends each request to the recording with buffered writes: two
+# concurrent uploads interleave their chunks and the file no longer replays (seen with four
+# pipelines at once). One lock around the recorder keeps each request's line whole.
+python - -H 0.0.0.0 -p 9000 <<'PY' &
+import sys
+import threading
+
+from moto.moto_api._internal.recorder.models import Recorder
+from moto.server import main
+
+lock = threading.Lock()
+record = Recorder._record_request
+
+
+def record_whole(self, *args, **kwargs):
+    with lock:
+        return record(self, *args, **kwargs)
+
+
+Recorder._record_request = record_whole
+main(sys.argv[1:])
+PY
 server=$!
 trap 'kill -TERM "$server"' TERM INT
 python - "$recording" <<'PY'
-import socket, sys, time, urllib.request as u
+import json, socket, sys, time, urllib.request as u
 from pathlib import Path
 
 api = "http://127.0.0.1:9000/moto-api/"
@@ -32,6 +53,19 @@ while True:
         time.sleep(0.2)
 recording = Path(sys.argv[1])
 if recording.exists() and recording.stat().st_size:
+    # A container killed mid-write leaves a torn last line: replay the whole ones.
+    lines = recording.read_bytes().splitlines(keepends=True)
+    whole = []
+    for line in lines:
+        try:
+            json.loads(line)
+            whole.append(line if line.endswith(b"\n") else line + b"\n")
+        except ValueError:
+            print(f"s3-moto: dropped a torn request line of {len(line)} bytes", flush=True)
+    if len(whole) != len(lines):
+        torn = recording.with_suffix(".tmp")
+        torn.write_bytes(b"".join(whole))
+        torn.replace(recording)
     # Not recorded again: the recorder pauses while it replays.
     u.urlopen(u.Request(api + "recorder/replay-recording", method="POST"), timeout=600)
     print(f"s3-moto: replayed {recording}", flush=True)

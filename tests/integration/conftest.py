@@ -122,6 +122,14 @@ class TeamStack:
     def as_account(self, username: str, password: str) -> dict[str, str]:
         return {"MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}
 
+    def tracking(self, through_proxy: bool = False) -> dict[str, str]:
+        """The MLflow settings of a host process: MLflow's loopback port, or the front door
+        (HTTPS, trusting the test CA) as a teammate on another machine uses it."""
+        if not through_proxy:
+            return {"MLFLOW_TRACKING_URI": self.mlflow_url}
+        return {"MLFLOW_TRACKING_URI": self.proxy_url,
+                "MLFLOW_TRACKING_SERVER_CERT_PATH": str(self.ca_file)}  # fmt: skip
+
 
 @pytest.fixture(scope="session")
 def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
@@ -158,12 +166,20 @@ def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
         stack.compose("down", "-v", "--remove-orphans", check=False, timeout=300)
 
 
-def client(stack: TeamStack, username: str, password: str, monkeypatch: pytest.MonkeyPatch):
+def client(
+    stack: TeamStack,
+    username: str,
+    password: str,
+    monkeypatch: pytest.MonkeyPatch,
+    through_proxy: bool = False,
+):
     from mlflow import MlflowClient
 
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", username)
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
-    return MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
+    settings = {**stack.tracking(through_proxy), **stack.as_account(username, password)}
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    uri = settings["MLFLOW_TRACKING_URI"]
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def pipeline_client(stack: TeamStack, monkeypatch: pytest.MonkeyPatch):

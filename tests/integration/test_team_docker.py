@@ -116,9 +116,12 @@ def make_account(stack: TeamStack, role: str, account: tuple[str, str]) -> None:
     assert account[1] not in made.stdout + made.stderr
 
 
-def as_account(stack: TeamStack, account: tuple[str, str]) -> dict[str, str]:
-    """A host process's environment logging in to the team server as `account`."""
-    return tool_env({"MLFLOW_TRACKING_URI": stack.mlflow_url, **stack.as_account(*account)})
+def as_account(
+    stack: TeamStack, account: tuple[str, str], through_proxy: bool = False
+) -> dict[str, str]:
+    """A host process's environment logging in to the team server as `account`: on MLflow's
+    loopback port, or through the front door (HTTPS, the test CA) as from another machine."""
+    return tool_env({**stack.tracking(through_proxy), **stack.as_account(*account)})
 
 
 def test_dvc_push_from_the_app_container_and_pull_in_a_teammates_clone(
@@ -135,13 +138,14 @@ def test_a_teammates_experiment_lands_in_the_same_experiment_and_a_reader_sees_b
     make_account(team_stack, "pipeline", TEAMMATE)
     make_account(team_stack, "reader", READER)
     ours = json.loads((team_stack.project / "models" / "mlflow_run.json").read_text())
+    # The teammate works from another machine: through the proxy, as docs/deploy.md says.
     run(["dvc", "exp", "run", "-S", "train.n_estimators=30"], cwd=teammate_clone,
-        env=as_account(team_stack, TEAMMATE), timeout=900)  # fmt: skip
+        env=as_account(team_stack, TEAMMATE, through_proxy=True), timeout=900)  # fmt: skip
     theirs = json.loads((teammate_clone / "models" / "mlflow_run.json").read_text())
     assert theirs["run_id"] != ours["run_id"]
     assert theirs["experiment_id"] == ours["experiment_id"]
 
-    reader = client(team_stack, *READER, monkeypatch)
+    reader = client(team_stack, *READER, monkeypatch, through_proxy=True)
     listed = {found.info.run_id for found in reader.search_runs([ours["experiment_id"]])}
     assert {ours["run_id"], theirs["run_id"]} <= listed
     assert reader.get_run(theirs["run_id"]).data.params["n_estimators"] == "30"
@@ -153,11 +157,12 @@ def test_a_teammates_experiment_lands_in_the_same_experiment_and_a_reader_sees_b
 
     # The reader's own experiment: refused before any stage works, in the project's one line.
     tried = run(["dvc", "exp", "run", "-S", "train.n_estimators=31"], cwd=teammate_clone,
-                env=as_account(team_stack, READER), check=False, timeout=300)  # fmt: skip
+                env=as_account(team_stack, READER, through_proxy=True), check=False,
+                timeout=300)  # fmt: skip
     output = tried.stdout + tried.stderr
     assert tried.returncode != 0
     expected = (
-        f"MLflow server {team_stack.mlflow_url}: user {READER[0]!r} may READ experiment "
+        f"MLflow server {team_stack.proxy_url}: user {READER[0]!r} may READ experiment "
         "'iris_classification' but not write runs"
     )
     errors = [line for line in output.splitlines() if "] ERROR" in line]

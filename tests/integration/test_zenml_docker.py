@@ -205,24 +205,29 @@ def test_steps_run_in_containers_match_dvc_and_a_killed_step_heals(
     assert mlflow.get_model_version("iris_classifier", version).run_id == mlflow_run_id
 
     # A train step killed mid-run (its MLflow run open): the ZenML run fails, and the rerun
-    # settles the orphaned MLflow run, reuses load and preprocess and trains again.
+    # settles the orphaned MLflow run, reuses load and preprocess and trains again. A bigger
+    # forest keeps train's run open for seconds (the fit, then the model's upload); its
+    # container is found first, so the kill follows the run's opening within a poll.
+    forest = 400
+    changed = ("--set", f"train.n_estimators={forest}")
     killed = subprocess.Popen(
-        [sys.executable, "-m", "zenml_pipeline", "--stack", STACK, "--image", IMAGE,
-         "--set", "train.n_estimators=30"],
+        [sys.executable, "-m", "zenml_pipeline", "--stack", STACK, "--image", IMAGE, *changed],
         cwd=servers.root, env=servers.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
     )  # fmt: skip
     experiment_id = logged.info.experiment_id
     deadline = time.monotonic() + 900
-    open_runs = []
+    train_container, open_runs = None, []
     while not open_runs and time.monotonic() < deadline and killed.poll() is None:
-        open_runs = mlflow.search_runs([experiment_id], "attributes.status = 'RUNNING'")
-        time.sleep(1)
+        if train_container is None:
+            running = [c["Id"] for c in servers.step_containers() if c["State"]["Running"]
+                       and "train" in c["Args"]]  # fmt: skip
+            train_container = running[0] if running else None
+        else:
+            open_runs = mlflow.search_runs([experiment_id], "attributes.status = 'RUNNING'")
+        time.sleep(0.2)
     assert open_runs, f"train never opened its MLflow run:\n{killed.communicate()[0][-4000:]}"
-    train = [c for c in servers.step_containers() if c["State"]["Running"]
-             and "train" in c["Args"]]  # fmt: skip
-    assert len(train) == 1
-    run(["docker", "kill", train[0]["Id"]], REPO)
+    run(["docker", "kill", train_container], REPO)
     output, _ = killed.communicate(timeout=600)
     assert killed.returncode != 0, output[-4000:]
     assert "ZenML step train: its container exited 137 (killed)" in output
@@ -231,12 +236,12 @@ def test_steps_run_in_containers_match_dvc_and_a_killed_step_heals(
     # Ended by the entry point that saw the container die, its unfinished model with it.
     assert mlflow.get_run(open_runs[0].info.run_id).info.status == "KILLED"
 
-    healed = zenml_client.get_pipeline_run(run_id(servers.zenml("--set", "train.n_estimators=30")))
+    healed = zenml_client.get_pipeline_run(run_id(servers.zenml(*changed)))
     assert statuses(healed) == {"load": "cached", "preprocess": "cached",
                                 "train": "completed", "evaluate": "completed",
                                 "save": "completed"}  # fmt: skip
     healed_run = mlflow.get_run(healed.steps["train"].outputs["mlflow_run_id"][0].load())
     assert healed_run.info.status == "FINISHED"
-    assert healed_run.data.params["n_estimators"] == "30"
+    assert healed_run.data.params["n_estimators"] == str(forest)
     healed_metrics = healed.steps["evaluate"].outputs["metrics"][0].load()
     assert healed_run.data.metrics["accuracy"] == healed_metrics["accuracy"]
