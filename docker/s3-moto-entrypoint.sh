@@ -53,7 +53,7 @@ while True:
         time.sleep(0.2)
 recording = Path(sys.argv[1])
 if recording.exists() and recording.stat().st_size:
-    # A container killed mid-write leaves a torn last line: replay the whole ones.
+    # A container killed mid-write leaves a torn last line: replay the whole lines only.
     lines = recording.read_bytes().splitlines(keepends=True)
     whole = []
     for line in lines:
@@ -63,9 +63,9 @@ if recording.exists() and recording.stat().st_size:
         except ValueError:
             print(f"s3-moto: dropped a torn request line of {len(line)} bytes", flush=True)
     if len(whole) != len(lines):
-        torn = recording.with_suffix(".tmp")
-        torn.write_bytes(b"".join(whole))
-        torn.replace(recording)
+        cleaned = recording.with_suffix(".tmp")
+        cleaned.write_bytes(b"".join(whole))
+        cleaned.replace(recording)
     # Not recorded again: the recorder pauses while it replays.
     u.urlopen(u.Request(api + "recorder/replay-recording", method="POST"), timeout=600)
     print(f"s3-moto: replayed {recording}", flush=True)

@@ -12,7 +12,8 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,13 +79,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return Workspace(root, env, dvc_status, git_status, run_id(first), first.stderr + first.stdout)
 
 
-@pytest.fixture(scope="module")
-def zenml_client(workspace: Workspace) -> Iterator[Client]:
-    """A ZenML Client in this process, on the workspace's ZenML config."""
-    names = ("ZENML_CONFIG_PATH", "ZENML_ANALYTICS_OPT_IN")
+@contextmanager
+def zenml_client_for(env: Mapping[str, str], source_root: Path) -> Iterator[Client]:
+    """A ZenML Client in this process, on the ZenML config `env` names."""
     with pytest.MonkeyPatch.context() as patch:
-        for name in names:
-            patch.setenv(name, workspace.env[name])
+        for name in ("ZENML_CONFIG_PATH", "ZENML_ANALYTICS_OPT_IN"):
+            patch.setenv(name, env[name])
         from zenml.client import Client
         from zenml.config.global_config import GlobalConfiguration
         from zenml.utils import source_utils
@@ -93,11 +93,18 @@ def zenml_client(workspace: Workspace) -> Iterator[Client]:
         Client._reset_instance()
         # Loading an artifact resolves sources against the main module's folder, which a
         # pytest-xdist worker does not have: the project is the source root.
-        source_utils.set_custom_source_root(str(workspace.root))
+        source_utils.set_custom_source_root(str(source_root))
         yield Client()
         source_utils.set_custom_source_root(None)
         GlobalConfiguration._reset_instance()
         Client._reset_instance()
+
+
+@pytest.fixture(scope="module")
+def zenml_client(workspace: Workspace) -> Iterator[Client]:
+    """A ZenML Client in this process, on the workspace's ZenML config."""
+    with zenml_client_for(workspace.env, workspace.root) as client:
+        yield client
 
 
 def output(run: PipelineRunResponse, step: str, name: str) -> Any:
