@@ -6,17 +6,32 @@
 #   PROXY_MAX_BODY_SIZE  largest request body, nginx units (100m); larger: 413
 #   PROXY_RATE           requests per second per client address (10r/s)
 #   PROXY_BURST          requests queued above the rate before 429 (40)
+#   PROXY_LOGIN_FAILURES failed logins (401 to a request with credentials) from one address
+#   PROXY_LOGIN_WINDOW   within this many seconds (5 in 600) bar that address for
+#   PROXY_LOGIN_BAN      this many seconds (900): 429 before any password is checked
 set -eu
 
 : "${PROXY_SERVER_NAME:=localhost}"
 : "${PROXY_MAX_BODY_SIZE:=100m}"
 : "${PROXY_RATE:=10r/s}"
 : "${PROXY_BURST:=40}"
+: "${PROXY_LOGIN_FAILURES:=5}"
+: "${PROXY_LOGIN_WINDOW:=600}"
+: "${PROXY_LOGIN_BAN:=900}"
 for name in PROXY_SERVER_NAME PROXY_MAX_BODY_SIZE PROXY_RATE PROXY_BURST; do
   eval "value=\${$name}"
   case "$value" in
     *[!A-Za-z0-9./_-]*)
       echo "proxy-entrypoint: $name has characters a name or size never has: $value" >&2
+      exit 78
+      ;;
+  esac
+done
+for name in PROXY_LOGIN_FAILURES PROXY_LOGIN_WINDOW PROXY_LOGIN_BAN; do
+  eval "value=\${$name}"
+  case "$value" in
+    '' | 0 | *[!0-9]*)
+      echo "proxy-entrypoint: $name must be a whole number above 0, not $value" >&2
       exit 78
       ;;
   esac
@@ -34,5 +49,8 @@ sed -e "s|@PROXY_SERVER_NAME@|$PROXY_SERVER_NAME|g" \
   -e "s|@PROXY_MAX_BODY_SIZE@|$PROXY_MAX_BODY_SIZE|g" \
   -e "s|@PROXY_RATE@|$PROXY_RATE|g" \
   -e "s|@PROXY_BURST@|$PROXY_BURST|g" \
+  -e "s|@PROXY_LOGIN_FAILURES@|$PROXY_LOGIN_FAILURES|g" \
+  -e "s|@PROXY_LOGIN_WINDOW@|$PROXY_LOGIN_WINDOW|g" \
+  -e "s|@PROXY_LOGIN_BAN@|$PROXY_LOGIN_BAN|g" \
   /etc/nginx/proxy.conf.template >/tmp/nginx.conf
 exec nginx -c /tmp/nginx.conf -g 'daemon off;'

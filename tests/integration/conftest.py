@@ -63,6 +63,9 @@ def http(url: str, payload: object | None = None, timeout: float = 10) -> tuple[
 TEAM_UP_TIMEOUT_S = 900
 # The team stack's proxy limit on request bodies (PROXY_MAX_BODY_SIZE), small for the test.
 PROXY_MAX_BODY_SIZE = "4m"
+# How long the proxy bars an address after its failed logins (PROXY_LOGIN_BAN), short for the
+# test that waits it out.
+PROXY_LOGIN_BAN_S = 15
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,11 @@ def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
     secrets_dir = write_secrets(tmp_path_factory.mktemp("team-secrets") / "secrets")
     try:
         settings = team_stack_setup.settings(
-            IMAGE, ports, secrets_dir, PROXY_MAX_BODY_SIZE=PROXY_MAX_BODY_SIZE
+            IMAGE,
+            ports,
+            secrets_dir,
+            PROXY_MAX_BODY_SIZE=PROXY_MAX_BODY_SIZE,
+            PROXY_LOGIN_BAN=str(PROXY_LOGIN_BAN_S),
         )
     except team_stack_setup.StackError as exc:
         pytest.fail(str(exc))

@@ -226,17 +226,88 @@ def test_error_bodies_through_the_proxy_hold_no_stack_trace(team_stack: TeamStac
         assert b"Traceback" not in answer and b'File "' not in answer, answer[:500]
 
 
-def test_many_wrong_passwords_at_once_are_slowed_or_refused(team_stack: TeamStack) -> None:
-    """80 guesses from 16 threads: the proxy's 10 requests/s per client (PROXY_RATE) hold
-    them to ~8 s, or refuse some with 429; MLflow alone answers an unknown user's 80 in ~1 s."""
+# Runs in a container on the stack's network, so it is a client address of its own: the host's
+# requests (the other tests') come from another. Reads the account, its password and the ban's
+# seconds from stdin; prints one JSON line once barred, another after the ban.
+GUESSER = r"""
+import base64, json, ssl, sys, time, urllib.error, urllib.request
+
+username, password, ban = sys.stdin.read().split("\n")[:3]
+context = ssl._create_unverified_context()
+
+
+def attempt(secret):
+    login = base64.b64encode(f"{username}:{secret}".encode()).decode()
+    request = urllib.request.Request(
+        "https://proxy:8443/api/2.0/mlflow/experiments/search?max_results=1",
+        headers={"Authorization": "Basic " + login},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60, context=context) as response:
+            return [response.status, ""]
+    except urllib.error.HTTPError as exc:
+        return [exc.code, exc.headers.get("Retry-After", "")]
+
+
+wrong = [attempt(f"guess-{i}") for i in range(10)]
+print(json.dumps({"wrong": wrong, "right": attempt(password)}), flush=True)
+time.sleep(int(ban) + 2)
+print(json.dumps({"right": attempt(password)}), flush=True)
+"""
+
+
+def test_wrong_passwords_in_a_row_bar_the_address_for_a_while(team_stack: TeamStack) -> None:
+    """Ten wrong passwords one after the other from one address: the first five (PROXY_LOGIN_
+    FAILURES) get MLflow's 401, the rest the proxy's 429 before any password is checked, and
+    so does the right password; other addresses are not barred; after PROXY_LOGIN_BAN it is
+    let in again."""
+    import subprocess
+
+    from tests.integration.conftest import IMAGE, PROXY_LOGIN_BAN_S
+
+    _wait_for_proxy(team_stack)
+    network = f"{team_stack.env['COMPOSE_PROJECT_NAME']}_default"
+    guesser = subprocess.Popen(
+        ["docker", "run", "--rm", "-i", "--network", network, "--entrypoint", "python", IMAGE,
+         "-c", GUESSER],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert guesser.stdin is not None and guesser.stdout is not None
+        guesser.stdin.write(
+            f"{SECRETS['MLFLOW_TRACKING_USERNAME']}\n{SECRETS['MLFLOW_TRACKING_PASSWORD']}\n"
+            f"{PROXY_LOGIN_BAN_S}\n"
+        )
+        guesser.stdin.close()
+        barred = json.loads(guesser.stdout.readline() or "{}")
+        # The host, another address, is let in meanwhile.
+        host = _https(team_stack, "/api/2.0/mlflow/experiments/search?max_results=1",
+                      headers=_pipeline_login())  # fmt: skip
+        after = json.loads(guesser.stdout.readline() or "{}")
+        guesser.wait(timeout=120)
+    finally:
+        guesser.kill()
+    detail = (barred, after, guesser.stderr.read() if guesser.stderr else "", team_stack.logs())
+    ban = [429, str(PROXY_LOGIN_BAN_S)]
+    assert barred.get("wrong") == [[401, ""]] * 5 + [ban] * 5, detail
+    assert barred.get("right") == ban, detail
+    assert host[0] == 200, host
+    assert after.get("right") == [200, ""], detail
+
+
+def test_many_requests_at_once_from_one_address_are_slowed_or_refused(
+    team_stack: TeamStack,
+) -> None:
+    """80 requests from 16 threads: the proxy's 10 requests/s per client (PROXY_RATE) hold
+    them to ~8 s, or refuse some with 429; MLflow alone answers 80 in ~1 s. Without a login
+    (401, which does not count as a failed login)."""
     import time
     from concurrent.futures import ThreadPoolExecutor
 
     _wait_for_proxy(team_stack)
-    wrong = _basic("nobody-" + SECRETS["MLFLOW_FLASK_SERVER_SECRET_KEY"][-6:], "wrong-password")
 
     def attempt(_: int) -> int:
-        return _https(team_stack, "/api/2.0/mlflow/experiments/search", headers=wrong)[0]
+        return _https(team_stack, "/api/2.0/mlflow/experiments/search")[0]
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=16) as pool:
