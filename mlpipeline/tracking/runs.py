@@ -91,6 +91,8 @@ def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
             raise TrackingError(_authentication_failure(uri, exc.code)) from None
+        if exc.code == 429:
+            raise TrackingError(_turned_away(uri, exc)) from None
         raise TrackingError(_unreachable(uri, f"HTTP {exc.code} {exc.reason}")) from None
     except (urllib.error.URLError, OSError) as exc:
         raise TrackingError(_unreachable(uri, getattr(exc, "reason", exc))) from None
@@ -136,6 +138,19 @@ def _authentication_failure(uri: str, status: int) -> str:
     return (
         f"MLflow tracking server {uri} refused the authentication of user {username!r} "
         f"(HTTP {status}): check {USERNAME_ENV} and {PASSWORD_ENV}."
+    )
+
+
+def _turned_away(uri: str, answer: urllib.error.HTTPError) -> str:
+    """What to do about a 429: the team stack's front door answers it to an address with
+    too many failed logins (or requests), with how long to wait (docs/deploy.md)."""
+    said = answer.read(200).decode("utf-8", "replace").strip().splitlines()
+    wait = answer.headers.get("Retry-After")
+    return (
+        f"MLflow tracking server {uri} turned this address away for now (HTTP 429: "
+        f"{said[0] if said else answer.reason})"
+        + (f"; try again in {wait} s" if wait else "")
+        + f". If logins failed before, check {USERNAME_ENV} and {PASSWORD_ENV} first."
     )
 
 

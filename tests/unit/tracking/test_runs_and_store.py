@@ -278,6 +278,43 @@ def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
+def test_an_address_the_front_door_bars_is_told_why_and_how_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The team stack's proxy answers 429 with Retry-After to an address after repeated
+    failed logins (docker/proxy.conf): one line with its reason and wait, not "unreachable"."""
+
+    class Barred(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(429)
+            self.send_header("Retry-After", "900")
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"too many failed logins from this address; try again later\n")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Barred)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ada")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-in-any-message")
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(TrackingError) as caught:
+            check_reachable(uri)
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"MLflow tracking server {uri} turned this address away")
+    assert "HTTP 429: too many failed logins from this address" in message
+    assert "try again in 900 s" in message
+    assert "MLFLOW_TRACKING_PASSWORD" in message and "not-in-any-message" not in message
+    assert "unreachable" not in message
+
+
 def test_a_server_behind_a_private_ca_is_reached_with_the_ca_mlflow_is_given(
     https_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
