@@ -11,7 +11,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -207,6 +208,45 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextmanager
+def serving(
+    command: Sequence[str | Path],
+    health: str,
+    log: Path,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    timeout: float = 180,
+) -> Iterator[subprocess.Popen]:
+    """A server process, its output in LOG: yielded once HEALTH (a URL) answers, stopped
+    after; fails early, with the log's tail, if it exits before."""
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            [str(arg) for arg in command],
+            cwd=cwd,
+            env=dict(env),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(health, process, log, timeout=timeout)
+        yield process
+    finally:
+        stop(process)
+
+
+@contextmanager
+def mlflow_server_in(folder: Path) -> Iterator[tuple[int, subprocess.Popen]]:
+    """A real `mlflow server` on a free 127.0.0.1 port, one worker, its SQLite store
+    (folder/server.db), artifacts and log (server.log) in FOLDER: its port and process."""
+    port = free_port()
+    command = ["mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+               "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+               "--artifacts-destination", str(folder / "server-artifacts")]  # fmt: skip
+    health = f"http://127.0.0.1:{port}/health"
+    with serving(command, health, folder / "server.log", tool_env(), timeout=120) as process:
+        yield port, process
 
 
 def use_session_venv(root: Path) -> None:

@@ -14,7 +14,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,15 @@ from benchmarks.team_stack import COMPOSE, FILES, PORTS, write_env, write_secret
 from benchmarks.team_stack import PASSWORDS as PASSWORDS
 from benchmarks.team_stack import SECRET_FILES as SECRET_FILES
 from benchmarks.team_stack import SECRETS as SECRETS
-from tests.conftest import copy_repository, free_port, run, stop, tool_env, wait_for
+from tests.conftest import (
+    REPO,
+    copy_repository,
+    free_port,
+    mlflow_server_in,
+    run,
+    serving,
+    tool_env,
+)
 
 # One tag per checkout that builds it at once (DOCKER_TEST_IMAGE): parallel suites on one engine.
 IMAGE = os.environ.get("DOCKER_TEST_IMAGE", "dvc-mlops-pipeline:test")
@@ -219,28 +228,28 @@ def output_bytes(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def mlflow_server(tmp_path: Path):
+def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """A real `mlflow server` on a free 127.0.0.1 port, with its own SQLite store."""
+    with mlflow_server_in(tmp_path) as (port, _):
+        yield f"http://127.0.0.1:{port}"
+
+
+TEAM_SERVER_SCRIPT = REPO / "docker" / "mlflow-team-server.sh"
+
+
+@contextmanager
+def team_server_in(
+    folder: Path, settings: Mapping[str, str], *args: str
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """docker/mlflow-team-server.sh (MLflow's basic-auth app as the compose service starts
+    it) on a free 127.0.0.1 port with one worker: SETTINGS (store, admin, S3) over the tools'
+    environment and a new Flask secret; TMPDIR, working folder and log (mlflow.log) in FOLDER;
+    ARGS go to `mlflow server`. Yields its URL and the script's process."""
     port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            "mlflow",
-            "server",
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination", str(tmp_path / "server-artifacts"),
-        ],
-        env=tool_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        wait_for(f"{uri}/health", server, tmp_path / "server.log")
-        yield uri
-    finally:
-        stop(server)
-        log.close()
+    url = f"http://127.0.0.1:{port}"
+    env = tool_env({"MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
+                    "TMPDIR": str(folder), **settings})  # fmt: skip
+    command = ["sh", TEAM_SERVER_SCRIPT, "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1", *args]  # fmt: skip
+    with serving(command, f"{url}/health", folder / "mlflow.log", env, cwd=folder) as process:
+        yield url, process

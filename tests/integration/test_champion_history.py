@@ -16,13 +16,11 @@ import pytest
 from tests.conftest import (
     REPO,
     copy_repository,
-    free_port,
     run,
     set_params,
-    stop,
     tool_env,
-    wait_for,
 )
+from tests.integration.conftest import team_server_in
 
 # Two trainings against a basic-auth server: minutes on a shared machine.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -42,28 +40,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """MLflow's basic-auth app as docker/mlflow-team-server.sh starts it, on SQLite; the two
     accounts made by `mlpipeline.commands.team_users`."""
     folder = tmp_path_factory.mktemp("auth-server")
-    port = free_port()
-    env = tool_env(
-        {
-            "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{folder / 'mlflow.db'}",
-            "MLFLOW_AUTH_DATABASE_URI": f"sqlite:///{folder / 'auth.db'}",
-            "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
-            "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
-            "TMPDIR": str(folder),
-        }
-    )
-    log = folder / "server.log"
-    with log.open("w") as log_file:
-        process = subprocess.Popen(
-            ["sh", REPO / "docker" / "mlflow-team-server.sh",
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-             "--serve-artifacts", "--artifacts-destination", str(folder / "artifacts")],
-            cwd=folder, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(f"{url}/health", process, log, timeout=180)
+    settings = {
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{folder / 'mlflow.db'}",
+        "MLFLOW_AUTH_DATABASE_URI": f"sqlite:///{folder / 'auth.db'}",
+        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+    }
+    artifacts = ["--serve-artifacts", "--artifacts-destination", str(folder / "artifacts")]
+    with team_server_in(folder, settings, *artifacts) as (url, _):
         admin = {
             "MLFLOW_TRACKING_URI": url,
             "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
@@ -77,8 +61,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             env=tool_env({**admin, "TEAM_USER_PASSWORD": RELEASER[1]}),
         )
         yield url
-    finally:
-        stop(process)
 
 
 def registry(

@@ -24,7 +24,13 @@ import pytest
 
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.files.outputs import staged_outputs
-from tests.conftest import clone_built, free_port, make, run, stop, tool_env, wait_for
+from tests.conftest import (
+    clone_built,
+    make,
+    mlflow_server_in,
+    run,
+    tool_env,
+)
 from tests.integration.test_tracking_store import (
     EXPERIMENT,
     MODEL,
@@ -357,27 +363,12 @@ class SilentRelay:
 @pytest.fixture
 def relayed_server(tmp_path: Path) -> Iterator[tuple[str, SilentRelay, Path]]:
     """A real `mlflow server` behind a SilentRelay: (the relay's URI, the relay, server.db)."""
-    port = free_port()
-    db = tmp_path / "server.db"
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [
-                "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                "--backend-store-uri", f"sqlite:///{db}",
-                "--artifacts-destination", str(tmp_path / "server-artifacts"),
-            ],
-            env=tool_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    with mlflow_server_in(tmp_path) as (port, _):
         relay = SilentRelay(port)
         try:
-            wait_for(f"http://127.0.0.1:{port}/health", server, log_path)
-            yield f"http://127.0.0.1:{relay.port}", relay, db
+            yield f"http://127.0.0.1:{relay.port}", relay, tmp_path / "server.db"
         finally:
             relay.close()
-            stop(server)
 
 
 def rows(db: Path, query: str) -> list[tuple]:

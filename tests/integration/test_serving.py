@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -24,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, run, stop, tool_env, wait_for
+from tests.conftest import free_port, run, tool_env
+from tests.conftest import serving as server_process
 
 pytestmark = pytest.mark.integration
 
@@ -35,16 +35,9 @@ COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 def serving(command: list[str], folder: Path, env: dict[str, str], port: int) -> Iterator[str]:
     """Start a scoring server in `folder` (its log: folder/serve.log), wait for /ping, yield
     its base URL, stop it."""
-    log_path = folder / "serve.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_for(f"http://127.0.0.1:{port}/ping", server, log_path)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            stop(server)
+    url = f"http://127.0.0.1:{port}"
+    with server_process(command, f"{url}/ping", folder / "serve.log", env, folder, timeout=120):
+        yield url
 
 
 @pytest.fixture(scope="module")

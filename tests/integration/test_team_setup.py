@@ -28,12 +28,11 @@ from tests.conftest import (
     copy_repository,
     free_port,
     run,
+    serving,
     set_params,
-    stop,
     tool_env,
-    wait_for,
 )
-from tests.integration.conftest import output_bytes
+from tests.integration.conftest import output_bytes, team_server_in
 
 # PostgreSQL, moto, a basic-auth server and several pipeline runs: minutes, so `make test-slow`.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -144,17 +143,10 @@ def _user_exists(name: str) -> bool:
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's standalone S3 server on 127.0.0.1, with the two buckets; yields its URL."""
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with log.open("w") as log_file:
-        process = subprocess.Popen(
-            [VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=tool_env(),
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(f"{url}/moto-api/", process, log, timeout=60)
+    command = [VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p", str(port)]
+    with serving(command, f"{url}/moto-api/", log, tool_env(), timeout=60):
         # The compose `buckets` job's command; it runs on every `up`, so twice here.
         for _ in range(2):
             made = run(
@@ -166,8 +158,6 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         names = {bucket["Name"] for bucket in s3_client(url).list_buckets()["Buckets"]}
         assert {ARTIFACT_BUCKET, DVC_BUCKET} <= names
         yield url
-    finally:
-        stop(process)
 
 
 @dataclass(frozen=True)
@@ -182,33 +172,17 @@ def team_server(
     postgres: Postgres, s3: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TeamServer]:
     """MLflow's basic-auth server as the compose service starts it, every secret in its env."""
-    port = free_port()
     workdir = tmp_path_factory.mktemp("mlflow-server")
-    log = workdir / "mlflow.log"
-    env = tool_env(
-        {
-            **S3_CREDENTIALS,
-            "MLFLOW_S3_ENDPOINT_URL": s3,
-            "MLFLOW_BACKEND_STORE_URI": postgres.uri,
-            "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{ARTIFACT_BUCKET}/artifacts",
-            "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
-            "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
-            "TMPDIR": str(workdir),
-        }
-    )
-    with log.open("w") as log_file:
-        process = subprocess.Popen(
-            ["sh", REPO / "docker" / "mlflow-team-server.sh",
-             "--host", "127.0.0.1", "--port", str(port), "--serve-artifacts", "--workers", "1"],
-            cwd=workdir, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(f"{url}/health", process, log, timeout=180)
+    settings = {
+        **S3_CREDENTIALS,
+        "MLFLOW_S3_ENDPOINT_URL": s3,
+        "MLFLOW_BACKEND_STORE_URI": postgres.uri,
+        "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{ARTIFACT_BUCKET}/artifacts",
+        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+    }
+    with team_server_in(workdir, settings, "--serve-artifacts") as (url, process):
         yield TeamServer(url, process, workdir)
-    finally:
-        stop(process)
 
 
 USERS = [VENV_BIN / "python", "-m", "mlpipeline.commands.team_users"]
@@ -472,47 +446,6 @@ def _process_tree(root: int) -> dict[int, str]:
     return commands
 
 
-@pytest.mark.parametrize("status", [401, 403])
-def test_check_reachable_names_an_authentication_failure(
-    status: int, monkeypatch: pytest.MonkeyPatch
-):
-    """A server whose /health answers but whose API refuses is neither healthy nor dead."""
-    import http.server
-    import threading
-
-    from mlpipeline.domain.errors import TrackingError
-    from mlpipeline.tracking.runs import check_reachable
-
-    seen: list[str | None] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append(self.headers.get("Authorization"))
-            self.send_response(200 if self.path == "/health" else status)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    uri = f"http://127.0.0.1:{server.server_address[1]}"
-    password = "pw-" + os.urandom(6).hex()
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "pipeline")
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
-    try:
-        with pytest.raises(TrackingError) as caught:
-            check_reachable(uri)
-    finally:
-        server.shutdown()
-        server.server_close()
-    message = str(caught.value)
-    assert f"MLflow tracking server {uri}" in message
-    assert "authentication" in message and "unreachable" not in message
-    assert "'pipeline'" in message and password not in message
-    assert len(seen) == 2 and all(header and header.startswith("Basic ") for header in seen)
-
-
 def test_make_team_users_adds_a_reader_from_the_env_file(team_mlflow: str, tmp_path: Path):
     project = copy_repository(tmp_path / "project")
     port = team_mlflow.rsplit(":", 1)[1]
@@ -662,36 +595,24 @@ def test_a_readers_repro_stops_before_load_naming_what_it_lacks(team_mlflow: str
 
 def test_the_auth_config_file_is_removed_when_the_server_exits(tmp_path: Path):
     """The one file holding the database URI lives as long as the server (here on SQLite)."""
-    port, workdir = free_port(), tmp_path / "tmpdir"
+    workdir = tmp_path / "tmpdir"
     workdir.mkdir()
-    log = tmp_path / "mlflow.log"
-    env = tool_env(
-        {
-            "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-            "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
-            "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
-            "TMPDIR": str(workdir),
-        }
-    )
-    with log.open("w") as log_file:
-        process = subprocess.Popen(
-            ["sh", REPO / "docker" / "mlflow-team-server.sh",
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            cwd=tmp_path, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    try:
-        wait_for(f"http://127.0.0.1:{port}/health", process, log, timeout=180)
+    log = workdir / "mlflow.log"
+    settings = {
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+    }
+    with team_server_in(workdir, settings) as (url, process):
         (config,) = workdir.glob("mlflow-auth.*")
         assert config.stat().st_mode & 0o777 == 0o600
-        assert api(f"http://127.0.0.1:{port}", "/health", None).status_code == 200
-    finally:
+        assert api(url, "/health", None).status_code == 200
         process.terminate()  # what `docker stop` sends
         status = process.wait(timeout=30)
     assert not list(workdir.glob("mlflow-auth.*")), log.read_text()[-2000:]
     assert status in (0, 143, -15), log.read_text()[-2000:]
     with pytest.raises(OSError):  # the server went with the script
-        api(f"http://127.0.0.1:{port}", "/health", None)
+        api(url, "/health", None)
 
 
 def test_a_teammates_experiment_lands_in_the_same_experiment(

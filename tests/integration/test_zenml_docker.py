@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,8 +24,8 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from tests.conftest import REPO, VENV_BIN, copy_repository, free_port, run, stop, tool_env, wait_for
-from tests.integration.conftest import IMAGE, base_image
+from tests.conftest import REPO, VENV_BIN, copy_repository, free_port, run, serving, tool_env
+from tests.integration.conftest import IMAGE, base_image, team_server_in
 from tests.integration.test_zenml_pipeline import STEPS, run_id, statuses, zenml_client_for
 
 if TYPE_CHECKING:
@@ -75,15 +76,6 @@ class Servers:
         return [c for c in inspected if ours in (c["Config"]["Env"] or [])]
 
 
-def _server(command: list, env: dict, log: Path, url: str, cwd: Path) -> subprocess.Popen:
-    with log.open("w") as log_file:
-        process = subprocess.Popen(
-            command, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT, env=env
-        )
-    wait_for(url, process, log, timeout=180)
-    return process
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     base = tmp_path_factory.mktemp("zenml-docker")
@@ -96,46 +88,39 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         "ZENML_LOGGING_COLORS_DISABLED": "true",
         "ZENML_ENABLE_RICH_TRACEBACK": "false",
     })  # fmt: skip
-    s3_port, mlflow_port, zenml_port = free_port(), free_port(), free_port()
-    s3_url, mlflow_url = f"http://127.0.0.1:{s3_port}", f"http://127.0.0.1:{mlflow_port}"
-    processes = []
-    try:
-        processes.append(_server(
-            [VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p", str(s3_port)],
-            env, base / "moto.log", f"{s3_url}/moto-api/", base,
-        ))  # fmt: skip
-        mlflow_env = {**env, **S3_CREDENTIALS, **ADMIN,
-                      "MLFLOW_S3_ENDPOINT_URL": s3_url,
-                      "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{base / 'mlflow.db'}",
-                      "MLFLOW_ARTIFACTS_DESTINATION": "s3://mlflow-artifacts/artifacts",
-                      "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
-                      "TMPDIR": str(base)}  # fmt: skip
+    s3_port, zenml_port = free_port(), free_port()
+    s3_url = f"http://127.0.0.1:{s3_port}"
+    s3 = {**S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": s3_url}
+    moto = [VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p", str(s3_port)]
+    with ExitStack() as running:
+        running.enter_context(serving(moto, f"{s3_url}/moto-api/", base / "moto.log", env, base))
         run([VENV_BIN / "python", "-m", "mlpipeline.commands.buckets", "mlflow-artifacts"],
-            REPO, mlflow_env)  # fmt: skip
-        processes.append(_server(
-            ["sh", REPO / "docker" / "mlflow-team-server.sh", "--host", "127.0.0.1",
-             "--port", str(mlflow_port), "--serve-artifacts", "--workers", "1"],
-            mlflow_env, base / "mlflow.log", f"{mlflow_url}/health", base,
-        ))  # fmt: skip
+            REPO, {**env, **s3})  # fmt: skip
+        mlflow_url, _ = running.enter_context(team_server_in(base, {
+            **env, **s3, **ADMIN,
+            "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{base / 'mlflow.db'}",
+            "MLFLOW_ARTIFACTS_DESTINATION": "s3://mlflow-artifacts/artifacts",
+        }, "--serve-artifacts"))  # fmt: skip
+        running.callback(_remove_what_zenml_started, root, env, zenml_port)
         team = {**env, **ADMIN, **PIPELINE, "MLFLOW_TRACKING_URI": mlflow_url}
         run([VENV_BIN / "python", "-m", "mlpipeline.commands.team_users", "pipeline"], root, team)
         # What `make zenml-stack` reads; the secrets reach ZenML's secret store only.
-        stack_env = {**env, **S3_CREDENTIALS, **PIPELINE, "MLFLOW_TRACKING_URI": mlflow_url,
-                     "MLFLOW_S3_ENDPOINT_URL": s3_url, "ZENML_S3_PATH": S3_PATH,
-                     "ZENML_STACK": STACK, "ZENML_SERVER_PORT": str(zenml_port)}  # fmt: skip
+        stack_env = {**env, **s3, **PIPELINE, "MLFLOW_TRACKING_URI": mlflow_url,
+                     "ZENML_S3_PATH": S3_PATH, "ZENML_STACK": STACK,
+                     "ZENML_SERVER_PORT": str(zenml_port)}  # fmt: skip
         command = [VENV_BIN / "python", "-m", "mlpipeline.commands.zenml_stack"]
         for _ in range(2):  # idempotent: the second run updates in place
             made = run(command, root, stack_env, timeout=600)
         assert f"stack {STACK}: local_docker, s3 {S3_PATH}" in made.stderr
         yield Servers(root, env, s3_url, mlflow_url, zenml_port)
-    finally:
-        servers_left = Servers(root, env, "", "", zenml_port)
-        ids = [c["Id"] for c in servers_left.step_containers()]
-        if ids:
-            run(["docker", "rm", "-f", *ids], REPO, check=False)
-        run([VENV_BIN / "zenml", "logout", "--local"], root, env, check=False, timeout=120)
-        for process in reversed(processes):
-            stop(process)
+
+
+def _remove_what_zenml_started(root: Path, env: dict[str, str], zenml_port: int) -> None:
+    """The step containers of this module's ZenML server, and the server."""
+    ids = [c["Id"] for c in Servers(root, env, "", "", zenml_port).step_containers()]
+    if ids:
+        run(["docker", "rm", "-f", *ids], REPO, check=False)
+    run([VENV_BIN / "zenml", "logout", "--local"], root, env, check=False, timeout=120)
 
 
 @pytest.fixture(scope="module")

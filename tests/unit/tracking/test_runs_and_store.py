@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -278,27 +278,19 @@ def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
-def test_an_address_the_front_door_bars_is_told_why_and_how_long(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The team stack's proxy answers 429 with Retry-After to an address after repeated
-    failed logins (docker/proxy.conf): one line with its reason and wait, not "unreachable"."""
+def refusal(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> tuple[str, str]:
+    """check_reachable's one-line TrackingError for a 127.0.0.1 server whose GETs `answer`
+    handles, and the server's URI."""
 
-    class Barred(http.server.BaseHTTPRequestHandler):
+    class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            self.send_response(429)
-            self.send_header("Retry-After", "900")
-            self.send_header("Content-Type", "text/plain")
-            self.end_headers()
-            self.wfile.write(b"too many failed logins from this address; try again later\n")
+            answer(self)
 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Barred)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ada")
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-in-any-message")
     uri = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         with pytest.raises(TrackingError) as caught:
@@ -306,8 +298,47 @@ def test_an_address_the_front_door_bars_is_told_why_and_how_long(
     finally:
         server.shutdown()
         server.server_close()
-    message = str(caught.value)
-    assert "\n" not in message
+    assert "\n" not in str(caught.value)
+    return str(caught.value), uri
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_check_reachable_names_an_authentication_failure(
+    status: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server whose /health answers but whose API refuses is neither healthy nor dead."""
+    seen: list[str | None] = []
+
+    def answer(request: http.server.BaseHTTPRequestHandler) -> None:
+        seen.append(request.headers.get("Authorization"))
+        request.send_response(200 if request.path == "/health" else status)
+        request.end_headers()
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "pipeline")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-in-any-message")
+    message, uri = refusal(answer)
+    assert f"MLflow tracking server {uri}" in message
+    assert "authentication" in message and "unreachable" not in message
+    assert "'pipeline'" in message and "not-in-any-message" not in message
+    assert len(seen) == 2 and all(header and header.startswith("Basic ") for header in seen)
+
+
+def test_an_address_the_front_door_bars_is_told_why_and_how_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The team stack's proxy answers 429 with Retry-After to an address after repeated
+    failed logins (docker/proxy.conf): one line with its reason and wait, not "unreachable"."""
+
+    def answer(request: http.server.BaseHTTPRequestHandler) -> None:
+        request.send_response(429)
+        request.send_header("Retry-After", "900")
+        request.send_header("Content-Type", "text/plain")
+        request.end_headers()
+        request.wfile.write(b"too many failed logins from this address; try again later\n")
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ada")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-in-any-message")
+    message, uri = refusal(answer)
     assert message.startswith(f"MLflow tracking server {uri} turned this address away")
     assert "HTTP 429: too many failed logins from this address" in message
     assert "try again in 900 s" in message
