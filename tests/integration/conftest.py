@@ -69,7 +69,6 @@ def http(url: str, payload: object | None = None, timeout: float = 10) -> tuple[
         return exc.code, exc.read()
 
 
-TEAM_UP_TIMEOUT_S = 900
 # The team stack's proxy limit on request bodies (PROXY_MAX_BODY_SIZE), small for the test.
 PROXY_MAX_BODY_SIZE = "4m"
 # How long the proxy bars an address after its failed logins (PROXY_LOGIN_BAN), short for the
@@ -77,10 +76,64 @@ PROXY_MAX_BODY_SIZE = "4m"
 PROXY_LOGIN_BAN_S = 15
 
 
-@dataclass(frozen=True)
-class TeamStack:
+@dataclass(frozen=True, kw_only=True)
+class ComposeProject:
+    """A copy of the repository where compose runs, with its environment (the project name,
+    .env's values) and the compose files beyond docker-compose.yml."""
+
     project: Path
     env: dict[str, str]
+    files: tuple[str, ...] = ()
+
+    def compose(
+        self, *args: str, check: bool = True, timeout: float = 900, env: dict | None = None
+    ):
+        return run(
+            [COMPOSE, *self.files, *args],
+            cwd=self.project,
+            env={**self.env, **(env or {})},
+            check=check,
+            timeout=timeout,
+        )
+
+    def container(self, service: str) -> str:
+        """The service's container, a finished job's included (not `compose run`'s); "" if
+        it has none."""
+        return self.compose("ps", "-q", service).stdout.strip()
+
+    def state(self, service: str) -> dict:
+        container = self.container(service)
+        if not container:
+            return {}
+        inspect = run(["docker", "inspect", "-f", "{{json .State}}", container], cwd=self.project)
+        return json.loads(inspect.stdout)
+
+    def logs(self, tail: int = 40) -> str:
+        return self.compose("logs", "--no-color", f"--tail={tail}", check=False).stdout
+
+    def wait_until_healthy(
+        self, service: str, jobs: tuple[str, ...], servers: tuple[str, ...] = ()
+    ) -> None:
+        """Until SERVICE is healthy; fails early when one of JOBS exited non-zero or one of
+        SERVERS exited at all, and after UP_TIMEOUT_S."""
+        deadline = time.monotonic() + UP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            for job in jobs:
+                state = self.state(job)
+                if state.get("Status") == "exited" and state.get("ExitCode") != 0:
+                    pytest.fail(f"the {job} job exited {state['ExitCode']}\n{self.logs()}")
+            for server in servers:
+                if self.state(server).get("Status") == "exited":
+                    pytest.fail(f"the {server} service exited\n{self.logs()}")
+            if self.state(service).get("Health", {}).get("Status") == "healthy":
+                return
+            time.sleep(5)
+        pytest.fail(f"{service} was not healthy after {UP_TIMEOUT_S} s\n{self.logs()}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TeamStack(ComposeProject):
+    files: tuple[str, ...] = tuple(FILES)
     mlflow_url: str
     serve_url: str
     s3_url: str
@@ -89,47 +142,17 @@ class TeamStack:
     proxy_http_url: str = ""
     ca_file: Path | None = None
 
-    def compose(
-        self, *args: str, check: bool = True, timeout: float = 900, env: dict | None = None
-    ):
-        return run(
-            [COMPOSE, *FILES, *args],
-            cwd=self.project,
-            env={**self.env, **(env or {})},
-            check=check,
-            timeout=timeout,
-        )
-
     def running_containers(self) -> list[str]:
         """The containers running now (the finished jobs' are listed too, but exited)."""
         listed = self.compose("ps", "-q").stdout.split()
         states = run(["docker", "inspect", "-f", "{{.State.Running}}", *listed], cwd=self.project)
         return [c for c, up in zip(listed, states.stdout.split(), strict=True) if up == "true"]
 
-    def state(self, service: str) -> dict:
-        container = self.compose("ps", "-a", "-q", service).stdout.strip()
-        if not container:
-            return {}
-        inspect = run(["docker", "inspect", "-f", "{{json .State}}", container], cwd=self.project)
-        return json.loads(inspect.stdout)
-
-    def logs(self) -> str:
-        return self.compose("logs", "--no-color", "--tail=40", check=False).stdout
-
     def up(self) -> None:
         """`up -d` of the pipeline and serving (their dependencies come along), until serve
         is healthy; fails early when a job exits non-zero."""
-        self.compose("up", "-d", "app", "serve", "proxy", timeout=TEAM_UP_TIMEOUT_S)
-        deadline = time.monotonic() + TEAM_UP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            for job in ("buckets", "users", "app"):
-                state = self.state(job)
-                if state.get("Status") == "exited" and state.get("ExitCode") != 0:
-                    pytest.fail(f"the {job} job exited {state['ExitCode']}\n{self.logs()}")
-            if self.state("serve").get("Health", {}).get("Status") == "healthy":
-                return
-            time.sleep(5)
-        pytest.fail(f"the team stack was not up after {TEAM_UP_TIMEOUT_S} s\n{self.logs()}")
+        self.compose("up", "-d", "app", "serve", "proxy", timeout=UP_TIMEOUT_S)
+        self.wait_until_healthy("serve", jobs=("buckets", "users", "app"))
 
     def as_account(self, username: str, password: str) -> dict[str, str]:
         return {"MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}

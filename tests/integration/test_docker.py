@@ -25,6 +25,7 @@ from tests.integration.conftest import (
     KNOWN_ROWS,
     SECRET_FILES,
     UP_TIMEOUT_S,
+    ComposeProject,
     base_image,
     http,
     write_secrets,
@@ -36,46 +37,12 @@ pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1
 OWNER = 4321
 
 
-@dataclass(frozen=True)
-class Stack:
-    project: Path
-    env: dict[str, str]
+@dataclass(frozen=True, kw_only=True)
+class Stack(ComposeProject):
     mlflow_url: str
     serve_url: str
     jupyter_url: str
     token: str
-
-    def compose(self, *args: str, check: bool = True, timeout: float = 900):
-        return run([COMPOSE, *args], cwd=self.project, env=self.env, check=check, timeout=timeout)
-
-    def container(self, service: str) -> str:
-        return self.compose("ps", "-q", service).stdout.strip()
-
-    def state(self, service: str) -> dict:
-        container = self.container(service)
-        if not container:
-            return {}
-        inspect = run(["docker", "inspect", "-f", "{{json .State}}", container], cwd=self.project)
-        return json.loads(inspect.stdout)
-
-    def logs(self) -> str:
-        return self.compose("logs", "--no-color", "--tail=60", check=False).stdout
-
-
-def wait_until_up(stack: Stack) -> None:
-    """Until serve is healthy (it starts only after app exited 0); fail early on a dead service."""
-    deadline = time.monotonic() + UP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        app = stack.state("app")
-        if app.get("Status") == "exited" and app.get("ExitCode") != 0:
-            pytest.fail(f"the app service (dvc repro) exited {app['ExitCode']}\n{stack.logs()}")
-        for service in ("mlflow", "jupyter", "serve"):
-            if stack.state(service).get("Status") == "exited":
-                pytest.fail(f"the {service} service exited\n{stack.logs()}")
-        if stack.state("serve").get("Health", {}).get("Status") == "healthy":
-            return
-        time.sleep(5)
-    pytest.fail(f"the stack was not up after {UP_TIMEOUT_S} s\n{stack.logs()}")
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +77,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         stack.compose("build", timeout=1500)
         stack.compose("up", "-d", timeout=UP_TIMEOUT_S)
-        wait_until_up(stack)
+        # serve starts only after app (dvc repro) exited 0.
+        stack.wait_until_healthy("serve", jobs=("app",), servers=("mlflow", "jupyter", "serve"))
         yield stack
     finally:
         stack.compose("down", "-v", "--remove-orphans", check=False, timeout=300)
@@ -238,7 +206,7 @@ def test_a_checkout_owned_by_root_is_refused_not_run_as_root(stack: Stack, tmp_p
 def test_services_run_with_least_privilege(stack: Stack) -> None:
     read_only = {"mlflow", "serve"}
     for service in ("mlflow", "app", "jupyter", "serve"):
-        container = stack.compose("ps", "-q", service).stdout.strip()
+        container = stack.container(service)
         host = json.loads(
             run(
                 ["docker", "inspect", "-f", "{{json .HostConfig}}", container], cwd=stack.project
@@ -260,7 +228,7 @@ def test_services_run_with_least_privilege(stack: Stack) -> None:
 
 
 def test_jupyter_sees_notebooks_writable_the_rest_read_only_and_no_git(stack: Stack) -> None:
-    container = stack.compose("ps", "-q", "jupyter").stdout.strip()
+    container = stack.container("jupyter")
     # As the user Jupyter and its kernels run as.
     probe = (
         "touch /workspace/notebooks/.probe && rm /workspace/notebooks/.probe"

@@ -183,7 +183,7 @@ def test_no_secret_on_any_command_line_in_any_container(team_stack: TeamStack) -
             for secret in PASSWORDS:
                 assert secret not in command, (container, command)
     # The auth config file lives in the MLflow container's shared memory, nowhere else.
-    mlflow = team_stack.compose("ps", "-q", "mlflow").stdout.strip()
+    mlflow = team_stack.container("mlflow")
     found = run(["docker", "exec", mlflow, "sh", "-c", "ls /dev/shm /tmp"], cwd=team_stack.project)
     assert "mlflow-auth." in found.stdout.split("/tmp:")[0], found.stdout
     assert "mlflow-auth." not in found.stdout.split("/tmp:")[1], found.stdout
@@ -209,7 +209,7 @@ def test_a_killed_database_fails_train_in_seconds_and_repro_heals(
                                  stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
         killed_run = _wait_for_trains_run(mlflow, experiment_id, before, repro, log)
-        postgres = team_stack.compose("ps", "-q", "postgres").stdout.strip()
+        postgres = team_stack.container("postgres")
         run(["docker", "kill", postgres], cwd=team_stack.project)
         killed_at = time.monotonic()
         status = repro.wait(timeout=120)

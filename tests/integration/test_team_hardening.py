@@ -22,7 +22,7 @@ READ_ONLY = {"mlflow", "serve"}
 
 
 def _inspect(stack: TeamStack, service: str) -> dict:
-    container = stack.compose("ps", "-a", "-q", service).stdout.strip()
+    container = stack.container(service)
     assert container, f"{service} has no container\n{stack.logs()}"
     return json.loads(run(["docker", "inspect", container], cwd=stack.project).stdout)[0]
 
@@ -55,7 +55,7 @@ def test_every_service_drops_capabilities_and_is_limited(
 
 @pytest.mark.parametrize("service", ["mlflow", "serve", "postgres"])
 def test_long_running_services_are_not_root(team_stack: TeamStack, service: str) -> None:
-    container = team_stack.compose("ps", "-q", service).stdout.strip()
+    container = team_stack.container(service)
     status = run(["docker", "exec", container, "cat", "/proc/1/status"], cwd=team_stack.project)
     uids = next(line for line in status.stdout.splitlines() if line.startswith("Uid:")).split()
     assert "0" not in uids[1:], (service, uids)
@@ -339,7 +339,7 @@ def test_serves_account_reads_the_champion_but_cannot_log_a_run(
 def test_mlflow_connects_to_postgresql_as_a_role_that_is_not_a_superuser(
     team_stack: TeamStack,
 ) -> None:
-    postgres = team_stack.compose("ps", "-q", "postgres").stdout.strip()
+    postgres = team_stack.container("postgres")
     query = "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles ORDER BY 1"
     listed = run(
         ["docker", "exec", "-u", "postgres", postgres,
