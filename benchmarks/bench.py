@@ -16,7 +16,7 @@ machine, in throwaway git copies of the repository under a temporary folder:
    dvc-mlops-pipeline:latest, already built), against moto's S3 server and an MLflow server
    on 127.0.0.1: cold and cached;
 6. scale: the synthetic source at 10k, 100k and 1M rows, pipeline and floor, per stage;
-7. batch scoring (`python -m mlpipeline.commands.score`) of 1M and 10M Iris-like rows with the
+7. batch scoring (`mlpipeline model score`) of 1M and 10M Iris-like rows with the
    champion: rows per second against benchmarks/score_floor.py (one process, whole file,
    `model.predict`), peak RSS, and the drift computation's seconds.
 
@@ -464,7 +464,7 @@ class Bench:
                          "MLFLOW_TRACKING_URI": mlflow_url, "MLFLOW_TRACKING_USERNAME": "bench",
                          "MLFLOW_TRACKING_PASSWORD": "bench", "ZENML_STACK": "bench",
                          "ZENML_SERVER_PORT": str(zenml_port)}  # fmt: skip
-            stack_command = [sys.executable, "-m", "mlpipeline.commands.zenml_stack"]
+            stack_command = [sys.executable, "-m", "mlpipeline", "team", "zenml-stack"]
             setup = timed(stack_command, cwd=project, env=stack_env).seconds
             command = [sys.executable, "-m", "zenml_pipeline", "--stack", "bench", "--image", image]
             cold = timed(command, cwd=project, env=env).seconds
@@ -502,7 +502,7 @@ class Bench:
             }
             for _ in range(self.runs):
                 out = project.parent / "scored"
-                command = ["python", "-m", "mlpipeline.commands.score", batch, "--output", out]
+                command = ["python", "-m", "mlpipeline", "model", "score", batch, "--output", out]
                 scored = timed(command, cwd=project, env=env)
                 metrics = json.loads((out / "summary.json").read_text())["metrics"]
                 figures["score_rows_per_s"].append(metrics["rows_per_second"])
@@ -937,7 +937,7 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
             "",
             "## Batch scoring",
             "",
-            "`python -m mlpipeline.commands.score` with a fresh project's Iris champion on Iris",
+            "`mlpipeline model score` with a fresh project's Iris champion on Iris",
             "rows resampled with N(0, 0.05) noise, against benchmarks/score_floor.py (one",
             "process reads the whole CSV and calls `model.predict`). Rows per second count from",
             "the first read to the last write (scoring: chunked read, guard, probabilities,",

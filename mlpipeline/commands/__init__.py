@@ -1,1 +1,1 @@
-"""Commands users run besides the five stages (each a `python -m mlpipeline.commands.<name>`)."""
+"""The `mlpipeline` command line's commands (mlpipeline/cli.py groups them), one module each."""

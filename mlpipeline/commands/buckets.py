@@ -1,6 +1,6 @@
 """Create the team's S3 buckets through the S3 API (any S3 server: MinIO, moto, AWS, Ceph).
 
-    python -m mlpipeline.commands.buckets mlflow-artifacts dvc-remote
+    mlpipeline team buckets mlflow-artifacts dvc-remote
 
 The compose `buckets` job runs it from the project's own image once the object store is up.
 The server is MLFLOW_S3_ENDPOINT_URL (else AWS_ENDPOINT_URL, else AWS itself); the keys are
@@ -11,13 +11,14 @@ changes nothing.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import time
 
+import click
+
+from mlpipeline.commands.console import command
 from mlpipeline.domain.errors import PipelineError
-from mlpipeline.runner import exit_on_user_error
 
 log = logging.getLogger("mlpipeline.buckets")
 
@@ -71,23 +72,13 @@ def _reason(exc) -> str:
     return f"{error.get('Code', '?')}: {error.get('Message', '')}".strip()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Create the named S3 buckets unless they exist."""
-    parser = argparse.ArgumentParser(
-        prog="python -m mlpipeline.commands.buckets", description=main.__doc__
-    )
-    parser.add_argument("bucket", nargs="+")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[buckets] %(levelname)s %(message)s")
-    with exit_on_user_error(log):
-        endpoint = endpoint_url()
-        created = ensure_buckets(args.bucket, endpoint)
-        kept = [name for name in args.bucket if name not in created]
-        log.info(
-            "S3 server %s: created %s; already there: %s",
-            endpoint or "AWS", ", ".join(created) or "none", ", ".join(kept) or "none",
-        )  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()
+@command("buckets", help="Create the named S3 buckets unless they exist.")
+@click.argument("bucket", nargs=-1, required=True)
+def buckets(bucket: tuple[str, ...]) -> None:
+    endpoint = endpoint_url()
+    created = ensure_buckets(list(bucket), endpoint)
+    kept = [name for name in bucket if name not in created]
+    log.info(
+        "S3 server %s: created %s; already there: %s",
+        endpoint or "AWS", ", ".join(created) or "none", ", ".join(kept) or "none",
+    )  # fmt: skip

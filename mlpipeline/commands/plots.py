@@ -1,4 +1,4 @@
-"""`python -m mlpipeline.commands.plots [REV ...]`: the `dvc plots` charts as static files, offline.
+"""`mlpipeline report plots [REV ...]`: the `dvc plots` charts as static files, offline.
 
 `dvc plots show` and `dvc plots diff` write an HTML page that loads Vega from a CDN, so
 without internet every chart is blank. This command takes the very same Vega-Lite specs
@@ -6,14 +6,13 @@ without internet every chart is blank. This command takes the very same Vega-Lit
 and renders them with vl-convert, a Vega build that needs no browser and no network, to SVG
 and PNG, beside the PNGs of plots/images/ and an index.html that shows them all.
 
-    python -m mlpipeline.commands.plots                # the workspace → dvc_plots_static/
-    python -m mlpipeline.commands.plots HEAD           # like `dvc plots diff HEAD`
-    python -m mlpipeline.commands.plots main HEAD -o out/
+    mlpipeline report plots                # the workspace → dvc_plots_static/
+    mlpipeline report plots HEAD           # like `dvc plots diff HEAD`
+    mlpipeline report plots main HEAD -o out/
 """
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import logging
@@ -26,10 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
+
+from mlpipeline.commands.console import command
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.files.outputs import staged_outputs
 from mlpipeline.files.paths import ROOT
-from mlpipeline.runner import exit_on_user_error
 
 log = logging.getLogger("mlpipeline.plots")
 
@@ -138,25 +139,22 @@ def write_plots(root: Path, revisions: list[str], out: Path) -> list[Chart]:
     return charts
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m mlpipeline.commands.plots",
-        description="Render the charts of `dvc plots show` (or `dvc plots diff REV ...`) as "
-        "SVG and PNG files and an index.html, without a browser or network.",
-    )
-    parser.add_argument(
-        "revisions", nargs="*", help="git revisions to compare, as for `dvc plots diff`"
-    )
-    parser.add_argument(
-        "-o", "--out", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[plots] %(levelname)s %(message)s")
-    with exit_on_user_error(log):
-        out = args.out.resolve()
-        charts = write_plots(ROOT, args.revisions, out)
-        log.info("%d charts → %s", len(charts), out / "index.html")
-
-
-if __name__ == "__main__":
-    main()
+@command(
+    "plots",
+    help="Render the charts of `dvc plots show` (or `dvc plots diff REV ...`) as "
+    "SVG and PNG files and an index.html, without a browser or network.",
+)
+@click.argument("revisions", nargs=-1)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="output folder",
+)
+def plots(revisions: tuple[str, ...], out: Path) -> None:
+    """REVISIONS: git revisions to compare, as for `dvc plots diff`."""
+    folder = out.resolve()
+    charts = write_plots(ROOT, list(revisions), folder)
+    log.info("%d charts → %s", len(charts), folder / "index.html")

@@ -1,4 +1,4 @@
-"""`python -m mlpipeline.commands.pr_comment`: post the report on a pull request, as one comment.
+"""`mlpipeline report comment`: post the report on a pull request, as one comment.
 
 The comment carries a hidden marker (mlpipeline.domain.report.MARKER); a later push finds
 it and edits it in place instead of adding another. One REST dialect per forge:
@@ -14,7 +14,6 @@ job, which a comment cannot show: their links become one line pointing at --arti
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -26,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
+
+from mlpipeline.commands.console import command
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.domain.report import MARKER
-from mlpipeline.runner import exit_on_user_error
 
 log = logging.getLogger("mlpipeline.pr_comment")
 
@@ -135,35 +136,39 @@ def post(forge: Forge, body: str) -> tuple[str, int]:
     return "updated", existing
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m mlpipeline.commands.pr_comment",
-        description="Create or update (by a hidden marker) one comment with the report on a "
-        "pull or merge request.",
-    )
-    parser.add_argument("--forge", choices=FORGES, required=True)
-    parser.add_argument("--api-url", required=True, help="the forge's REST API root")
-    parser.add_argument("--repo", required=True, help="owner/name, or GitLab's project id")
-    parser.add_argument("--number", type=int, required=True, help="pull/merge request number")
-    parser.add_argument("--body", type=Path, required=True, help="the report (Markdown)")
-    parser.add_argument(
-        "--token-env",
-        default="FORGE_TOKEN",
-        help="environment variable holding the token (default: %(default)s)",
-    )
-    parser.add_argument("--artifacts-url", help="where the job's report files can be seen")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[pr_comment] %(levelname)s %(message)s")
-    with exit_on_user_error(log):
-        token = os.environ.get(args.token_env)
-        if not token:
-            raise PipelineError(f"no token: the environment variable {args.token_env} is empty")
-        if not args.body.is_file():
-            raise PipelineError(f"--body {args.body}: no such file (run make report first)")
-        forge = Forge(args.forge, args.api_url, args.repo, args.number, token)
-        action, comment_id = post(forge, comment_body(args.body.read_text(), args.artifacts_url))
-    log.info("%s comment %s on %s", action, comment_id, forge.comments_url())
-
-
-if __name__ == "__main__":
-    main()
+@command(
+    "pr_comment",
+    help="Create or update (by a hidden marker) one comment with the report "
+    "on a pull or merge request.",
+)
+@click.option("--forge", type=click.Choice(FORGES), required=True)
+@click.option("--api-url", required=True, help="the forge's REST API root")
+@click.option("--repo", required=True, help="owner/name, or GitLab's project id")
+@click.option("--number", type=int, required=True, help="pull/merge request number")
+@click.option(
+    "--body", type=click.Path(path_type=Path), required=True, help="the report (Markdown)"
+)
+@click.option(
+    "--token-env",
+    default="FORGE_TOKEN",
+    show_default=True,
+    help="environment variable holding the token",
+)
+@click.option("--artifacts-url", help="where the job's report files can be seen")
+def comment(
+    forge: str,
+    api_url: str,
+    repo: str,
+    number: int,
+    body: Path,
+    token_env: str,
+    artifacts_url: str | None,
+) -> None:
+    token = os.environ.get(token_env)
+    if not token:
+        raise PipelineError(f"no token: the environment variable {token_env} is empty")
+    if not body.is_file():
+        raise PipelineError(f"--body {body}: no such file (run make report first)")
+    target = Forge(forge, api_url, repo, number, token)
+    action, comment_id = post(target, comment_body(body.read_text(), artifacts_url))
+    log.info("%s comment %s on %s", action, comment_id, target.comments_url())

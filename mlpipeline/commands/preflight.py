@@ -26,11 +26,11 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlpipeline.commands.console import command, params_option
 from mlpipeline.domain.errors import PipelineError, TrackingError
 from mlpipeline.domain.params import Params
 from mlpipeline.files import paths
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.runner import exit_on_user_error
 from mlpipeline.tracking import runs as tracking
 from mlpipeline.tracking import servable, store
 
@@ -180,18 +180,16 @@ def preflight(params: Params, uri: str) -> None:
         raise TrackingError(
             f"{name}@{alias} (version {still[0]}) cannot be served ({still[1]}), and the "
             "current model did not take the alias; move it to a version that loads with "
-            "`python -m mlpipeline.commands.registry promote <version>` (see `... registry "
-            "list`), or retrain with `dvc repro --force`"
+            "`mlpipeline model promote <version>` (see `mlpipeline model list`), or retrain "
+            "with `dvc repro --force`"
         )
 
 
-def main() -> None:
-    """Validate params, settle the store, and heal the outputs' run and the champion."""
-    logging.basicConfig(level=logging.INFO, format="[preflight] %(levelname)s %(message)s")
-    with exit_on_user_error(log):
-        params = load_params(paths.PARAMS)
-        preflight(params, tracking.tracking_uri())
-
-
-if __name__ == "__main__":
-    main()
+@command(
+    "preflight",
+    help="Validate params, settle the store, and heal the outputs' run and "
+    "the champion: what `make run` does before `dvc repro`.",
+)
+@params_option
+def preflight_command(params: Path) -> None:
+    preflight(load_params(params), tracking.tracking_uri())

@@ -1,83 +1,91 @@
-"""`python -m mlpipeline.commands.registry`: list the registered versions, move the alias by hand,
-and show who moved it.
+"""`mlpipeline model list|promote|rollback|history|card`: the registered versions, the alias
+moved by hand, and who moved it.
 
-python -m mlpipeline.commands.registry list                        # versions, scores, aliases
-python -m mlpipeline.commands.registry promote 3 --reason "..."    # move @champion to version 3
-python -m mlpipeline.commands.registry rollback --reason "..."     # back to the previous version
-python -m mlpipeline.commands.registry history [--json]            # every move of @champion
-python -m mlpipeline.commands.registry card 3                      # version 3's model card
+mlpipeline model list                          # versions, scores, aliases
+mlpipeline model promote 3 --reason "..."      # move @champion to version 3
+mlpipeline model rollback --reason "..."       # back to the previous version
+mlpipeline model history [--json]              # every move of @champion
+mlpipeline model card 3                        # version 3's model card
+
+The store is the pipeline's (MLFLOW_TRACKING_URI, else <repo>/mlflow.db), from any folder.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import click
+
+from mlpipeline.commands.console import command, params_option
 from mlpipeline.domain import alias_history
-from mlpipeline.files import paths
+from mlpipeline.domain.params import Params
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.runner import exit_on_user_error
 from mlpipeline.tracking import registry
 
 log = logging.getLogger("mlpipeline.registry")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m mlpipeline.commands.registry",
-        description="List the registered versions or move the champion alias by hand. The "
-        "store is the pipeline's (MLFLOW_TRACKING_URI, else <repo>/mlflow.db), from any folder.",
-    )
-    parser.add_argument("--params", type=Path, default=paths.PARAMS, help="default: %(default)s")
-    model_help = "registered model (default: mlflow.registered_model_name)"
-    parser.add_argument("--model", help=model_help)
-    # --model also after the command (`registry history --model NAME`).
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--model", dest="command_model", help=model_help)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", parents=[common], help="versions with their aliases and scores")
-    promote_parser = commands.add_parser(
-        "promote", parents=[common], help="move the alias to a version (recorded in its history)"
-    )
-    promote_parser.add_argument("version", help="the version number to promote")
-    promote_parser.add_argument("--reason", help="why, for the history")
-    rollback_parser = commands.add_parser(
-        "rollback", parents=[common], help="move the alias back to where its last move took it from"
-    )
-    rollback_parser.add_argument("--reason", help="why, for the history")
-    history_parser = commands.add_parser(
-        "history", parents=[common], help="who moved the alias, when, from which version to which"
-    )
-    history_parser.add_argument("--json", action="store_true", help="print JSON, not a table")
-    card_parser = commands.add_parser(
-        "card", parents=[common], help="print a version's model card (Markdown)"
-    )
-    card_parser.add_argument("version", help="the version number")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[registry] %(levelname)s %(message)s")
-    with exit_on_user_error(log):
-        params = load_params(args.params)
-        model_name = args.command_model or args.model or params.mlflow.registered_model_name
-        alias = params.mlflow.champion_alias
-        if args.command == "list":
-            rows = registry.list_versions(model_name, params.save.champion_metric)
-            print(_table(rows))
-        elif args.command == "promote":
-            before = registry.promote(model_name, alias, args.version, args.reason)
-            log.info(
-                "%s@%s: version %s (was %s)", model_name, alias, args.version, before or "unset"
-            )
-        elif args.command == "rollback":
-            before, after = registry.rollback(model_name, alias, args.reason)
-            log.info("%s@%s: version %s (was %s)", model_name, alias, after, before)
-        elif args.command == "card":
-            print(registry.model_card(model_name, args.version), end="")
-        else:
-            _print_history(model_name, alias, args.json)
+model_option = click.option(
+    "--model", help="registered model (default: params.yaml's mlflow.registered_model_name)"
+)
+
+
+def _names(params_file: Path, model: str | None) -> tuple[str, Params]:
+    params = load_params(params_file)
+    return model or params.mlflow.registered_model_name, params
+
+
+@command("registry", help="Versions with their aliases, scores and runs.")
+@model_option
+@params_option
+def list_versions(model: str | None, params: Path) -> None:
+    model_name, settings = _names(params, model)
+    print(_table(registry.list_versions(model_name, settings.save.champion_metric)))
+
+
+@command("registry", help="Move the champion alias to a version (recorded in its history).")
+@click.argument("version")
+@click.option("--reason", help="why, for the history")
+@model_option
+@params_option
+def promote(version: str, reason: str | None, model: str | None, params: Path) -> None:
+    model_name, settings = _names(params, model)
+    alias = settings.mlflow.champion_alias
+    before = registry.promote(model_name, alias, version, reason)
+    log.info("%s@%s: version %s (was %s)", model_name, alias, version, before or "unset")
+
+
+@command("registry", help="Move the champion alias back to where its last move took it from.")
+@click.option("--reason", help="why, for the history")
+@model_option
+@params_option
+def rollback(reason: str | None, model: str | None, params: Path) -> None:
+    model_name, settings = _names(params, model)
+    alias = settings.mlflow.champion_alias
+    before, after = registry.rollback(model_name, alias, reason)
+    log.info("%s@%s: version %s (was %s)", model_name, alias, after, before)
+
+
+@command("registry", help="Who moved the champion alias, when, from which version to which.")
+@click.option("--json", "as_json", is_flag=True, help="print JSON, not a table")
+@model_option
+@params_option
+def history(as_json: bool, model: str | None, params: Path) -> None:
+    model_name, settings = _names(params, model)
+    _print_history(model_name, settings.mlflow.champion_alias, as_json)
+
+
+@command("registry", help="Print a version's model card (Markdown).")
+@click.argument("version")
+@model_option
+@params_option
+def card(version: str, model: str | None, params: Path) -> None:
+    model_name, _ = _names(params, model)
+    print(registry.model_card(model_name, version), end="")
 
 
 def _print_history(model_name: str, alias: str, as_json: bool) -> None:
@@ -108,7 +116,3 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells
     )
-
-
-if __name__ == "__main__":
-    main()

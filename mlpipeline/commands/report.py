@@ -1,29 +1,30 @@
-"""`python -m mlpipeline.commands.report --base REV`: what a change does, as one Markdown file.
+"""`mlpipeline report report --base REV`: what a change does, as one Markdown file.
 
 The workspace (or `--rev`) against `--base`: `dvc metrics diff` and `dvc params diff` as
 tables with the change, the save stage's champion decision, the `dvc plots diff` charts
-rendered offline to PNG (mlpipeline.commands.plots) and the PNGs of plots/images/, and links
+rendered offline to PNG (mlpipeline report plots) and the PNGs of plots/images/, and links
 to the MLflow runs when MLFLOW_TRACKING_URI names a server. Everything is written into one
 folder (default report/: report.md and its images), replaced all-or-nothing; nothing in it
-loads from the network. CI posts it on pull requests (mlpipeline.commands.pr_comment).
+loads from the network. CI posts it on pull requests (mlpipeline report comment).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import tempfile
 from pathlib import Path
 
+import click
+
 from mlpipeline.commands import plots
+from mlpipeline.commands.console import command
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.domain.report import Image, decision_from_log, render_report
 from mlpipeline.files.outputs import staged_outputs
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.files.paths import PARAMS, ROOT, RUN_INFO
-from mlpipeline.runner import exit_on_user_error
 
 log = logging.getLogger("mlpipeline.report")
 
@@ -128,28 +129,26 @@ def _caption(chart: plots.Chart) -> str:
     return f"{chart.title} ({', '.join(chart.revisions)})" if chart.revisions else chart.title
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m mlpipeline.commands.report",
-        description="Write a Markdown report comparing the workspace (or --rev) with --base: "
-        "metrics and params diffs, the champion decision, the charts as offline PNGs.",
-    )
-    parser.add_argument("--base", required=True, help="git revision to compare against")
-    parser.add_argument("--rev", help="git revision to report on (default: the workspace)")
-    parser.add_argument(
-        "-o", "--out", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--repro-log",
-        type=Path,
-        help="a saved `dvc repro` output to take the save stage's decision line from",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[report] %(levelname)s %(message)s")
-    with exit_on_user_error(log):
-        path = write_report(args.base, args.rev, args.out.resolve(), args.repro_log)
-        log.info("report → %s", path)
-
-
-if __name__ == "__main__":
-    main()
+@command(
+    "report",
+    help="Write a Markdown report comparing the workspace (or --rev) with "
+    "--base: metrics and params diffs, the champion decision, the charts as offline PNGs.",
+)
+@click.option("--base", required=True, help="git revision to compare against")
+@click.option("--rev", help="git revision to report on (default: the workspace)")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="output folder",
+)
+@click.option(
+    "--repro-log",
+    type=click.Path(path_type=Path),
+    help="a saved `dvc repro` output to take the save stage's decision line from",
+)
+def report(base: str, rev: str | None, out: Path, repro_log: Path | None) -> None:
+    path = write_report(base, rev, out.resolve(), repro_log)
+    log.info("report → %s", path)

@@ -1,19 +1,19 @@
 """Rebuild a registered model or a training run from its lineage and compare it bit for bit.
 
-    python -m mlpipeline.commands.reproduce models:/iris_classifier@champion
-    python -m mlpipeline.commands.reproduce models:/iris_classifier/3
-    python -m mlpipeline.commands.reproduce <run id> [--allow-dirty] [--keep]
+    mlpipeline model reproduce                       # the champion of params.yaml
+    mlpipeline model reproduce models:/iris_classifier/3
+    mlpipeline model reproduce <run id> [--allow-dirty] [--keep]
 
 The run's lineage tags (mlpipeline/tracking/lineage.py) name a commit or a DVC experiment
 ref and the md5 of every output. The rebuild checks that revision out in a temporary `git
 worktree` sharing this repository's DVC cache, restores the `.dvc`-tracked data, runs `dvc
 repro --force` against a throw-away MLflow store, and compares every recorded hash and
-metric. Exit 0 only when everything matches; 1 when something differs or the rebuild is refused.
+metric. Exit 0 only when everything matches; 4 when something differs; 1 when the rebuild is
+refused or fails.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import re
@@ -25,8 +25,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
+
 from mlpipeline import sandbox
+from mlpipeline.commands.console import EXIT_DIFFERS, EXIT_OK, command, params_option
 from mlpipeline.domain.errors import PipelineError
+from mlpipeline.files.params_yaml import load_params
 from mlpipeline.files.paths import ROOT, RUN_INFO
 from mlpipeline.tracking import git, lineage, store
 from mlpipeline.tracking import runs as tracking
@@ -351,28 +355,21 @@ def reproduce(text: str, allow_dirty: bool = False, keep: bool = False, root: Pa
     return all(check.matches for check in checks)
 
 
-def main(argv: list[str] | None = None) -> None:
-    from mlpipeline.runner import exit_on_user_error
-
-    parser = argparse.ArgumentParser(
-        prog="python -m mlpipeline.commands.reproduce",
-        description="Rebuild a model or run from its lineage and compare every output.",
-    )
-    parser.add_argument(
-        "target", help="models:/<name>@<alias>, models:/<name>/<version>, or a run id"
-    )
-    parser.add_argument(
-        "--allow-dirty",
-        action="store_true",
-        help="rebuild a run trained with uncommitted changes (cannot be trusted to match)",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary worktree")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[reproduce] %(levelname)s %(message)s")
-    with exit_on_user_error(log):
-        matches = reproduce(args.target, allow_dirty=args.allow_dirty, keep=args.keep)
-    sys.exit(0 if matches else 1)
-
-
-if __name__ == "__main__":
-    main()
+@command(
+    "reproduce",
+    help="Rebuild a model or run from its lineage and compare every output "
+    "bit for bit. Exit 0: everything matches; 4: something differs; 1: refused or failed.",
+)
+@click.argument("target", required=False)
+@click.option(
+    "--allow-dirty",
+    is_flag=True,
+    help="rebuild a run trained with uncommitted changes (cannot be trusted to match)",
+)
+@click.option("--keep", is_flag=True, help="keep the temporary worktree")
+@params_option
+def reproduce_command(target: str | None, allow_dirty: bool, keep: bool, params: Path) -> int:
+    """TARGET: models:/<name>@<alias>, models:/<name>/<version> or a run id (default: the
+    champion of params.yaml, models:/<mlflow.registered_model_name>@<mlflow.champion_alias>)."""
+    target = target or load_params(params).mlflow.champion_uri
+    return EXIT_OK if reproduce(target, allow_dirty=allow_dirty, keep=keep) else EXIT_DIFFERS

@@ -1,7 +1,7 @@
-"""`python -m mlpipeline.commands.score INPUT`: score a CSV or Parquet file with the champion.
+"""`mlpipeline model score INPUT`: score a CSV or Parquet file with the champion.
 
-python -m mlpipeline.commands.score data/new/batch.csv
-python -m mlpipeline.commands.score batch.parquet --model models:/iris_classifier/3
+mlpipeline model score data/new/batch.csv
+mlpipeline model score batch.parquet --model models:/iris_classifier/3
 
 The alias is resolved once, so a promotion during the scoring does not mix two models. The
 file is read in chunks (memory stays flat whatever its size); every row is judged by the
@@ -19,16 +19,16 @@ or the model refuses every row.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
+
+from mlpipeline.commands.console import EXIT_DRIFT, EXIT_OK, command, params_option
 from mlpipeline.domain.drift import BatchCounts, DriftReport, compare
 from mlpipeline.domain.drift_report import render_html, render_png
 from mlpipeline.domain.errors import PipelineError
@@ -46,7 +46,6 @@ from mlpipeline.domain.scoring import (
 from mlpipeline.files import chunked_tables, hashes, paths
 from mlpipeline.files.outputs import staged_outputs
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.runner import exit_on_user_error
 from mlpipeline.tracking import datasets, drift_reference, runs, scoring
 
 log = logging.getLogger("mlpipeline.score")
@@ -55,8 +54,6 @@ SCORES_DIR = paths.ROOT / "scores"
 CHUNK_ROWS = 100_000
 SUMMARY_FILE = "summary.json"
 DRIFT_FILES = ("drift.json", "drift.html", "drift.png")
-# Exit statuses: 1 is an error (nothing written); 3 is a finished scoring whose batch drifted.
-DRIFT_EXIT = 3
 
 
 @dataclass(frozen=True)
@@ -226,52 +223,54 @@ def _progress(total: int | None) -> Any:
     return tqdm(total=total, unit=" rows", unit_scale=True, desc="scoring", disable=None)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m mlpipeline.commands.score",
-        description="Score a CSV or Parquet file with a registered model: predictions and "
-        "rejects in one folder, written all-or-nothing, and a scoring run in MLflow.",
+@command(
+    "score",
+    help="Score a CSV or Parquet file with a registered model: predictions and "
+    "rejects in one folder, written all-or-nothing, and a scoring run in MLflow. Exit 3: "
+    "the batch drifted past params.yaml's monitor gate (its results are written).",
+)
+@click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "--model",
+    help="models:/<name>@<alias> or models:/<name>/<version> (default: the champion, "
+    "models:/<mlflow.registered_model_name>@<mlflow.champion_alias>)",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    help="folder for the results (default: scores/<input name>/)",
+)
+@click.option("--id-column", help="column carried into the results (default: id)")
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=1),
+    default=CHUNK_ROWS,
+    show_default=True,
+    help="rows per chunk",
+)
+@params_option
+def score_file(
+    input_file: Path,
+    model: str | None,
+    output: Path | None,
+    id_column: str | None,
+    chunk_rows: int,
+    params: Path,
+) -> int:
+    settings = load_params(params)
+    request = Request(
+        input=input_file,
+        model=model or settings.mlflow.champion_uri,
+        output=output or SCORES_DIR / input_file.stem,
+        id_column=id_column,
+        chunk_rows=chunk_rows,
     )
-    parser.add_argument("input", type=Path, help="a .csv or .parquet file of feature rows")
-    parser.add_argument(
-        "--model",
-        help="models:/<name>@<alias> or models:/<name>/<version> (default: the champion, "
-        "models:/<mlflow.registered_model_name>@<mlflow.champion_alias>)",
-    )
-    parser.add_argument(
-        "--output", type=Path, help="folder for the results (default: scores/<input name>/)"
-    )
-    parser.add_argument("--id-column", help="column carried into the results (default: id)")
-    parser.add_argument(
-        "--chunk-rows", type=int, default=CHUNK_ROWS, help="rows per chunk (default: %(default)s)"
-    )
-    parser.add_argument("--params", type=Path, default=paths.PARAMS, help="default: %(default)s")
-    args = parser.parse_args(argv)
-    if args.chunk_rows < 1:
-        parser.error("--chunk-rows must be at least 1")
-    logging.basicConfig(level=logging.INFO, format="[score] %(levelname)s %(message)s")
-    # Our own progress bar is the one to watch; MLflow's for a 5 kB download is noise.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    with exit_on_user_error(log):
-        params = load_params(args.params)
-        names = params.mlflow
-        request = Request(
-            input=args.input,
-            model=args.model or f"models:/{names.registered_model_name}@{names.champion_alias}",
-            output=args.output or SCORES_DIR / args.input.stem,
-            id_column=args.id_column,
-            chunk_rows=args.chunk_rows,
-        )
-        _, drift = score(request, params)
+    _, drift = score(request, settings)
     if drift is not None and drift.drifted:
-        if params.monitor.fail_on_drift:
+        if settings.monitor.fail_on_drift:
             log.error("drift gate: %s", drift.gate_line())
-            sys.exit(DRIFT_EXIT)
+            return EXIT_DRIFT
         log.warning("drift (monitor.fail_on_drift is false): %s", drift.gate_line())
     elif drift is not None:
         log.info("drift gate: %s", drift.gate_line())
-    sys.exit(0)
-
-
-if __name__ == "__main__":
-    main()
+    return EXIT_OK

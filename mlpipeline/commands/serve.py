@@ -1,7 +1,7 @@
-"""`python -m mlpipeline.commands.serve`: serve the champion over HTTP, behind a hardened edge.
+"""`mlpipeline model serve`: serve the champion over HTTP, behind a hardened edge.
 
-python -m mlpipeline.commands.serve --port 5001
-python -m mlpipeline.commands.serve --model-uri models:/iris_classifier/3 --workers 2
+mlpipeline model serve --port 5001
+mlpipeline model serve --model-uri models:/iris_classifier/3 --workers 2
 
 MLflow's own scoring app (`mlflow models serve`'s: /ping, /health, /version, /invocations,
 the same request formats and answers) run by uvicorn with `mlflow models serve`'s settings
@@ -15,17 +15,17 @@ start: the server logs the version it serves, and a later promotion takes a rest
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import tempfile
 from pathlib import Path
 
+import click
+
+from mlpipeline.commands.console import command, params_option
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.domain.serving_edge import DEFAULT_ALLOWED_HOSTS, DEFAULT_MAX_BODY_BYTES
-from mlpipeline.files import paths
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.runner import exit_on_user_error
 from mlpipeline.tracking import scoring, serving
 
 log = logging.getLogger("mlpipeline.serve")
@@ -58,59 +58,54 @@ def prepare(
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m mlpipeline.commands.serve",
-        description="Serve a registered model with MLflow's scoring app, behind an edge that "
-        "limits bodies and Host headers and answers errors in one line.",
-    )
-    parser.add_argument(
-        "--model-uri",
-        help="models:/<name>@<alias> or models:/<name>/<version> (default: the champion, "
-        "models:/<mlflow.registered_model_name>@<mlflow.champion_alias>)",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=5001, help="default: %(default)s")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        help="uvicorn workers, as `mlflow models serve -w` (default: MLFLOW_MODELS_WORKERS or 1)",
-    )
-    parser.add_argument(
-        "--max-body-bytes",
-        type=int,
-        help=f"larger bodies get a 413 (default: {serving.MAX_BODY_ENV} or "
-        f"{DEFAULT_MAX_BODY_BYTES})",
-    )
-    parser.add_argument(
-        "--allowed-hosts",
-        help=f"comma-separated Host names answered (default: {serving.ALLOWED_HOSTS_ENV} or "
-        f"{','.join(DEFAULT_ALLOWED_HOSTS)})",
-    )
-    parser.add_argument("--params", type=Path, default=paths.PARAMS, help="default: %(default)s")
-    args = parser.parse_args(argv)
-    workers = args.workers or os.environ.get("MLFLOW_MODELS_WORKERS") or "1"
-    if not str(workers).isdigit() or int(workers) < 1:
-        parser.error(f"--workers (or MLFLOW_MODELS_WORKERS) must be a whole number ≥ 1: {workers}")
-    logging.basicConfig(level=logging.INFO, format="[serve] %(levelname)s %(message)s")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+@command(
+    "serve",
+    help="Serve a registered model with MLflow's scoring app, behind an edge "
+    "that limits bodies and Host headers and answers errors in one line.",
+)
+@click.option(
+    "--model-uri",
+    help="models:/<name>@<alias> or models:/<name>/<version> (default: the champion, "
+    "models:/<mlflow.registered_model_name>@<mlflow.champion_alias>)",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="bind address")
+@click.option("--port", type=int, default=5001, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    envvar="MLFLOW_MODELS_WORKERS",
+    default=1,
+    help="uvicorn workers, as `mlflow models serve -w` (default: MLFLOW_MODELS_WORKERS or 1)",
+)
+@click.option(
+    "--max-body-bytes",
+    type=int,
+    help=f"larger bodies get a 413 (default: {serving.MAX_BODY_ENV} or {DEFAULT_MAX_BODY_BYTES})",
+)
+@click.option(
+    "--allowed-hosts",
+    help=f"comma-separated Host names answered (default: {serving.ALLOWED_HOSTS_ENV} or "
+    f"{','.join(DEFAULT_ALLOWED_HOSTS)})",
+)
+@params_option
+def serve(
+    model_uri: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    max_body_bytes: int | None,
+    allowed_hosts: str | None,
+    params: Path,
+) -> None:
     import uvicorn
 
     with tempfile.TemporaryDirectory(prefix="serve-") as folder:
-        with exit_on_user_error(log):
-            model_uri = args.model_uri
-            if model_uri is None:
-                names = load_params(args.params).mlflow
-                model_uri = f"models:/{names.registered_model_name}@{names.champion_alias}"
-            prepare(model_uri, Path(folder), args.max_body_bytes, args.allowed_hosts)
+        uri = model_uri or load_params(params).mlflow.champion_uri
+        prepare(uri, Path(folder), max_body_bytes, allowed_hosts)
         uvicorn.run(
             "mlpipeline.tracking.serving:app_from_env",
             factory=True,
-            host=args.host,
-            port=args.port,
-            workers=int(workers),
+            host=host,
+            port=port,
+            workers=workers,
         )
-
-
-if __name__ == "__main__":
-    main()

@@ -1,9 +1,9 @@
 """Accounts on the team's MLflow server (the basic-auth app of docker-compose.team.yml).
 
-    python -m mlpipeline.commands.team_users pipeline        # MLFLOW_TRACKING_USERNAME/_PASSWORD
-    python -m mlpipeline.commands.team_users reader alice    # may read runs and models only
-    python -m mlpipeline.commands.team_users releaser carol  # may also move the champion alias
-    python -m mlpipeline.commands.team_users pipeline bob    # a teammate who runs pipelines
+    mlpipeline team users pipeline        # MLFLOW_TRACKING_USERNAME/_PASSWORD
+    mlpipeline team users reader alice    # may read runs and models only
+    mlpipeline team users releaser carol  # may also move the champion alias
+    mlpipeline team users pipeline bob    # a teammate who runs pipelines
 
 Runs as the admin (MLFLOW_AUTH_ADMIN_USERNAME / MLFLOW_AUTH_ADMIN_PASSWORD) against
 MLFLOW_TRACKING_URI, through MLflow's own client of its auth app
@@ -26,16 +26,17 @@ command run again, as the admin.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import click
+
+from mlpipeline.commands.console import command
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.runner import exit_on_user_error
 from mlpipeline.tracking import access, runs
 
 if TYPE_CHECKING:
@@ -175,41 +176,32 @@ def set_account(uri: str, role: str, username: str, password: str) -> tuple[bool
     return created, changes
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Create or update one account on the team's MLflow server and grant its role."""
-    parser = argparse.ArgumentParser(
-        prog="python -m mlpipeline.commands.team_users", description=main.__doc__
-    )
-    parser.add_argument("role", choices=sorted(ROLE_PERMISSIONS))
-    parser.add_argument(
-        "username", nargs="?", help="the account (pipeline: MLFLOW_TRACKING_USERNAME)"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[team_users] %(levelname)s %(message)s")
-    with exit_on_user_error(log):
-        if args.role == "pipeline" and args.username in (None, os.environ.get(runs.USERNAME_ENV)):
-            # The pipeline's own account, as app, jupyter and serve log in.
-            username = _required_env(runs.USERNAME_ENV)
-            password, generated = _required_env(runs.PASSWORD_ENV), False
-        else:
-            # Anybody else (a teammate who runs pipelines too: ROLE=pipeline NAME=bob) gets a
-            # password of their own, never the pipeline's from .env.
-            if not args.username:
-                parser.error(f"{args.role} needs a username")
-            username = args.username
-            given = os.environ.get("TEAM_USER_PASSWORD")
-            password, generated = given or secrets.token_urlsafe(18), not given
-        uri = _required_env(runs.TRACKING_URI_ENV)
-        _as_admin(uri)
-        created, changes = set_account(uri, args.role, username, password)
-        log.info(
-            "%s %s %s: %s", "created" if created else "updated", args.role, username,
-            "; ".join(changes),
-        )  # fmt: skip
-        if generated:
-            # The admin hands this on; it is shown once and stored nowhere.
-            print(f"password for {username}: {password}")
-
-
-if __name__ == "__main__":
-    main()
+@command(
+    "team_users",
+    help="Create or update one account on the team's MLflow server and "
+    "grant its role (MLFLOW_TRACKING_URI, as the admin of MLFLOW_AUTH_ADMIN_PASSWORD).",
+)
+@click.argument("role", type=click.Choice(sorted(ROLE_PERMISSIONS)))
+@click.argument("username", required=False)
+def users(role: str, username: str | None) -> None:
+    if role == "pipeline" and username in (None, os.environ.get(runs.USERNAME_ENV)):
+        # The pipeline's own account, as app, jupyter and serve log in.
+        account = _required_env(runs.USERNAME_ENV)
+        password, generated = _required_env(runs.PASSWORD_ENV), False
+    else:
+        # Anybody else (a teammate who runs pipelines too: ROLE=pipeline NAME=bob) gets a
+        # password of their own, never the pipeline's from .env.
+        if not username:
+            raise click.UsageError(f"{role} needs a username")
+        account = username
+        given = os.environ.get("TEAM_USER_PASSWORD")
+        password, generated = given or secrets.token_urlsafe(18), not given
+    uri = _required_env(runs.TRACKING_URI_ENV)
+    _as_admin(uri)
+    created, changes = set_account(uri, role, account, password)
+    log.info(
+        "%s %s %s: %s", "created" if created else "updated", role, account, "; ".join(changes),
+    )  # fmt: skip
+    if generated:
+        # The admin hands this on; it is shown once and stored nowhere.
+        print(f"password for {account}: {password}")

@@ -1,6 +1,6 @@
 """A ZenML stack that runs every step in its own container: `make zenml-stack`.
 
-    python -m mlpipeline.commands.zenml_stack            # stack `docker`, then:
+    mlpipeline team zenml-stack            # stack `docker`, then:
     python -m zenml_pipeline --stack docker --image dvc-mlops-pipeline:latest
 
 What it sets up (docs/zenml.md, "Every step in its own container"):
@@ -24,7 +24,6 @@ components and stack in place.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import subprocess
@@ -33,9 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
+
 from mlpipeline.commands.buckets import endpoint_url, ensure_buckets
+from mlpipeline.commands.console import command
 from mlpipeline.domain.errors import PipelineError
-from mlpipeline.runner import exit_on_user_error
 
 if TYPE_CHECKING:
     from zenml.client import Client
@@ -194,33 +195,29 @@ def register_stack(settings: StackSettings) -> None:
         client.update_stack(name, component_updates=components)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Set up the ZenML server and the containerised stack (docs/zenml.md)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m mlpipeline.commands.zenml_stack", description=main.__doc__
-    )
-    parser.add_argument("--name", default=os.environ.get("ZENML_STACK", DEFAULT_STACK),
-                        help="stack name (default: $ZENML_STACK or %(default)s)")  # fmt: skip
-    parser.add_argument("--port", type=int, default=int(os.environ.get(
-        "ZENML_SERVER_PORT", DEFAULT_SERVER_PORT)), help="local ZenML server port")  # fmt: skip
-    args = parser.parse_args(argv)
-    # Our logger only, not propagated: ZenML puts its own handler on the root logger.
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("[zenml-stack] %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    with exit_on_user_error(log):
-        settings = settings_from_env(args.name)
-        created = ensure_buckets([settings.bucket], settings.s3_endpoint)
-        login_local(args.port)
-        register_stack(settings)
-        log.info(
-            "ZenML server http://127.0.0.1:%d; stack %s: local_docker, s3 %s%s, mlflow %s",
-            args.port, settings.name, settings.s3_path,
-            " (bucket created)" if created else "", settings.tracking_uri,
-        )  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()
+@command("zenml-stack", help="Set up the ZenML server and the containerised stack (docs/zenml.md).")
+@click.option(
+    "--name",
+    envvar="ZENML_STACK",
+    default=DEFAULT_STACK,
+    show_default=True,
+    help="stack name (default: $ZENML_STACK or docker)",
+)
+@click.option(
+    "--port",
+    envvar="ZENML_SERVER_PORT",
+    type=int,
+    default=DEFAULT_SERVER_PORT,
+    show_default=True,
+    help="local ZenML server port (or $ZENML_SERVER_PORT)",
+)
+def zenml_stack(name: str, port: int) -> None:
+    settings = settings_from_env(name)
+    created = ensure_buckets([settings.bucket], settings.s3_endpoint)
+    login_local(port)
+    register_stack(settings)
+    log.info(
+        "ZenML server http://127.0.0.1:%d; stack %s: local_docker, s3 %s%s, mlflow %s",
+        port, settings.name, settings.s3_path,
+        " (bucket created)" if created else "", settings.tracking_uri,
+    )  # fmt: skip

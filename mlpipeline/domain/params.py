@@ -129,6 +129,11 @@ class MlflowParams(_Section):
     registered_model_name: str = Field(min_length=1)
     champion_alias: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
+    @property
+    def champion_uri(self) -> str:
+        """The champion's model URI, what scoring, serving and reproducing default to."""
+        return f"models:/{self.registered_model_name}@{self.champion_alias}"
+
 
 class MonitorParams(_Section):
     """Batch scoring's drift gate (mlpipeline/domain/drift.py): a feature drifts when its PSI

@@ -12,7 +12,7 @@ from typing import Any
 
 from mlpipeline.domain.errors import PipelineError
 
-PROMOTE_COMMAND = "python -m mlpipeline.commands.registry promote"
+PROMOTE_COMMAND = "mlpipeline model promote"
 
 
 @dataclass(frozen=True)

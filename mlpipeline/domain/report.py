@@ -1,6 +1,6 @@
 """The comparison report's Markdown, pure: DVC's diffs and the save decision in, text out.
 
-`mlpipeline.commands.report` runs `dvc metrics diff` / `dvc params diff` (their `--json`
+`mlpipeline report report` runs `dvc metrics diff` / `dvc params diff` (their `--json`
 shapes: `{file: {key: {"old": .., "new": .., "diff": ..}}}`) and renders the charts; this
 module only turns those facts into Markdown.
 """

@@ -169,7 +169,7 @@ class ServingEdge:
         too_large = (
             f"the request body is over the limit of {self.limits.max_body_bytes} bytes "
             "(SERVE_MAX_BODY_BYTES); send fewer rows per request, or score a file with "
-            "`python -m mlpipeline.commands.score`"
+            "`mlpipeline model score`"
         )
         declared = headers.get(b"content-length", b"0").decode("latin-1").strip() or "0"
         if not declared.isdigit():

@@ -5,7 +5,7 @@ load with one line naming the server, the account and what it lacks, instead of 
 MLflow's raw `403 != 200`. It also stops an account from creating the experiment or the
 registered model itself: MLflow makes the creator of a resource its owner (MANAGE, which may
 delete every run), and the pipeline account must never own what it writes to. The admin
-creates both (`python -m mlpipeline.commands.team_users`, the compose `users` job).
+creates both (`mlpipeline team users`, the compose `users` job).
 Off the basic-auth app (the embedded store, a server without logins) it does nothing.
 """
 

@@ -3,7 +3,7 @@
 Every stage that writes into a training run records here, after its outputs are written:
 the git commit the code came from, whether the code, params or data it depends on differed
 from that commit (`git_dirty`), the DVC experiment and its git ref under `dvc exp run`, and
-the md5 of each output as DVC computes it (tags `md5.<path>`). `mlpipeline.commands.reproduce`
+the md5 of each output as DVC computes it (tags `md5.<path>`). `mlpipeline model reproduce`
 rebuilds from these and compares. mlflow and git are used only inside the functions.
 """
 

@@ -1,7 +1,7 @@
 """The model registry: register the deployable pipeline, move the alias, list the versions.
 
 The MLflow edge of the promotion rules in mlpipeline/domain/promotion.py; shared by the save
-stage, the ZenML save step and `python -m mlpipeline.commands.registry`. mlflow is imported
+stage, the ZenML save step and `mlpipeline model`. mlflow is imported
 only inside the functions.
 """
 

@@ -54,7 +54,7 @@ def resolve_model(requested: str) -> ResolvedModel:
     except MlflowException:
         raise TrackingError(
             f"no model version {requested} in the MLflow registry {runs.tracking_uri()}; "
-            "`python -m mlpipeline.commands.registry list` shows the versions"
+            "`mlpipeline model list` shows the versions"
         ) from None
     return ResolvedModel(
         requested,

@@ -1,6 +1,6 @@
 """MLflow's own scoring app for a downloaded model, behind the serving edge.
 
-`python -m mlpipeline.commands.serve` downloads the model once and runs uvicorn on
+`mlpipeline model serve` downloads the model once and runs uvicorn on
 `app_from_env`, a factory each worker process calls: the model's folder and the edge's
 limits travel to the workers in the environment variables below, as `mlflow models serve`
 passes its model path to its own workers.

@@ -38,7 +38,7 @@ def credentials(account: tuple[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """MLflow's basic-auth app as docker/mlflow-team-server.sh starts it, on SQLite; the two
-    accounts made by `mlpipeline.commands.team_users`."""
+    accounts made by `mlpipeline team users`."""
     folder = tmp_path_factory.mktemp("auth-server")
     settings = {
         "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{folder / 'mlflow.db'}",
@@ -53,7 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
             "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
         }
-        users = ["python", "-m", "mlpipeline.commands.team_users"]
+        users = ["python", "-m", "mlpipeline", "team", "users"]
         run([*users, "pipeline"], cwd=REPO, env=tool_env({**admin, **credentials(PIPELINE)}))
         run(
             [*users, "releaser", RELEASER[0]],
@@ -67,9 +67,7 @@ def registry(
     project: Path, url: str, account: tuple[str, str], *args: str, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     env = tool_env({"MLFLOW_TRACKING_URI": url, **credentials(account)})
-    return run(
-        ["python", "-m", "mlpipeline.commands.registry", *args], cwd=project, env=env, check=check
-    )
+    return run(["python", "-m", "mlpipeline", "model", *args], cwd=project, env=env, check=check)
 
 
 def history(project: Path, url: str, account: tuple[str, str]) -> dict:

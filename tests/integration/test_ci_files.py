@@ -114,7 +114,7 @@ def test_workflow_jobs(workflow: Path) -> None:
     assert "github.event.pull_request.head.repo.full_name == github.repository" in report["if"]
     assert report["permissions"]["pull-requests"] == "write"
     assert "bash .ci/pr-report" in runs["report"]
-    assert any("mlpipeline.commands.pr_comment" in command for command in runs["report"])
+    assert any(".venv/bin/mlpipeline report comment" in command for command in runs["report"])
     for job in jobs.values():
         checkout = job["steps"][0]
         assert checkout["uses"].startswith("actions/checkout@")

@@ -68,7 +68,7 @@ def test_a_scoring_run_logs_its_input(built_project: Path, tmp_path: Path) -> No
     env = tool_env({"MLFLOW_TRACKING_URI": f"sqlite:///{built_project / 'mlflow.db'}"})
     out = tmp_path / "out"
     run(
-        ["python", "-m", "mlpipeline.commands.score", source, "--output", out],
+        ["python", "-m", "mlpipeline", "model", "score", source, "--output", out],
         cwd=built_project,
         env=env,
     )

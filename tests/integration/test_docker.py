@@ -125,7 +125,7 @@ def test_serve_predicts_known_iris_rows(stack: Stack) -> None:
 
 
 def test_serve_answers_through_the_edge(stack: Stack) -> None:
-    """The service runs `python -m mlpipeline.commands.serve` (docs/scoring.md): FastAPI's
+    """The service runs `mlpipeline model serve` (docs/scoring.md): FastAPI's
     pages are gone, and a bad request gets one JSON line without the request's values."""
     status, body = http(f"{stack.serve_url}/docs")
     assert status == 404 and json.loads(body)["error_code"] == "ENDPOINT_NOT_FOUND"
@@ -335,7 +335,7 @@ def test_team_override_resolves_and_keeps_secrets_out_of_the_configuration(
         assert ":" in image and not image.endswith((":latest", ":16")), (name, image)
     # Buckets through the S3 API from the project's image, not with MinIO's client.
     assert services["buckets"]["image"] == services["app"]["image"]
-    assert services["buckets"]["command"][:3] == ["python", "-m", "mlpipeline.commands.buckets"]
+    assert services["buckets"]["command"][:5] == ["python", "-m", "mlpipeline", "team", "buckets"]
     assert services["mlflow"]["environment"]["TMPDIR"] == "/dev/shm"
     # The proxy is the one service published beyond loopback; BIND_ADDRESS widens MLflow's
     # plain port only, never serve (no login), Jupyter or the object store.

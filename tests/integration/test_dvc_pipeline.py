@@ -299,7 +299,7 @@ def test_temp_and_queued_experiments_share_the_store(baseline: Path) -> None:
     assert {v.run_id for v in versions} == {r.info.run_id for r in by_trees.values()}
     assert client.get_registered_model("iris_classifier").aliases == {}
     assert "not @champion: experiment" in temp.stderr
-    assert "python -m mlpipeline.commands.registry promote" in temp.stderr
+    assert "mlpipeline model promote" in temp.stderr
 
 
 def test_runs_land_on_a_real_mlflow_server(

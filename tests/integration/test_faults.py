@@ -49,7 +49,7 @@ SPECIES = ["setosa", "versicolor", "virginica"]
 
 def preflight(root: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`make run`'s check before `dvc repro`; it may fail."""
-    return run(["python", "-m", "mlpipeline.commands.preflight"], cwd=root, env=env, check=False)
+    return run(["python", "-m", "mlpipeline", "check", "preflight"], cwd=root, env=env, check=False)
 
 
 def one_error(proc: subprocess.CompletedProcess[str], prefix: str) -> str:
@@ -172,7 +172,7 @@ def test_deleted_artifacts_are_retrained_and_the_champion_loads(tracked: Path) -
     log = out.stdout + out.stderr
     assert "are gone from" in log and "retraining" in log
     assert load_and_predict(uri, f"models:/{MODEL}@champion") == SPECIES
-    listing = run(["python", "-m", "mlpipeline.commands.registry", "list"], cwd=tracked).stdout
+    listing = run(["python", "-m", "mlpipeline", "model", "list"], cwd=tracked).stdout
     rows = {line.split()[0]: line for line in listing.splitlines()[1:]}
     assert "FILES GONE" in rows[str(lost)]
     assert "FILES GONE" not in rows[str(int(lost) + 1)]
@@ -207,7 +207,7 @@ def test_a_champion_that_does_not_load_gives_way_to_the_current_model(tracked: P
     old = client.get_model_version_by_alias(MODEL, "champion")
     run(["dvc", "repro", "--force", "--single-item", "train"], cwd=tracked)
     run(["dvc", "repro"], cwd=tracked)
-    run(["python", "-m", "mlpipeline.commands.registry", "promote", old.version], cwd=tracked)
+    run(["python", "-m", "mlpipeline", "model", "promote", old.version], cwd=tracked)
     model_id = old.source.removeprefix("models:/")
     files = client.get_logged_model(model_id).artifact_location.removeprefix("file://")
     shutil.rmtree(Path(files).parent)
@@ -274,7 +274,7 @@ def test_a_run_whose_store_was_locked_ends_failed_at_the_next_command(tracked: P
     store = client_for(f"sqlite:///{db}")
     assert store.get_run(stuck).info.status == "RUNNING"  # the store could not take FAILED
 
-    listing = run(["python", "-m", "mlpipeline.commands.registry", "list"], cwd=tracked)
+    listing = run(["python", "-m", "mlpipeline", "model", "list"], cwd=tracked)
     assert f"MLflow run {stuck} was left RUNNING" in listing.stderr
     assert store.get_run(stuck).info.status == "FAILED"  # its stage failed: not KILLED
     assert not list((tracked / ".dvc/tmp/failed-runs").glob("*"))
@@ -298,7 +298,7 @@ def test_a_full_disk_leaves_no_running_run_and_no_unfinished_model(
     assert proc.returncode != 0
     assert snapshot(project, RUN_OUTPUTS) == before
     (folder / "filler").unlink()  # the disk has room again
-    settled = run(["python", "-m", "mlpipeline.commands.preflight"], cwd=project, env=env,
+    settled = run(["python", "-m", "mlpipeline", "check", "preflight"], cwd=project, env=env,
                   check=False)  # fmt: skip
     store = client_for(uri)
     experiment = store.get_experiment_by_name(EXPERIMENT).experiment_id
@@ -424,7 +424,7 @@ def test_a_server_that_goes_silent_mid_train_fails_it_within_30_s(
         assert snapshot(project, RUN_OUTPUTS) == before
 
     relay.silence.clear()  # the server answers again: the next command ends the run FAILED
-    listing = run(["python", "-m", "mlpipeline.commands.registry", "list"], cwd=project, env=env,
+    listing = run(["python", "-m", "mlpipeline", "model", "list"], cwd=project, env=env,
                   check=False)  # fmt: skip
     assert f"MLflow run {stuck} was left RUNNING" in listing.stderr, listing.stderr[-3000:]
     assert client_for(f"sqlite:///{db}").get_run(stuck).info.status == "FAILED", stderr[-3000:]

@@ -18,9 +18,7 @@ GOLDEN = Path(__file__).parent / "golden" / "model_card_structure.txt"
 
 def registry(project: Path, *args: str, check: bool = True):
     env = tool_env({"MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"})
-    return run(
-        ["python", "-m", "mlpipeline.commands.registry", *args], cwd=project, env=env, check=check
-    )
+    return run(["python", "-m", "mlpipeline", "model", *args], cwd=project, env=env, check=check)
 
 
 def test_the_card_holds_the_records_in_the_golden_structure(built_project: Path) -> None:

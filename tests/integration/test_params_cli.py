@@ -1,4 +1,4 @@
-"""`python -m mlpipeline.commands.params`: the params check that runs before DVC does."""
+"""`mlpipeline check params`: the params check that runs before DVC does."""
 
 from __future__ import annotations
 
@@ -10,11 +10,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlpipeline.commands.params import main
+from mlpipeline.commands.params import check_params
 from mlpipeline.files.params_yaml import load_params
 from tests.conftest import REPO, VENV_BIN, run, tool_env
 
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def main(argv: list[str]) -> int:
+    """`mlpipeline check params ARGV` in this process: its exit status."""
+    with pytest.raises(SystemExit) as exited:
+        check_params.main(argv, prog_name="mlpipeline check params")
+    return exited.value.code or 0
 
 
 def write_params(path: Path, **changes: object) -> Path:
@@ -83,12 +90,12 @@ def test_unreadable_params_exit_1(
     assert message in capsys.readouterr().err
 
 
-def test_runs_as_a_module(tmp_path: Path) -> None:
-    good = run(["python", "-m", "mlpipeline.commands.params"], cwd=REPO)
+def test_runs_as_a_command(tmp_path: Path) -> None:
+    good = run(["python", "-m", "mlpipeline", "check", "params"], cwd=REPO)
     assert yaml.safe_load(good.stdout) == load_params().model_dump(mode="json")
     bad = write_params(tmp_path / "params.yaml", train__bootstrap=1)
     proc = run(
-        ["python", "-m", "mlpipeline.commands.params", "--params", bad], cwd=REPO, check=False
+        ["python", "-m", "mlpipeline", "check", "params", "--params", bad], cwd=REPO, check=False
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [

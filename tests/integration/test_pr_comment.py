@@ -123,7 +123,9 @@ def post_report(forge: FakeForge, body: Path, token: str = TOKEN, check: bool = 
         [
             sys.executable,
             "-m",
-            "mlpipeline.commands.pr_comment",
+            "mlpipeline",
+            "report",
+            "comment",
             "--forge",
             forge.kind,
             "--api-url",

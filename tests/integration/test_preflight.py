@@ -74,12 +74,12 @@ def test_a_sqlite_uri_with_options_is_one_store_for_every_command(built_project:
     from tests.conftest import tool_env
 
     env = tool_env({"MLFLOW_TRACKING_URI": f"sqlite:///{built_project / 'mlflow.db'}?timeout=60"})
-    checked = run(["python", "-m", "mlpipeline.commands.preflight"], built_project, env)
+    checked = run(["python", "-m", "mlpipeline", "check", "preflight"], built_project, env)
     assert "retraining" not in checked.stderr, checked.stderr
-    listed = run(["python", "-m", "mlpipeline.commands.registry", "list"], built_project, env)
+    listed = run(["python", "-m", "mlpipeline", "model", "list"], built_project, env)
     assert re.search(r"^\d+\s+champion\s", listed.stdout, re.M), listed.stdout
     refused = run(
-        ["python", "-m", "mlpipeline.commands.reproduce", "models:/no_such_model@champion"],
+        ["python", "-m", "mlpipeline", "model", "reproduce", "models:/no_such_model@champion"],
         built_project,
         env,
         check=False,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from mlpipeline.commands import readme_dag
 from tests.conftest import REPO
+from tools import readme_dag
 
 README = (REPO / "README.md").read_text()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clone_built, decision, run, set_params, stages_run, tool_env
+from tests.conftest import VENV_BIN, clone_built, decision, run, set_params, stages_run, tool_env
 
 pytestmark = pytest.mark.integration
 
@@ -156,7 +156,7 @@ def test_a_score_on_another_test_split_does_not_take_the_alias(story: Story) -> 
     line = decision(story.other_split)
     assert "registered iris_classifier version 2; not @champion: score" in line
     assert "computed on other data (dataset or test split) than champion version 1's" in line
-    assert "python -m mlpipeline.commands.registry promote 2" in line
+    assert "mlpipeline model promote 2" in line
     assert story.aliases()["champion"] == "1"
 
 
@@ -179,12 +179,12 @@ def test_under_its_own_name_it_becomes_that_models_champion(table_story: TableSt
 
 
 def test_registry_command_lists_and_moves_the_alias_from_a_subfolder(story: Story) -> None:
-    """`python -m mlpipeline.commands.registry` finds the repository's store from notebooks/ too."""
+    """`mlpipeline model` finds the repository's store from notebooks/ too."""
     folder = story.root / "notebooks"
     env = tool_env({"PYTHONPATH": str(story.root)})
 
     def registry(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "mlpipeline.commands.registry", "--model", MODEL, *args]
+        command = [VENV_BIN / "mlpipeline", "model", *args, "--model", MODEL]
         return run(command, cwd=folder, env=env, check=check)
 
     listing = registry("list").stdout.splitlines()

@@ -41,7 +41,9 @@ def report(project: Path, out: Path, *args: str, offline: bool = False) -> str:
     command = [
         sys.executable,
         "-m",
-        "mlpipeline.commands.report",
+        "mlpipeline",
+        "report",
+        "report",
         "--base",
         "HEAD~1",
         "--rev",
@@ -124,7 +126,7 @@ def test_the_report_is_the_same_without_a_network(two_commits: Path, tmp_path: P
 def test_a_tracking_server_adds_links_to_both_runs(two_commits: Path, tmp_path: Path) -> None:
     server = "http://127.0.0.1:9"  # never contacted: the links come from mlflow_run.json
     out = tmp_path / "report"
-    command = [sys.executable, "-m", "mlpipeline.commands.report", "--base", "HEAD~1"]
+    command = [sys.executable, "-m", "mlpipeline", "report", "report", "--base", "HEAD~1"]
     run(
         [*command, "--rev", "HEAD", "-o", out],
         cwd=two_commits,
@@ -152,7 +154,9 @@ def test_a_base_that_does_not_exist_is_one_line(two_commits: Path, tmp_path: Pat
         [
             sys.executable,
             "-m",
-            "mlpipeline.commands.report",
+            "mlpipeline",
+            "report",
+            "report",
             "--base",
             "no-such-branch",
             "-o",
@@ -170,7 +174,10 @@ def test_make_plots_writes_a_page_that_loads_nothing_from_elsewhere(
     two_commits: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "plots"
-    run([sys.executable, "-m", "mlpipeline.commands.plots", "HEAD~1", "-o", out], cwd=two_commits)
+    run(
+        [sys.executable, "-m", "mlpipeline", "report", "plots", "HEAD~1", "-o", out],
+        cwd=two_commits,
+    )
     page = (out / "index.html").read_text()
     sources = re.findall(r'src="([^"]+)"', page)
     assert len(sources) == VEGA_CHARTS + 2 * PNG_FIGURES, sources

@@ -1,4 +1,4 @@
-"""Batch scoring with the registered champion: `python -m mlpipeline.commands.score` on CSV
+"""Batch scoring with the registered champion: `mlpipeline model score` on CSV
 and Parquet files of new rows, against the built project's real MLflow store."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def env_for(project: Path) -> dict[str, str]:
 
 def score(project: Path, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     return run(
-        ["python", "-m", "mlpipeline.commands.score", *args],
+        ["python", "-m", "mlpipeline", "model", "score", *args],
         cwd=project,
         env=env_for(project),
         check=check,

@@ -5,7 +5,7 @@ never a stack trace nor the request's rows.
 The server runs outside the repository (its own working directory, no PYTHONPATH), so the
 input guard must come with the model (`code_paths`) and be trusted by skops.
 
-Then the same app behind `python -m mlpipeline.commands.serve`'s edge (`test_edge_*`): every
+Then the same app behind `mlpipeline model serve`'s edge (`test_edge_*`): every
 error answer one JSON line without a trace, a server path or the request; bodies over the
 limit, foreign Host headers and FastAPI's pages refused.
 """
@@ -156,7 +156,7 @@ def test_bad_rows_get_a_400_naming_the_column(
     assert "Failed to predict data" not in body and "5.1" not in body
 
 
-# ----------------------------------------------------------- python -m mlpipeline.commands.serve
+# ----------------------------------------------------------- mlpipeline model serve
 
 
 Edge = tuple[str, Path]  # the server's base URL, its log
@@ -166,14 +166,14 @@ Edge = tuple[str, Path]  # the server's base URL, its log
 def edge(
     built_project: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Path]]:
-    """`python -m mlpipeline.commands.serve` on the champion, default limits; its URL, its log."""
+    """`mlpipeline model serve` on the champion, default limits; its URL, its log."""
     folder = tmp_path_factory.mktemp("edge")
     port = free_port()
     env = tool_env({"MLFLOW_TRACKING_URI": f"sqlite:///{built_project / 'mlflow.db'}"})
     for name in ("SERVE_MAX_BODY_BYTES", "SERVE_ALLOWED_HOSTS", "MLFLOW_MODELS_WORKERS"):
         env.pop(name, None)
     command = [
-        "python", "-m", "mlpipeline.commands.serve",
+        "mlpipeline", "model", "serve",
         "--params", str(built_project / "params.yaml"),
         "--port", str(port),
     ]  # fmt: skip
@@ -370,7 +370,7 @@ def test_serve_refuses_to_start_in_one_line(
     env = tool_env(
         {"MLFLOW_TRACKING_URI": f"sqlite:///{built_project / 'mlflow.db'}", **environment}
     )
-    command = ["python", "-m", "mlpipeline.commands.serve", "--port", str(free_port())]
+    command = ["python", "-m", "mlpipeline", "model", "serve", "--port", str(free_port())]
     params = ["--params", str(built_project / "params.yaml")]
     result = run([*command, *params, *arguments], cwd=tmp_path, env=env, check=False)
     assert result.returncode == 1, result.stderr

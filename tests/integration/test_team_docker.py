@@ -73,7 +73,7 @@ S3_KEYS = {
     "AWS_SECRET_ACCESS_KEY": SECRETS["MINIO_ROOT_PASSWORD"],
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-# Accounts made as docs/deploy.md says (`python -m mlpipeline.commands.team_users ROLE NAME`).
+# Accounts made as docs/deploy.md says (`mlpipeline team users ROLE NAME`).
 TEAMMATE = ("bob", "bob-pw-" + os.urandom(6).hex())
 READER = ("alice", "alice-pw-" + os.urandom(6).hex())
 
@@ -108,7 +108,7 @@ def make_account(stack: TeamStack, role: str, account: tuple[str, str]) -> None:
     """As the admin, from the host, in the project whose params.yaml names the experiment."""
     admin = {name: SECRETS[name] for name in SECRETS if name.startswith("MLFLOW_AUTH_ADMIN")}
     made = run(
-        [VENV_BIN / "python", "-m", "mlpipeline.commands.team_users", role, account[0]],
+        [VENV_BIN / "python", "-m", "mlpipeline", "team", "users", role, account[0]],
         cwd=stack.project,
         env=tool_env({"MLFLOW_TRACKING_URI": stack.mlflow_url, **admin,
                       "TEAM_USER_PASSWORD": account[1]}),

@@ -4,7 +4,7 @@ The same configuration as docker/docker-compose.team.yml, with the servers start
 free 127.0.0.1 ports: a real PostgreSQL (initdb / pg_ctl), moto's standalone S3 server in
 place of MinIO, and MLflow's basic-auth server started by docker/mlflow-team-server.sh (the
 compose service's command) with the backend store on PostgreSQL and artifacts on S3. The
-accounts come from `python -m mlpipeline.commands.team_users`; the pipeline runs as the
+accounts come from `mlpipeline team users`; the pipeline runs as the
 pipeline account, then its outputs go through `dvc push` / `dvc pull`.
 """
 
@@ -150,7 +150,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         # The compose `buckets` job's command; it runs on every `up`, so twice here.
         for _ in range(2):
             made = run(
-                [VENV_BIN / "python", "-m", "mlpipeline.commands.buckets", ARTIFACT_BUCKET,
+                [VENV_BIN / "python", "-m", "mlpipeline", "team", "buckets", ARTIFACT_BUCKET,
                  DVC_BUCKET],
                 cwd=REPO, env=tool_env({**S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": url}),
             )  # fmt: skip
@@ -185,7 +185,7 @@ def team_server(
         yield TeamServer(url, process, workdir)
 
 
-USERS = [VENV_BIN / "python", "-m", "mlpipeline.commands.team_users"]
+USERS = [VENV_BIN / "python", "-m", "mlpipeline", "team", "users"]
 
 
 def admin_env(url: str) -> dict[str, str]:
@@ -204,7 +204,7 @@ def team_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def team_mlflow(team_server: TeamServer, team_copy: Path) -> str:
-    """The server's URL, once `mlpipeline.commands.team_users` made the three accounts.
+    """The server's URL, once `mlpipeline team users` made the three accounts.
 
     It runs in the copy, as the compose `users` job runs in the mounted checkout, so the
     grants are on the names the copy's pipeline uses, whatever the user's own params say.

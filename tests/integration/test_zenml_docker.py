@@ -1,6 +1,6 @@
 """The ZenML pipeline with every step in its own container (docs/zenml.md).
 
-`python -m mlpipeline.commands.zenml_stack` sets up, on free 127.0.0.1 ports: a local ZenML
+`mlpipeline team zenml-stack` sets up, on free 127.0.0.1 ports: a local ZenML
 server (`zenml login --local`), the `local_docker` orchestrator running the project's image
 (docker/Dockerfile, tag DOCKER_TEST_IMAGE), an S3 artifact store on moto's S3 server and, as
 experiment tracker, MLflow's basic-auth server as the team runs it (SQLite backend here), as
@@ -94,7 +94,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     moto = [VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p", str(s3_port)]
     with ExitStack() as running:
         running.enter_context(serving(moto, f"{s3_url}/moto-api/", base / "moto.log", env, base))
-        run([VENV_BIN / "python", "-m", "mlpipeline.commands.buckets", "mlflow-artifacts"],
+        run([VENV_BIN / "python", "-m", "mlpipeline", "team", "buckets", "mlflow-artifacts"],
             REPO, {**env, **s3})  # fmt: skip
         mlflow_url, _ = running.enter_context(team_server_in(base, {
             **env, **s3, **ADMIN,
@@ -103,12 +103,12 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         }, "--serve-artifacts"))  # fmt: skip
         running.callback(_remove_what_zenml_started, root, env, zenml_port)
         team = {**env, **ADMIN, **PIPELINE, "MLFLOW_TRACKING_URI": mlflow_url}
-        run([VENV_BIN / "python", "-m", "mlpipeline.commands.team_users", "pipeline"], root, team)
+        run([VENV_BIN / "python", "-m", "mlpipeline", "team", "users", "pipeline"], root, team)
         # What `make zenml-stack` reads; the secrets reach ZenML's secret store only.
         stack_env = {**env, **s3, **PIPELINE, "MLFLOW_TRACKING_URI": mlflow_url,
                      "ZENML_S3_PATH": S3_PATH, "ZENML_STACK": STACK,
                      "ZENML_SERVER_PORT": str(zenml_port)}  # fmt: skip
-        command = [VENV_BIN / "python", "-m", "mlpipeline.commands.zenml_stack"]
+        command = [VENV_BIN / "python", "-m", "mlpipeline", "team", "zenml-stack"]
         for _ in range(2):  # idempotent: the second run updates in place
             made = run(command, root, stack_env, timeout=600)
         assert f"stack {STACK}: local_docker, s3 {S3_PATH}" in made.stderr

@@ -76,3 +76,37 @@ def test_every_python_module_the_docs_run_exists(page: Path) -> None:
         and not (REPO / Path(*m.split(".")) / "__main__.py").is_file()
     ]
     assert not missing, f"{page.name} runs modules that do not exist: {sorted(missing)}"
+
+
+# `mlpipeline <group> <command> [--option ...]` as README, docs/, the Makefile and the CI files
+# write it, up to a comment or the end of a code span.
+COMMAND_LINE = re.compile(r"(?<![\w/.-])mlpipeline ([a-z-]+) ([a-z-]+)([^`#\n|]*)")
+COMMAND_SOURCES = [
+    *PAGES,
+    REPO / "Makefile",
+    REPO / ".gitlab-ci.yml",
+    *sorted((REPO / ".github" / "workflows").glob("*.yml")),
+    *sorted((REPO / ".forgejo" / "workflows").glob("*.yml")),
+]
+
+
+@pytest.mark.parametrize("page", COMMAND_SOURCES, ids=lambda page: page.name)
+def test_every_command_line_the_docs_give_exists(page: Path) -> None:
+    """Each `mlpipeline GROUP COMMAND --option` names a command and options it has."""
+    from mlpipeline.cli import COMMANDS, main
+
+    text = page.read_text()
+    assert "mlpipeline.commands." not in text, f"{page.name} names a module, not the command"
+    wrong = []
+    for group, name, rest in COMMAND_LINE.findall(text):
+        if group not in COMMANDS or name not in COMMANDS[group][1]:
+            wrong.append(f"mlpipeline {group} {name}")
+            continue
+        command = main.commands[group].get_command(None, name)  # type: ignore[attr-defined]
+        options = {option for param in command.params for option in param.opts}
+        wrong += [
+            f"mlpipeline {group} {name} {option}"
+            for option in re.findall(r"(?<!\S)(--?[a-z][a-z-]*)", rest)
+            if option not in {*options, "--help", "-h"}
+        ]
+    assert not wrong, f"{page.name} gives commands or options that do not exist: {wrong}"

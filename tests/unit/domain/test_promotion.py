@@ -98,7 +98,7 @@ TABLE_INPUTS = [("a", "double"), ("b", "double")]
             False,
             "computed on other data (dataset or test split) than champion version 1's, so the "
             "two are not comparable; to serve it anyway, "
-            "`python -m mlpipeline.commands.registry promote 2`",
+            "`mlpipeline model promote 2`",
         ),
         (
             Candidate("2", 0.99, IRIS_INPUTS, None),
@@ -137,7 +137,7 @@ TABLE_INPUTS = [("a", "double"), ("b", "double")]
             False,
             "experiment sappy-tuna ran outside the workspace (--temp or queue) and "
             "save.experiments_compete is false; to serve it, `dvc exp apply sappy-tuna` and "
-            "`python -m mlpipeline.commands.registry promote 2`",
+            "`mlpipeline model promote 2`",
         ),
         (
             Candidate("2", 0.99, IRIS_INPUTS, IRIS_DATA, temp_experiment="sappy-tuna"),

@@ -12,8 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlpipeline.files.paths import ROOT
-
+ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 BLOCK = re.compile(r"(<!-- dag:start.*?-->\n)(.*?)(<!-- dag:end -->)", re.S)
 COMMAND = "make readme-dag"
