@@ -1,7 +1,7 @@
 """`mlpipeline`: the project's one command line, its commands grouped by who uses them.
 
     mlpipeline model list|promote|rollback|history|card|score|serve|reproduce
-    mlpipeline report plots|report|comment
+    mlpipeline report plots|report|exps|comment
     mlpipeline team users|buckets|zenml-stack
     mlpipeline check preflight|params
 
@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         {
             "plots": ("plots:plots", "Render the dvc plots charts offline (SVG, PNG, HTML)."),
             "report": ("report:report", "Markdown report: the workspace against a base revision."),
+            "exps": ("exps:exps", "Experiments: headline metrics and the params that differ."),
             "comment": ("pr_comment:comment", "Post or update the report on a pull request."),
         },
     ),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlpipeline.domain.dataset import TARGET
+from mlpipeline.domain.metric_names import HEADLINE_METRICS
 from mlpipeline.domain.params import EvaluateParams
 
 if TYPE_CHECKING:
@@ -78,11 +79,9 @@ def evaluate_model(model: Any, test: pd.DataFrame, params: EvaluateParams) -> Ev
     avg_p, avg_r, avg_f1, _ = skm.precision_recall_fscore_support(
         labels, predicted, average=params.average, zero_division=0
     )
+    headline = (skm.accuracy_score(labels, predicted), avg_p, avg_r, avg_f1)
     metrics = {
-        "accuracy": float(skm.accuracy_score(labels, predicted)),
-        "precision": float(avg_p),
-        "recall": float(avg_r),
-        "f1_score": float(avg_f1),
+        **{name: float(value) for name, value in zip(HEADLINE_METRICS, headline, strict=True)},
         "average": params.average,
         "per_class": per_class,
     }

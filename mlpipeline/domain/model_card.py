@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1_score")
+from mlpipeline.domain.metric_names import HEADLINE_METRICS
+
 PER_CLASS_METRICS = ("precision", "recall", "f1", "roc_auc", "average_precision", "support")
 PER_CLASS_PREFIX = "per_class."
 DATA_TAG_PREFIX = "md5.data/"

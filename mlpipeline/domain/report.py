@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mlpipeline.domain.metric_names import HEADLINE_METRICS
+
 # What pr_comment looks for to update its own comment instead of adding one.
 MARKER = "<!-- mlpipeline-report -->"
-HEADLINE = ("accuracy", "precision", "recall", "f1_score")
 MISSING = "—"
 
 Diff = Mapping[str, Mapping[str, Mapping[str, Any]]]
@@ -81,8 +82,8 @@ def metrics_section(diff: Diff, base: str, rev: str) -> str:
     if not rows:
         return f"No metrics in {base} or {rev}."
     header = ("file", "metric", base, rev, "change")
-    headline = [row for row in rows if row[1] in HEADLINE]
-    others = [row for row in rows if row[1] not in HEADLINE]
+    headline = [row for row in rows if row[1] in HEADLINE_METRICS]
+    others = [row for row in rows if row[1] not in HEADLINE_METRICS]
     text = markdown_table(header, headline or others)
     if headline and others:
         text += (
