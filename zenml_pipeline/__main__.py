@@ -16,7 +16,8 @@ from mlpipeline.domain.errors import DataError, PipelineError
 from mlpipeline.domain.params import Params
 from mlpipeline.files import paths
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.runner import exit_on_user_error, exit_without_final_collection, failure_message
+from mlpipeline.runner import exit_on_user_error, exit_without_final_collection
+from mlpipeline.tracking.failures import explain
 
 log = logging.getLogger("zenml_pipeline")
 
@@ -212,7 +213,7 @@ class _NoTracebackForReportedErrors(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if error is not None and (
-            isinstance(error, PipelineError) or failure_message(error, "") is not None
+            isinstance(error, PipelineError) or explain(error, "") is not None
         ):
             record.exc_info = None
             record.exc_text = None

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mlpipeline.commands.console import command
-from mlpipeline.domain.errors import TrackingError
+from mlpipeline.domain.errors import AuthenticationError, TrackingError
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.tracking import access, runs
 
@@ -145,8 +145,8 @@ def _as_admin(uri: str) -> None:
         os.environ.setdefault(name, value)
     try:
         runs.check_reachable(uri)
-    except TrackingError as exc:
-        if "authentication" in str(exc):
+    except AuthenticationError as exc:
+        if exc.status in (401, 403):  # a 429 (turned away) says what to do itself
             raise TrackingError(
                 f"MLflow server {uri} refused the admin's authentication: check "
                 "MLFLOW_AUTH_ADMIN_USERNAME / MLFLOW_AUTH_ADMIN_PASSWORD"

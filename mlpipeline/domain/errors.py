@@ -15,3 +15,13 @@ class DataError(PipelineError):
 
 class TrackingError(PipelineError):
     """The MLflow tracking store cannot be reached or does not hold what we expect."""
+
+
+class AuthenticationError(TrackingError):
+    """A tracking server refused the login (HTTP 401, 403 before any work) or turned this
+    address away (HTTP 429, after failed logins): the message names the account, never the
+    password."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status: 401, 403 or 429

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.domain.model_card import CardRecord, data_md5_from_tags, render_card
 from mlpipeline.tracking import drift_reference
+from mlpipeline.tracking.failures import cause
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -99,5 +100,5 @@ def read_card(client: MlflowClient, model_name: str, version: str) -> str:
         return mlflow.artifacts.load_text(f"runs:/{registered.run_id}/{path}")
     except (MlflowException, OSError) as exc:
         raise TrackingError(
-            f"the card of {model_name} version {version} cannot be read: {exc}"
+            f"the card of {model_name} version {version} cannot be read: {cause(exc)}"
         ) from None

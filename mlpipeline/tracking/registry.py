@@ -25,6 +25,7 @@ from mlpipeline.domain.promotion import (
 from mlpipeline.files import paths
 from mlpipeline.tracking import history, model_cards, servable, store
 from mlpipeline.tracking import runs as tracking
+from mlpipeline.tracking.failures import cause, no_alias
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -76,8 +77,10 @@ def _champion(client: MlflowClient, model_name: str, alias: str, metric: str) ->
 
     try:
         holder = client.get_model_version_by_alias(model_name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if no_alias(exc):
+            return None
+        raise  # a store that did not answer is not "no champion"
     held = holder.tags.get(metric)
     run = client.get_run(holder.run_id) if holder.run_id else None
     if held is None and run is not None:
@@ -91,7 +94,7 @@ def _champion(client: MlflowClient, model_name: str, alias: str, metric: str) ->
             model_name,
             alias,
             holder.version,
-            exc,
+            cause(exc),
         )
         return Champion(str(holder.version), None, (), None, loadable=False)
     return Champion(
@@ -186,7 +189,7 @@ def _logged_signature(model_uri: str, run_id: str) -> Any:
     except (MlflowException, OSError) as exc:
         raise TrackingError(
             f"the model {model_uri} logged by MLflow run {run_id} cannot be read from the "
-            f"tracking store {mlflow.get_tracking_uri()} ({exc}); retrain with "
+            f"tracking store {mlflow.get_tracking_uri()} ({cause(exc)}); retrain with "
             "`dvc repro --force train`"
         ) from None
 

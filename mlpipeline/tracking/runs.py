@@ -18,9 +18,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlpipeline.domain.errors import TrackingError
+from mlpipeline.domain.errors import AuthenticationError, TrackingError
 from mlpipeline.files.paths import ROOT
 from mlpipeline.tracking import store
+from mlpipeline.tracking.failures import cause, is_not_found, store_failed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,9 +91,9 @@ def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
                 response.read()
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
-            raise TrackingError(_authentication_failure(uri, exc.code)) from None
+            raise AuthenticationError(_authentication_failure(uri, exc.code), exc.code) from None
         if exc.code == 429:
-            raise TrackingError(_turned_away(uri, exc)) from None
+            raise AuthenticationError(_turned_away(uri, exc), exc.code) from None
         raise TrackingError(_unreachable(uri, f"HTTP {exc.code} {exc.reason}")) from None
     except (urllib.error.URLError, OSError) as exc:
         raise TrackingError(_unreachable(uri, getattr(exc, "reason", exc))) from None
@@ -180,7 +181,7 @@ def configure(experiment_name: str) -> str:
             experiment = mlflow.set_experiment(experiment_name)
         store.reap_dead_runs(experiment.experiment_id)
     except MlflowException as exc:
-        if type(exc.__cause__).__module__.startswith("sqlalchemy") or store_failed(exc):
+        if store_failed(exc):
             raise  # a database or server error: the stage's edge reports its cause in one line
         raise TrackingError(f"MLflow store {uri}: {exc.message}") from None
     return uri
@@ -211,7 +212,9 @@ def mlflow_run(run_id: str | None = None, **start_kwargs: Any) -> Iterator[Run]:
     if run_id is not None:
         try:
             mlflow.get_run(run_id)
-        except MlflowException:
+        except MlflowException as exc:
+            if not is_not_found(exc):
+                raise  # a store that failed to answer: the edge names the call and the cause
             raise TrackingError(
                 f"MLflow run {run_id} is not in the tracking store {mlflow.get_tracking_uri()}; "
                 "the model was trained against another store. Retrain there with "
@@ -253,32 +256,14 @@ def _end_failed(run: Run, failure: BaseException) -> None:
             mlflow.end_run("FAILED")
     except Exception as exc:  # the store fails too: the marker tells the next opener
         marker = store.mark_failed(run_id)
-        log.info("MLflow run %s stays RUNNING for now (%s); noted in %s", run_id, exc, marker)
+        log.info(
+            "MLflow run %s stays RUNNING for now (%s); noted in %s", run_id, cause(exc), marker
+        )
         return
     try:
         store.discard_pending_models(MlflowClient(), run.info.experiment_id, run_id)
     except Exception as exc:  # the run is ended: not ours to fail over it
-        log.info("the models MLflow run %s left unfinished stay PENDING (%s)", run_id, exc)
-
-
-def store_failed(exc: BaseException) -> bool:
-    """Whether `exc` (or what it wraps) is the store failing: a database or a server error."""
-    import sqlite3
-
-    import requests
-
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, sqlite3.Error | requests.RequestException):
-            return True
-        if isinstance(getattr(current, "orig", None), sqlite3.Error):
-            return True
-        if type(current).__module__.startswith("mlflow") and "API request to" in str(current):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+        log.info("the models MLflow run %s left unfinished stay PENDING (%s)", run_id, cause(exc))
 
 
 @contextlib.contextmanager

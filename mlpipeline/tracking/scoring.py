@@ -6,12 +6,14 @@ mlflow is imported only inside the functions.
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.tracking import runs
+from mlpipeline.tracking.failures import cause, no_alias
 
 # models:/<name>@<alias> or models:/<name>/<version>
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
@@ -51,7 +53,9 @@ def resolve_model(requested: str) -> ResolvedModel:
             version = client.get_model_version_by_alias(name, match["alias"])
         else:
             version = client.get_model_version(name, match["version"])
-    except MlflowException:
+    except MlflowException as exc:
+        if not no_alias(exc):
+            raise  # the store did not answer: the edge says so, naming the call
         raise TrackingError(
             f"no model version {requested} in the MLflow registry {runs.tracking_uri()}; "
             "`mlpipeline model list` shows the versions"
@@ -71,9 +75,14 @@ def load_pipeline(model: ResolvedModel) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:
-        pipeline = mlflow.sklearn.load_model(model.load_uri)
+        # From a temporary copy: MLflow writes into the folder it loads a models:/ URI from,
+        # which for a local store is the store itself (read-only on a serving host).
+        with tempfile.TemporaryDirectory(prefix="mlpipeline-model-") as folder:
+            pipeline = mlflow.sklearn.load_model(model.load_uri, dst_path=folder)
     except (MlflowException, OSError) as exc:
-        raise TrackingError(f"the model {model.describe()} cannot be loaded: {exc}") from None
+        raise TrackingError(
+            f"the model {model.describe()} cannot be loaded: {cause(exc)}"
+        ) from None
     if not hasattr(pipeline, "named_steps") or "guard" not in pipeline.named_steps:
         raise TrackingError(
             f"the model {model.describe()} is not this project's pipeline (input guard, "

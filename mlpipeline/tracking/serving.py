@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.domain.serving_edge import DEFAULT_ALLOWED_HOSTS, EdgeLimits, ServingEdge
+from mlpipeline.tracking.failures import cause
 from mlpipeline.tracking.scoring import ResolvedModel
 
 MODEL_PATH_ENV = "MLPIPELINE_SERVE_MODEL_PATH"
@@ -30,7 +31,9 @@ def download_model(model: ResolvedModel, dest: Path) -> Path:
     try:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model.load_uri, dst_path=dest))
     except (MlflowException, OSError) as exc:
-        raise TrackingError(f"the model {model.describe()} cannot be downloaded: {exc}") from None
+        raise TrackingError(
+            f"the model {model.describe()} cannot be downloaded: {cause(exc)}"
+        ) from None
 
 
 def scoring_app(model_path: str, limits: EdgeLimits) -> ServingEdge:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import errno
 import http.server
 import socket
-import sqlite3
 import ssl
 import subprocess
 import sys
@@ -19,7 +17,6 @@ import pytest
 
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.files.paths import ROOT, workspace_root
-from mlpipeline.runner import failure_message
 from mlpipeline.tracking import store
 from mlpipeline.tracking.runs import HEALTH_TIMEOUT_S, check_reachable, flatten, tracking_uri
 
@@ -131,45 +128,6 @@ def test_a_process_is_gone_when_its_pid_is_gone_or_reused() -> None:
     assert store.process_is_gone(me | {store.PID_TAG: str(child.pid)})
 
 
-def _raised_from(cause: BaseException) -> BaseException:
-    try:
-        try:
-            raise cause
-        except BaseException as inner:
-            raise RuntimeError("wrapped, as MLflow and SQLAlchemy do") from inner
-    except RuntimeError as outer:
-        return outer
-
-
-@pytest.mark.parametrize(
-    ("error", "message"),
-    [
-        (
-            sqlite3.OperationalError("database is locked"),
-            "MLflow store S: database is locked (another process holds a write lock",
-        ),
-        (sqlite3.DatabaseError("file is not a database"), "S: file is not a database (corrupt?"),
-        (
-            OSError(errno.ENOSPC, "No space left on device", "/data/m.db"),
-            "cannot write /data/m.db: the disk is full",
-        ),
-        (OSError(errno.EROFS, "Read-only file system"), "S: the file system is read-only"),
-    ],
-)
-def test_store_and_disk_failures_become_one_line(error: Exception, message: str) -> None:
-    for raised in (error, _raised_from(error)):
-        line = failure_message(raised, "MLflow store S")
-        assert line is not None and message in line
-        assert "\n" not in line
-
-
-@pytest.mark.parametrize(
-    "error", [ValueError("a bug"), OSError(errno.ENOENT, "No such file"), KeyError("run_id")]
-)
-def test_other_errors_keep_their_traceback(error: Exception) -> None:
-    assert failure_message(_raised_from(error), "MLflow store S") is None
-
-
 @pytest.fixture
 def closed_port() -> int:
     """A 127.0.0.1 port nobody listens on (bound, then released)."""
@@ -215,33 +173,6 @@ def test_importing_the_stages_is_free_of_side_effects(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    ("error", "text", "cause"),
-    [
-        ("ReadTimeout", "Read timed out. (read timeout=10)", "stopped answering"),
-        # Without retries urllib3 reports a read timeout as a connection error.
-        ("ConnectionError", "Max retries exceeded (Read timed out.)", "stopped answering"),
-        ("ConnectionError", "[Errno 111] Connection refused", "refused or dropped"),
-    ],
-)
-def test_a_server_that_fails_mid_call_is_one_line_naming_the_call(
-    error: str, text: str, cause: str
-) -> None:
-    import requests
-
-    from mlpipeline.tracking.runs import store_failed
-
-    url = "http://10.0.0.5:5000/api/2.0/mlflow/runs/log-batch"
-    request = requests.Request("POST", url).prepare()
-    failure = _raised_from(getattr(requests, error)(text, request=request))
-    message = failure_message(failure, "MLflow store http://10.0.0.5:5000")
-    assert message is not None and "\n" not in message
-    assert message.startswith(f"MLflow store http://10.0.0.5:5000: the server {cause}")
-    assert "POST runs/log-batch" in message
-    assert store_failed(failure)
-    assert not store_failed(_raised_from(ValueError("a bug")))
 
 
 @pytest.fixture
