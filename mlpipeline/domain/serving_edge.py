@@ -11,6 +11,9 @@ whole, the parsed rows twice) or carry a Python stack trace with the server's pa
 - refuses a Host header not in `allowed_hosts` with 400 (DNS rebinding: a browser page
   served by another name must not reach the model through the user's loopback);
 - answers 404 for any path but /ping, /health, /version and /invocations;
+- refuses a POST to /invocations without a Content-Type with 415 (MLflow's app fails on it
+  with a 500), and a JSON body nested deeper than `MAX_JSON_DEPTH` with 400, before MLflow's
+  parser recurses into it (a RecursionError, a 500);
 - rewrites every 4xx/5xx body to one JSON line `{"error_code": ..., "message": ...}`:
   the first line of MLflow's message, without the rows it echoes, capped in length, so it
   names at most the first offending value (`error_message`).
@@ -38,6 +41,9 @@ SERVED_PATHS = frozenset({"/ping", "/health", "/version", "/invocations"})
 DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "::1", "serve")
 # Iris rows are ~40 bytes as JSON: 1 MiB is ~25k rows a request; files go to the batch scorer.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# Deepest JSON nesting let through: a request in any of MLflow's formats is 2-4 levels deep
+# (a tensor input one more per dimension); Python's parser recurses once a level.
+MAX_JSON_DEPTH = 64
 # A message longer than this is cut: room for one offending value, never for the rows.
 MAX_MESSAGE_CHARS = 300
 
@@ -87,6 +93,47 @@ def host_name(header: str) -> str:
     if header.startswith("["):
         return header[1:].split("]", 1)[0]
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def json_depth(body: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest (0 for a scalar), without parsing
+    it: brackets inside strings do not count."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b'""', body)):
+        if bracket in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def body_problem(
+    method: str, path: str, content_type: str | None, body: bytes
+) -> tuple[int, str, str] | None:
+    """(status, error code, message) for a request MLflow's app would answer with a 500;
+    None for one it answers itself."""
+    if method != "POST" or path != "/invocations":
+        return None
+    if not content_type:
+        return (
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "the request has no Content-Type header; send application/json or text/csv",
+        )
+    json_body = content_type.split(";", 1)[0].strip().lower() == "application/json"
+    if json_body and json_depth(body) > MAX_JSON_DEPTH:
+        return (
+            400,
+            "BAD_REQUEST",
+            f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels; a request in any of "
+            "the scoring formats is a few levels deep",
+        )
+    return None
 
 
 def error_message(text: str) -> str:
@@ -189,6 +236,16 @@ class ServingEdge:
                 return
             if not message.get("more_body", False):
                 break
+        content_type = headers.get(b"content-type")
+        problem = body_problem(
+            scope.get("method", ""),
+            scope["path"],
+            content_type.decode("latin-1") if content_type is not None else None,
+            bytes(body),
+        )
+        if problem is not None:
+            await _answer(send, *problem)
+            return
         await self.app(scope, _replay(bytes(body), receive), _ErrorRewriter(send))
 
 

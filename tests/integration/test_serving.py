@@ -332,6 +332,30 @@ def test_edge_refuses_a_chunked_body_past_the_limit(edge: Edge) -> None:
     assert_one_line_error(body)
 
 
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "code"),
+    [
+        (b"", b'{"inputs": [[5.1, 3.5, 1.4, 0.2]]}', "415", "UNSUPPORTED_MEDIA_TYPE"),
+        (b"Content-Type: application/json\r\n", b"[" * 50_000 + b"]" * 50_000, "400",
+         "BAD_REQUEST"),
+    ],
+    ids=["no-content-type", "nested-50k-deep"],
+)  # fmt: skip
+def test_edge_refuses_what_mlflow_answers_with_a_500(
+    edge: Edge, headers: bytes, body: bytes, status: str, code: str
+) -> None:
+    """MLflow's app fails with AttributeError (no Content-Type) and RecursionError (deep
+    JSON): the edge answers first (issue 30, item 18)."""
+    line, answer = raw_post(edge[0], headers + b"Content-Length: %d\r\n" % len(body), [body])
+    assert line.startswith(f"HTTP/1.1 {status}"), (line, answer)
+    assert assert_one_line_error(answer)["error_code"] == code
+    ok = split("[[5.1, 3.5, 1.4, 0.2]]").encode()  # and the server still answers
+    line, _ = raw_post(
+        edge[0], b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(ok), [ok]
+    )
+    assert line.startswith("HTTP/1.1 200"), line
+
+
 def test_edge_answers_only_its_hosts_and_endpoints(edge: Edge) -> None:
     url = edge[0]
     status, body = get(url + "/ping", host="attacker.example:5001")

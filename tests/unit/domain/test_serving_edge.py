@@ -8,11 +8,15 @@ import json
 import pytest
 
 from mlpipeline.domain.serving_edge import (
+    MAX_JSON_DEPTH,
     MAX_MESSAGE_CHARS,
     EdgeLimits,
+    ServingEdge,
+    body_problem,
     error_answer,
     error_message,
     host_name,
+    json_depth,
 )
 
 
@@ -96,3 +100,59 @@ def test_host_name(header: str, name: str) -> None:
 def test_limits_refuse_unusable_settings(max_body: int, hosts: list[str], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         EdgeLimits.parse(max_body, hosts)
+
+
+@pytest.mark.parametrize(
+    ("body", "depth"),
+    [
+        (b"5", 0),
+        (b'{"inputs": [[5.1, 3.5], [1.4, 0.2]]}', 3),
+        (b'{"a": "[[[[{{{{"}', 1),  # brackets in strings do not count
+        (b'["\\"[", "]"]', 1),  # nor after an escaped quote
+        (b"[" * 50_000 + b"]" * 50_000, 50_000),
+    ],
+)
+def test_json_depth(body: bytes, depth: int) -> None:
+    assert json_depth(body) == depth
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type", "body", "status"),
+    [
+        ("POST", "/invocations", None, b"{}", 415),
+        ("POST", "/invocations", "", b"{}", 415),
+        ("POST", "/invocations", "application/json", b"[" * (MAX_JSON_DEPTH + 1), 400),
+        ("POST", "/invocations", "application/json; charset=utf-8", b"[" * 50_000, 400),
+        ("POST", "/invocations", "application/json", b"[" * MAX_JSON_DEPTH, None),
+        ("POST", "/invocations", "text/csv", b"[" * 50_000, None),  # MLflow's CSV reader
+        ("GET", "/ping", None, b"", None),
+    ],
+)
+def test_body_problem(
+    method: str, path: str, content_type: str | None, body: bytes, status: int | None
+) -> None:
+    problem = body_problem(method, path, content_type, body)
+    assert (problem[0] if problem else None) == status
+
+
+def test_the_edge_answers_before_the_app_sees_the_request() -> None:
+    import asyncio
+
+    async def failing_app(scope, receive, send) -> None:
+        raise AssertionError("the app must not see this request")
+
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b'{"inputs": [[1]]}', "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "POST", "path": "/invocations",
+        "headers": [(b"host", b"127.0.0.1:5001"), (b"content-length", b"17")],
+    }  # fmt: skip
+    asyncio.run(ServingEdge(failing_app, EdgeLimits())(scope, receive, send))
+    assert sent[0]["status"] == 415
+    assert json.loads(sent[1]["body"])["error_code"] == "UNSUPPORTED_MEDIA_TYPE"
