@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
-from mlpipeline.domain.errors import PipelineError
+from mlpipeline.domain.errors import PipelineError, StoppedError
 from mlpipeline.domain.params import Params
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.files.paths import PARAMS
@@ -74,3 +75,42 @@ def exit_on_user_error(logger: logging.Logger) -> Iterator[None]:
             message = f"{store}: {cause(exc)}"
         logger.error("%s", message)
         sys.exit(1)
+
+
+# How often a command checks that the process that started it is still there (seconds).
+PARENT_CHECK_S = 1.0
+
+
+@contextlib.contextmanager
+def stop_cleanly(what: str) -> Iterator[None]:
+    """SIGTERM and SIGHUP, and the end of the process that started this one, stop the block
+    with a `StoppedError`: its outputs are discarded and its run ends FAILED.
+
+    `make score` runs the scorer under `uv run`; killing that (or the terminal) must not leave
+    the scorer writing results nobody waits for. A watchdog thread notices the parent's end
+    (this process is re-parented) and sends this process SIGTERM.
+    """
+    import signal
+    import threading
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise StoppedError(f"{what} stopped by {signal.Signals(signum).name}; nothing was written")
+
+    parent = os.getppid()
+    done = threading.Event()
+
+    def watch_parent() -> None:
+        while not done.wait(PARENT_CHECK_S):
+            if os.getppid() != parent:
+                log.warning("the process that started %s (pid %d) is gone", what, parent)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -44,8 +44,10 @@ from mlpipeline.domain.scoring import (
     score_chunk,
 )
 from mlpipeline.files import chunked_tables, hashes, paths
+from mlpipeline.files.output_lock import output_lock
 from mlpipeline.files.outputs import staged_outputs
 from mlpipeline.files.params_yaml import load_params
+from mlpipeline.runner import stop_cleanly
 from mlpipeline.tracking import datasets, drift_reference, runs, scoring
 
 log = logging.getLogger("mlpipeline.score")
@@ -67,7 +69,16 @@ class Request:
 
 def score(request: Request, params: Params) -> tuple[dict[str, object], DriftReport | None]:
     """Score `request.input` into `request.output`: the summary it wrote and logged, and the
-    batch's drift report (None when the model has no reference)."""
+    batch's drift report (None when the model has no reference).
+
+    One scoring at a time writes a folder (a second is refused, naming the first); SIGTERM,
+    SIGHUP or the end of the process that started it stop it with nothing written.
+    """
+    with stop_cleanly("scoring"), output_lock(request.output):
+        return _score(request, params)
+
+
+def _score(request: Request, params: Params) -> tuple[dict[str, object], DriftReport | None]:
     source = request.input
     chunked_tables.check_readable(source)
     check_output(request.output)

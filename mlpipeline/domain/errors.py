@@ -25,3 +25,7 @@ class AuthenticationError(TrackingError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status  # the HTTP status: 401, 403 or 429
+
+
+class StoppedError(PipelineError):
+    """The process was told to stop (SIGTERM, SIGHUP) or lost the process that started it."""
