@@ -155,12 +155,15 @@ def publish(
         decision = decide(candidate, champion, save.min_score, save.experiments_compete)
         registration = Registration(model_name, version, decision.promoted, decision.reason, reused)
         if decision.promoted and (champion is None or champion.version != version):
-            client.set_registered_model_alias(model_name, alias, version)
-            history.record_move(
+            # Compare-and-set: another save or promote that moved the alias since
+            # `_champion` read it fails this one, which DVC then reruns against the new
+            # champion, rather than both recording a move from the same version.
+            history.move_alias(
                 client,
+                mlflow.get_tracking_uri(),
                 model_name,
                 alias,
-                from_version=champion.version if champion else None,
+                expected=champion.version if champion else None,
                 to_version=version,
                 why=decision_line(registration, alias),
                 via="save",
@@ -247,29 +250,38 @@ def list_versions(model_name: str, metric: str) -> list[dict[str, Any]]:
 def promote(model_name: str, alias: str, version: str, reason: str | None = None) -> str | None:
     """Move `alias` to `version` of `model_name` and record the move in its history; returns
     the version that held it before."""
-    from mlflow.exceptions import MlflowException
-
-    client = _client(tracking.tracking_uri())
+    uri = tracking.tracking_uri()
+    client = _client(uri)
     known = [str(v.version) for v in _versions(client, model_name)]
     if str(version) not in known:
         raise TrackingError(
             f"{model_name} has no version {version}; its versions are: {', '.join(known)}"
         )
-    try:
-        before: str | None = str(client.get_model_version_by_alias(model_name, alias).version)
-    except MlflowException:
-        before = None
-    client.set_registered_model_alias(model_name, alias, str(version))
-    history.record_move(
-        client, model_name, alias, before, str(version), reason or "(no reason given)", "promote"
-    )
+    _check_servable(client, model_name, alias, str(version))
+    before = history.current_version(client, model_name, alias)
+    history.move_alias(
+        client, uri, model_name, alias, before, str(version), reason or "(no reason given)",
+        "promote",
+    )  # fmt: skip
     return before
+
+
+def _check_servable(client: MlflowClient, model_name: str, alias: str, version: str) -> None:
+    """A TrackingError unless `version` loads: an alias must never point at a model that
+    cannot serve."""
+    problem = servable.version_problem(client, model_name, version)
+    if problem is not None:
+        raise TrackingError(
+            f"{model_name} version {version} cannot be {alias}: {problem}; `registry list` "
+            "shows the versions whose files are there"
+        )
 
 
 def rollback(model_name: str, alias: str, reason: str | None = None) -> tuple[str, str]:
     """Move `alias` back to the version it held before its last recorded move; returns
     (from, to). A TrackingError if the history cannot say where back is."""
-    client = _client(tracking.tracking_uri())
+    uri = tracking.tracking_uri()
+    client = _client(uri)
     _versions(client, model_name)
     moves, current = history.read_moves(client, model_name, alias)
     target = previous_version(moves, current)
@@ -281,9 +293,9 @@ def rollback(model_name: str, alias: str, reason: str | None = None) -> tuple[st
             f"{model_name}@{alias} cannot be rolled back: {problem}; move it with "
             "`registry promote VERSION --reason ...`"
         )
-    client.set_registered_model_alias(model_name, alias, target)
+    _check_servable(client, model_name, alias, target)
     why = reason or f"rollback of the move to version {current}"
-    history.record_move(client, model_name, alias, current, target, why, "rollback")
+    history.move_alias(client, uri, model_name, alias, current, target, why, "rollback")
     return current, target
 
 

@@ -61,6 +61,24 @@ def load_copy(model_uri: str) -> Any:
         return mlflow.pyfunc.load_model(model_uri, dst_path=folder)
 
 
+def version_problem(client: MlflowClient, model_name: str, version: str) -> str | None:
+    """Why version `version` of `model_name` cannot serve (its registration failed, its files
+    are gone, it does not load), or None when it loads."""
+    from mlflow.exceptions import MlflowException
+
+    held = client.get_model_version(model_name, version)
+    if str(held.status) != "READY":
+        return f"its registration is {held.status}, not READY"
+    uri = f"models:/{model_name}/{version}"
+    if not files_present(uri):
+        return f"its files are gone ({held.source})"
+    try:
+        load_copy(uri)
+    except (MlflowException, OSError, ImportError, ValueError) as exc:
+        return f"it does not load ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+    return None
+
+
 def champion_problem(client: MlflowClient, model_name: str, alias: str) -> tuple[str, str] | None:
     """(version, why) when `model_name@alias` exists but does not load; None otherwise."""
     from mlflow.exceptions import MlflowException
