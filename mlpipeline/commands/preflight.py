@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mlpipeline.preflight")
 
+# train and what it needs, if they are out of date (load's params changed): once, on fresh data
+CATCH_UP = ["dvc", "repro", "train"]
 RETRAIN = ["dvc", "repro", "--force", "--single-item", "train"]
 RESAVE = ["dvc", "repro", "--force", "--single-item", "save"]
 REPRO = ["dvc", "repro"]
@@ -140,6 +142,23 @@ def _dvc(command: list[str]) -> None:
         raise PipelineError(f"`{' '.join(command)}` exited {done.returncode}")
 
 
+def _trained_run() -> str | None:
+    try:
+        return json.loads(paths.RUN_INFO.read_text()).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def retrain() -> None:
+    """Train once on up-to-date data: `dvc repro train` runs load, preprocess and train when
+    their params or inputs changed; only when it left train as it was is train forced (a
+    forced train first would train on the stale dataset, and the next `dvc repro` again)."""
+    before = _trained_run()
+    _dvc(CATCH_UP)
+    if _trained_run() == before:
+        _dvc(RETRAIN)
+
+
 def preflight(params: Params, uri: str) -> None:
     """Settle the store, then retrain or re-save until the outputs and @champion can serve."""
     db = store.sqlite_path(uri)
@@ -149,12 +168,14 @@ def preflight(params: Params, uri: str) -> None:
     reason = lost_run(paths.RUN_INFO, uri, client)
     if reason is not None:
         log.warning(
-            "%s: retraining with `%s`, then `%s` for evaluate and save",
+            "%s: retraining with `%s` (or `%s` when train is up to date), then `%s` for "
+            "evaluate and save",
             reason,
+            " ".join(CATCH_UP),
             " ".join(RETRAIN),
             " ".join(REPRO),
         )
-        _dvc(RETRAIN)
+        retrain()
         # The rest of the pipeline now, so that the champion is checked after the new
         # version had its chance at the alias (`make run`'s own `dvc repro` has nothing left).
         _dvc(REPRO)

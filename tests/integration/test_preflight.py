@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlpipeline.commands.preflight import lost_run
-from tests.conftest import clone_built, make, run
+from tests.conftest import clone_built, make, run, set_params
 from tests.integration.test_dvc_pipeline import assert_tracked, mlflow_client, stages_run
 
 
@@ -50,7 +50,7 @@ def test_make_run_retrains_when_the_store_is_gone(built_project: Path, tmp_path:
     out = make(root, "run")
     log = out.stdout + out.stderr
     assert f"names MLflow run {lost}, but the store" in log
-    assert "retraining with `dvc repro --force --single-item train`" in log
+    assert "retraining with `dvc repro train`" in log
     assert {"train", "evaluate", "save"} <= set(stages_run(log))
     assert_tracked(mlflow_client(root), root)  # a new run, metrics, and it is @champion
 
@@ -85,3 +85,18 @@ def test_a_sqlite_uri_with_options_is_one_store_for_every_command(built_project:
         check=False,
     )
     assert "no model version models:/no_such_model@champion" in refused.stderr, refused.stderr
+
+
+@pytest.mark.integration
+def test_a_retrain_after_a_change_to_loads_params_trains_once(
+    built_project: Path, tmp_path: Path
+) -> None:
+    """The store is gone and load's params changed: train runs once, on the new dataset
+    (issue 30, item 21: a forced train first trained on the stale one, then again)."""
+    root = clone_built(built_project, tmp_path / "project")
+    set_params(root, load__source="synthetic")
+    out = run(["python", "-m", "mlpipeline.commands.preflight"], cwd=root)
+    ran = stages_run(out.stdout)
+    assert ran.count("train") == 1, out.stdout[-3000:]
+    assert ran.index("load") < ran.index("train")
+    assert "up to date" in run(["dvc", "status"], cwd=root).stdout
