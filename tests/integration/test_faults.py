@@ -45,6 +45,7 @@ from tests.integration.test_tracking_store import (
 pytestmark = pytest.mark.integration
 
 SPECIES = ["setosa", "versicolor", "virginica"]
+SCORE = ["python", "-m", "mlpipeline.commands.score"]
 
 
 def preflight(root: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -323,11 +324,13 @@ def fill_disk_leaving(folder: Path, free_bytes: int) -> None:
 
 
 class SilentRelay:
-    """A TCP relay to a real server that, once `silence` is set, forwards nothing more."""
+    """A TCP relay to a real server that, once `silence` is set, forwards nothing more;
+    `silence_on` (bytes) sets it when a request carrying those bytes comes by."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.silence = threading.Event()
+        self.silence_on: bytes | None = None
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.sockets: list[socket.socket] = []
@@ -342,11 +345,15 @@ class SilentRelay:
             server = socket.create_connection(("127.0.0.1", self.target_port))
             self.sockets += [client, server]
             for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+                threading.Thread(
+                    target=self._pipe, args=(source, sink, source is client), daemon=True
+                ).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, request: bool) -> None:
         try:
             while data := source.recv(65536):
+                if request and self.silence_on is not None and self.silence_on in data:
+                    self.silence.set()
                 if not self.silence.is_set():
                     sink.sendall(data)
             if not self.silence.is_set():
@@ -454,3 +461,35 @@ def test_the_champion_loads_from_a_read_only_artifact_store(tracked: Path, mount
     run(["mlflow", "artifacts", "download", "-u", f"models:/{MODEL}@champion", "-d", copy],
         cwd=tracked.parent, env=env)  # fmt: skip
     assert list(copy.rglob("MLmodel"))
+
+
+# --- issue 30, item 14: the drift gate never fails open
+
+
+@pytest.mark.slow
+def test_a_silent_server_fails_the_drift_gate_instead_of_skipping_it(
+    built_project: Path, tmp_path: Path, relayed_server
+) -> None:
+    """The server stops answering as scoring asks for the model's drift reference: a drifted
+    batch must not pass as "not checked" (exit 0); it fails in one line, nothing written."""
+    uri, relay, _ = relayed_server
+    project = clone_built(built_project, tmp_path / "project")
+    env = tool_env({"MLFLOW_TRACKING_URI": uri})
+    run(["dvc", "repro", "--force"], cwd=project, env=env)  # a champion on the server
+    batch = tmp_path / "drifted.csv"
+    table = (project / "data/raw/dataset.csv").read_text().splitlines()
+    header = table[0].split(",")
+    label = header.index("target")
+    rows = [",".join(c for i, c in enumerate(header) if i != label)]
+    for line in table[1:]:
+        cells = line.split(",")
+        rows.append(",".join(str(float(c) * 10) for i, c in enumerate(cells) if i != label))
+    batch.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "scores"
+
+    relay.silence_on = b"drift"  # the listing of the run's drift/ folder
+    proc = run([*SCORE, batch, "--output", out], cwd=project, env=env, check=False)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    line = one_error(proc, "score")
+    assert "drift reference" in line and "stopped answering" in line, line
+    assert not out.exists()

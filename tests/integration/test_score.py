@@ -242,3 +242,32 @@ def test_a_shifted_feature_fails_the_gate_naming_it(built_project: Path, tmp_pat
     report_only.write_text(yaml.safe_dump(params))
     proc = score(built_project, source, "--output", out, "--params", report_only)
     assert "drift (monitor.fail_on_drift is false): drift over 150 rows" in proc.stderr
+
+
+def test_a_second_scoring_to_the_same_folder_is_refused_naming_the_first(
+    built_project: Path, tmp_path: Path
+) -> None:
+    """Issue 30, item 17: the second used to delete the first's staged folder as leftovers."""
+    source = tmp_path / "batch.csv"
+    raw_features(built_project).to_csv(source, index=False)
+    out = tmp_path / "out"
+    first = subprocess.Popen(  # a scoring in progress, as far as the folder's lock goes
+        ["python", "-c", "import sys; from pathlib import Path; "
+         "from mlpipeline.files.output_lock import output_lock\n"
+         f"with output_lock(Path({str(out)!r})): print('held', flush=True); sys.stdin.read()"],
+        cwd=built_project, env=env_for(built_project), text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert first.stdout.readline().strip() == "held"
+        staged = tmp_path / f".{out.name}.1234abcd.tmp"  # the first one's work in progress
+        staged.mkdir()
+        proc = score(built_project, source, "--output", out, check=False)
+    finally:
+        first.stdin.close()
+        first.wait(timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("[score] ERROR")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"--output {out} is being written by another command (pid {first.pid} on" in errors[0]
+    assert staged.is_dir() and not out.exists()
