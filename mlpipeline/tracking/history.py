@@ -102,7 +102,7 @@ def move_alias(
             raise AliasMovedError(
                 f"{model_name}@{alias} moved to {_version(current)} while this command "
                 f"ran (it read {_version(expected)}); nothing was changed: check "
-                "`registry history` and retry",
+                "`mlpipeline model history` and retry",
                 current,
             )
         client.set_registered_model_alias(model_name, alias, str(to_version))

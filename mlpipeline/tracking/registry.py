@@ -272,7 +272,7 @@ def _check_servable(client: MlflowClient, model_name: str, alias: str, version: 
     problem = servable.version_problem(client, model_name, version)
     if problem is not None:
         raise TrackingError(
-            f"{model_name} version {version} cannot be {alias}: {problem}; `registry list` "
+            f"{model_name} version {version} cannot be {alias}: {problem}; `mlpipeline model list` "
             "shows the versions whose files are there"
         )
 

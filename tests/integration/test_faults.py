@@ -45,7 +45,7 @@ from tests.integration.test_tracking_store import (
 pytestmark = pytest.mark.integration
 
 SPECIES = ["setosa", "versicolor", "virginica"]
-SCORE = ["python", "-m", "mlpipeline.commands.score"]
+SCORE = ["python", "-m", "mlpipeline", "model", "score"]
 
 
 def preflight(root: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

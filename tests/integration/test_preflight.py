@@ -95,7 +95,7 @@ def test_a_retrain_after_a_change_to_loads_params_trains_once(
     (issue 30, item 21: a forced train first trained on the stale one, then again)."""
     root = clone_built(built_project, tmp_path / "project")
     set_params(root, load__source="synthetic")
-    out = run(["python", "-m", "mlpipeline.commands.preflight"], cwd=root)
+    out = run(["python", "-m", "mlpipeline", "check", "preflight"], cwd=root)
     ran = stages_run(out.stdout)
     assert ran.count("train") == 1, out.stdout[-3000:]
     assert ran.index("load") < ran.index("train")
