@@ -261,7 +261,10 @@ def _first_mlflow_frame(tb: TracebackType | None) -> str | None:
         module = tb.tb_frame.f_globals.get("__name__", "")
         if module == "mlflow" or module.startswith("mlflow."):
             name = tb.tb_frame.f_code.co_qualname
-            return name if "." in name else f"{module}.{name}"
+            if "." in name:  # a method: MlflowClient.get_run
+                return name
+            # mlflow's fluent API is what users call as `mlflow.start_run`
+            return f"mlflow.{name}" if module == "mlflow.tracking.fluent" else f"{module}.{name}"
         tb = tb.tb_next
     return None
 
