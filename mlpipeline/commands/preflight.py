@@ -33,6 +33,7 @@ from mlpipeline.files import paths
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.tracking import runs as tracking
 from mlpipeline.tracking import servable, store
+from mlpipeline.tracking.failures import is_not_found
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -58,7 +59,7 @@ def _run_state(client: MlflowClient, uri: str, run_id: str, model_uri: str | Non
     try:
         stage = client.get_run(run_id).info.lifecycle_stage
     except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+        if not is_not_found(exc):
             raise
     else:
         if stage == "active":
@@ -74,7 +75,9 @@ def _run_state(client: MlflowClient, uri: str, run_id: str, model_uri: str | Non
     if model_uri:
         try:
             model = client.get_logged_model(model_uri.removeprefix("models:/"))
-        except MlflowException:
+        except MlflowException as exc:
+            if not is_not_found(exc):
+                raise
             return None
         if model.source_run_id == run_id:
             raise TrackingError(

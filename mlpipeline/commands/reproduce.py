@@ -34,6 +34,7 @@ from mlpipeline.files.params_yaml import load_params
 from mlpipeline.files.paths import ROOT, RUN_INFO
 from mlpipeline.tracking import git, lineage, store
 from mlpipeline.tracking import runs as tracking
+from mlpipeline.tracking.failures import is_not_found, no_alias, store_failed
 
 log = logging.getLogger("mlpipeline.reproduce")
 
@@ -160,7 +161,9 @@ def load_recorded(target: Target, text: str, uri: str) -> Recorded:
                 version = client.get_model_version_by_alias(target.model_name, target.alias)
             else:
                 version = client.get_model_version(target.model_name, target.version)
-        except MlflowException:
+        except MlflowException as exc:
+            if not no_alias(exc):
+                raise  # a store that did not answer is not "no such version"
             raise PipelineError(f"no model version {text} in the MLflow store {uri}") from None
         if not version.run_id:
             raise PipelineError(f"{text} (version {version.version}) names no training run")
@@ -168,7 +171,9 @@ def load_recorded(target: Target, text: str, uri: str) -> Recorded:
         text = f"{text} (version {version.version}, run {run_id})"
     try:
         run = client.get_run(run_id)
-    except MlflowException:
+    except MlflowException as exc:
+        if not is_not_found(exc):
+            raise
         raise PipelineError(f"no run {run_id} in the MLflow store {uri}") from None
     label = text if target.run_id is None else f"run {run_id}"
     return Recorded(run_id, label, dict(run.data.tags), dict(run.data.metrics))
@@ -298,7 +303,9 @@ def recorded_params(recorded: Recorded, dest: Path, uri: str) -> bool:
             tracking_uri=uri,
             dst_path=str(download_dir),
         )
-    except (MlflowException, OSError):
+    except (MlflowException, OSError) as exc:
+        if store_failed(exc):
+            raise
         return False
     shutil.copyfile(path, dest)
     return True

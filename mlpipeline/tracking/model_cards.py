@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.domain.model_card import CardRecord, data_md5_from_tags, render_card
 from mlpipeline.tracking import drift_reference
-from mlpipeline.tracking.failures import cause
+from mlpipeline.tracking.failures import cause, is_not_found
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -88,7 +88,9 @@ def read_card(client: MlflowClient, model_name: str, version: str) -> str:
 
     try:
         registered = client.get_model_version(model_name, str(version))
-    except MlflowException:
+    except MlflowException as exc:
+        if not is_not_found(exc):
+            raise  # a store that did not answer: the edge names the call and the cause
         raise TrackingError(f"{model_name} has no version {version}") from None
     path = registered.tags.get(CARD_TAG)
     if path is None:

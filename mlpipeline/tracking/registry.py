@@ -25,7 +25,7 @@ from mlpipeline.domain.promotion import (
 from mlpipeline.files import paths
 from mlpipeline.tracking import history, model_cards, servable, store
 from mlpipeline.tracking import runs as tracking
-from mlpipeline.tracking.failures import cause, no_alias
+from mlpipeline.tracking.failures import cause, no_alias, store_failed
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -88,6 +88,8 @@ def _champion(client: MlflowClient, model_name: str, alias: str, metric: str) ->
     try:
         signature = mlflow.models.get_model_info(f"models:/{model_name}/{holder.version}").signature
     except (MlflowException, OSError) as exc:
+        if store_failed(exc):
+            raise  # a server that did not answer: the champion may load, the gate cannot say
         log.warning(
             "%s@%s (version %s) cannot be loaded (%s); it does not stand in the way of a "
             "version that can",

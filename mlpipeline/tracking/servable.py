@@ -15,6 +15,8 @@ from __future__ import annotations
 import tempfile
 from typing import TYPE_CHECKING, Any
 
+from mlpipeline.tracking.failures import is_not_found, no_alias, store_failed
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
@@ -29,7 +31,9 @@ def files_present(model_uri: str) -> bool:
 
     try:
         listed = mlflow.artifacts.list_artifacts(artifact_uri=model_uri)
-    except (MlflowException, OSError):
+    except (MlflowException, OSError) as exc:
+        if store_failed(exc):
+            raise  # a server that did not answer has not lost the files
         return False
     return any(entry.path.rsplit("/", 1)[-1] == MLMODEL for entry in listed)
 
@@ -43,7 +47,7 @@ def logged_model_problem(client: MlflowClient, model_uri: str) -> str | None:
     try:
         model = client.get_logged_model(model_id)
     except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+        if is_not_found(exc):
             return f"its model {model_uri} is not in the store"
         raise
     if model.status != LoggedModelStatus.READY:
@@ -75,6 +79,8 @@ def version_problem(client: MlflowClient, model_name: str, version: str) -> str 
     try:
         load_copy(uri)
     except (MlflowException, OSError, ImportError, ValueError) as exc:
+        if store_failed(exc):
+            raise
         return f"it does not load ({type(exc).__name__}: {str(exc).splitlines()[0]})"
     return None
 
@@ -86,7 +92,7 @@ def champion_problem(client: MlflowClient, model_name: str, alias: str) -> tuple
     try:
         holder = client.get_model_version_by_alias(model_name, alias)
     except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+        if no_alias(exc):
             return None  # no champion yet: save names one
         raise
     version = str(holder.version)
@@ -96,5 +102,7 @@ def champion_problem(client: MlflowClient, model_name: str, alias: str) -> tuple
     try:
         load_copy(uri)
     except (MlflowException, OSError, ImportError, ValueError) as exc:
+        if store_failed(exc):
+            raise
         return version, f"it does not load ({type(exc).__name__}: {str(exc).splitlines()[0]})"
     return None
