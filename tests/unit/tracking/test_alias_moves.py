@@ -50,6 +50,19 @@ def test_promote_refuses_a_version_whose_files_are_gone(store_uri: str) -> None:
     assert [m.to_version for m in moves] == ["1"]
 
 
+def test_promote_refuses_a_failed_registration(store_uri: str, tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:  # as MLflow marks a failed upload
+        db.execute("UPDATE model_versions SET status = 'FAILED_REGISTRATION' WHERE version = 2")
+    with pytest.raises(TrackingError) as caught:
+        registry.promote(MODEL, "champion", "2", "try")
+    assert "version 2 cannot be champion: its registration is FAILED_REGISTRATION" in str(
+        caught.value
+    )
+    assert history.current_version(_client(store_uri), MODEL, "champion") == "1"
+
+
 def test_a_move_from_a_stale_version_changes_nothing(store_uri: str) -> None:
     client = _client(store_uri)
     with pytest.raises(history.AliasMovedError) as caught:
