@@ -166,6 +166,8 @@ def cause(exc: BaseException) -> str:
     text = getattr(exc, "message", None)
     text = text if isinstance(text, str) else str(exc)
     line = " ".join(text.split("\n", 1)[0].split())
+    if type(exc).__module__.startswith("mlflow") and line:
+        return line[:300]  # MLflow's own message says what went wrong
     return f"{type(exc).__name__}: {line[:300]}" if line else type(exc).__name__
 
 
