@@ -10,7 +10,12 @@ UV := $(or $(UV_ON_PATH),.tools/bin/uv)
 # The uv a fresh clone bootstraps (pip checks the wheel against PyPI's hash); docker/Dockerfile
 # pins the same version.
 UV_VERSION := 0.13.9
-RUN := "$(UV)" run --frozen
+# --no-sync: `setup` is the one place that syncs .venv; `uv run` would otherwise reinstall the
+# project whenever the venv's editable install names another checkout (a shared venv).
+RUN := "$(UV)" run --frozen --no-sync
+# The command line of *this* checkout (cwd first on sys.path), whichever checkout the venv's
+# editable install names: the same commands as the `mlpipeline` script (mlpipeline/cli.py).
+MLPIPELINE := $(RUN) python -m mlpipeline
 
 .PHONY: help setup run test test-slow test-docker lint format zenml zenml-stack bench readme-dag clean clean-tracking team-users exps reproduce plots report notebook lab score
 
@@ -28,18 +33,18 @@ help: ## List the targets
 setup: .venv/.synced ## Create .venv from uv.lock (bootstraps uv if missing)
 
 run: setup ## Run the DVC pipeline (dvc repro) after checking params, settling the store, and healing a lost run or an unloadable champion
-	$(RUN) mlpipeline check preflight
+	$(MLPIPELINE) check preflight
 	$(RUN) dvc repro
 
 # Headline metrics always; of the params only those that differ between the rows; no
 # dependency hashes, no per-class scores (plain `dvc exp show` prints 70+ columns).
 exps: setup ## Experiments: headline metrics and the params that differ (EXPS_ARGS="-A --md")
-	$(RUN) mlpipeline report exps $(EXPS_ARGS)
+	$(MLPIPELINE) report exps $(EXPS_ARGS)
 
 # The charts of `dvc plots show` (or `dvc plots diff $(PLOTS_ARGS)`) rendered here, without a
 # browser or internet: `dvc plots`' own page loads Vega from a CDN.
 plots: setup ## Draw the dvc plots charts offline: SVG, PNG, index.html → dvc_plots_static/ (PLOTS_ARGS=HEAD: a diff)
-	$(RUN) mlpipeline report plots $(PLOTS_ARGS)
+	$(MLPIPELINE) report plots $(PLOTS_ARGS)
 
 # The notebooks with the `notebook` dependency group (Jupyter), through the same uv as setup.
 NOTEBOOK ?= notebooks/compare_runs_and_champion.ipynb
@@ -51,7 +56,7 @@ lab: setup ## Open the notebooks in JupyterLab
 
 BASE ?= HEAD
 report: setup ## Markdown report, workspace vs BASE: metrics, params, champion, charts → report/report.md
-	$(RUN) mlpipeline report report --base "$(BASE)" $(REPORT_ARGS)
+	$(MLPIPELINE) report report --base "$(BASE)" $(REPORT_ARGS)
 
 bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min; BENCH_ARGS=--quick: a smoke run → results-quick.md; "--only scoring --merge": one figure into results.md)
 	$(RUN) python -m benchmarks.bench $(BENCH_ARGS)
@@ -59,21 +64,21 @@ bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~3
 # MODEL: a models:/ URI or a run id; default params.yaml's champion. The exit status users script
 # against (4: differs) is the command's: `.venv/bin/mlpipeline model reproduce` (make says 2).
 reproduce: setup ## Rebuild a model from its lineage, compare bit for bit (MODEL=<models:/… or run id>, default the champion)
-	$(RUN) mlpipeline model reproduce $(if $(MODEL),"$(MODEL)") $(REPRODUCE_ARGS)
+	$(MLPIPELINE) model reproduce $(if $(MODEL),"$(MODEL)") $(REPRODUCE_ARGS)
 
 # INPUT: a .csv or .parquet of feature rows; results in scores/<input name>/ (SCORE_ARGS="--output DIR").
 # make turns every failure into exit 2: scripts that need 3 (drift) call
 # `.venv/bin/mlpipeline model score` themselves (docs/scoring.md).
 score: setup ## Score a CSV/Parquet file: INPUT=new.csv [MODEL=models:/<name>@<alias>, default the champion]
 	@[ -n "$(INPUT)" ] || { echo "usage: make score INPUT=<file.csv|file.parquet> [MODEL=models:/<name>@<alias>]"; exit 2; }
-	$(RUN) mlpipeline model score "$(INPUT)" $(if $(MODEL),--model "$(MODEL)") $(SCORE_ARGS)
+	$(MLPIPELINE) model score "$(INPUT)" $(if $(MODEL),--model "$(MODEL)") $(SCORE_ARGS)
 
 zenml: setup ## Run the same pipeline with ZenML on its local stack (ZENML_ARGS="--set train.n_estimators=50")
 	$(RUN) python -m zenml_pipeline $(ZENML_ARGS)
 
 # ZENML_STACK (default docker), ZENML_S3_PATH, the S3 and MLflow settings and logins: docs/zenml.md.
 zenml-stack: setup ## ZenML server + a stack running each step in its own container (docs/zenml.md)
-	$(RUN) mlpipeline team zenml-stack
+	$(MLPIPELINE) team zenml-stack
 
 # The suites run in TEST_JOBS pytest-xdist workers, a test module per worker (its fixtures are
 # built once). Most of a test's time is a dvc/mlflow/zenml subprocess on one core, so two
@@ -99,7 +104,7 @@ team-users: setup ## Add a team MLflow account as .env's admin (password: SECRET
 	MLFLOW_TRACKING_URI="$${TEAM_MLFLOW_URI:-http://127.0.0.1:$${MLFLOW_PORT:-5000}}" \
 	MLFLOW_AUTH_ADMIN_PASSWORD="$${MLFLOW_AUTH_ADMIN_PASSWORD:-$$(cat "$${SECRETS_DIR:-.}/mlflow_admin_password" 2>/dev/null)}" \
 	MLFLOW_TRACKING_PASSWORD="$${MLFLOW_TRACKING_PASSWORD:-$$(cat "$${SECRETS_DIR:-.}/mlflow_pipeline_password" 2>/dev/null)}" \
-	$(RUN) mlpipeline team users $(ROLE) $(NAME)
+	$(MLPIPELINE) team users $(ROLE) $(NAME)
 
 # The CI files are checked offline: actionlint and zizmor (no GitHub API calls) on the
 # GitHub and Forgejo workflows, GitLab's CI schema (bundled with check-jsonschema).
@@ -108,7 +113,7 @@ lint: setup ## ruff, the layer contract (import-linter), params.yaml, the CI fil
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) lint-imports --no-cache
-	$(RUN) mlpipeline check params > /dev/null
+	$(MLPIPELINE) check params > /dev/null
 	$(RUN) actionlint $(CI_WORKFLOWS)
 	$(RUN) zizmor --offline --quiet $(CI_WORKFLOWS)
 	$(RUN) check-jsonschema --builtin-schema vendor.gitlab-ci .gitlab-ci.yml
