@@ -9,13 +9,16 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from mlpipeline.domain.errors import PipelineError, StoppedError
-from mlpipeline.domain.params import Params
-from mlpipeline.files.params_yaml import load_params
 from mlpipeline.files.paths import PARAMS
 from mlpipeline.tracking.failures import cause, explain
+
+if TYPE_CHECKING:
+    # The params schema (pydantic, ~0.15 s) is imported by the stages that load params, not
+    # by every command that only wants `exit_on_user_error`.
+    from mlpipeline.domain.params import Params
 
 log = logging.getLogger("mlpipeline")
 
@@ -32,6 +35,8 @@ def run_stage(name: str, main: Callable[[Params], None], argv: list[str] | None 
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(levelname)s %(message)s")
+    from mlpipeline.files.params_yaml import load_params
+
     with exit_on_user_error(log):
         main(load_params(args.params))
     exit_without_final_collection(0)

@@ -1,19 +1,17 @@
 """MLflow: where runs go, lineage tags, and the logging every orchestrator shares.
 
-Nothing here runs at import; mlflow itself is imported only inside the functions.
+Nothing here runs at import; mlflow itself is imported only inside the functions, and so are
+urllib.request and ssl (~0.05 s), which only a server's URI needs: `make run`'s check reads
+`tracking_uri` from here before it knows whether it has anything to check.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import os
 import shutil
-import ssl
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +22,9 @@ from mlpipeline.tracking import store
 from mlpipeline.tracking.failures import cause, is_not_found, store_failed
 
 if TYPE_CHECKING:
+    import ssl
+    import urllib.error
+
     import pandas as pd
     from mlflow.entities import Run
 
@@ -80,6 +81,9 @@ def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
     """Fail fast, naming the URI, when an HTTP tracking server does not answer or let us in."""
     if not uri.startswith(("http://", "https://")):
         return
+    import urllib.error
+    import urllib.request
+
     base = uri.rstrip("/")
     headers = _basic_auth_header()
     try:
@@ -103,6 +107,8 @@ def _tls_context() -> ssl.SSLContext | None:
     """What MLflow's client trusts: the CA of MLFLOW_TRACKING_SERVER_CERT_PATH (a private
     CA, docs/deploy.md) or, with MLFLOW_TRACKING_INSECURE_TLS=true, any certificate; else
     the system's CAs (None)."""
+    import ssl
+
     if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
         context = ssl.create_default_context()
         context.check_hostname = False
@@ -124,6 +130,8 @@ def _basic_auth_header() -> dict[str, str]:
     username, password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
     if not (username and password):
         return {}
+    import base64
+
     token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
     return {"Authorization": f"Basic {token}"}
 

@@ -33,6 +33,7 @@ from mlpipeline.files.paths import ROOT, workspace_root
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Run
 
 log = logging.getLogger(__name__)
 
@@ -247,13 +248,8 @@ def reap_dead_runs(
     ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
     if not ids:
         return []
-    host = this_host().replace("'", "")
-    running = client.search_runs(
-        ids,
-        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
-    )
     reaped = []
-    for run in running:
+    for run in running_here(ids, client):
         if not process_is_gone(run.data.tags):
             continue
         run_id = run.info.run_id
@@ -274,6 +270,18 @@ def reap_dead_runs(
             marker.unlink(missing_ok=True)
         reaped.append(run_id)
     return reaped
+
+
+def running_here(experiment_ids: str | list[str], client: MlflowClient) -> list[Run]:
+    """The RUNNING runs of these experiments that a process of this host opened."""
+    ids = [experiment_ids] if isinstance(experiment_ids, str) else list(experiment_ids)
+    if not ids:
+        return []
+    host = this_host().replace("'", "")
+    return client.search_runs(
+        ids,
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+    )
 
 
 def settle(client: MlflowClient) -> list[str]:
