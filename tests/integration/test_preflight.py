@@ -100,3 +100,63 @@ def test_a_retrain_after_a_change_to_loads_params_trains_once(
     assert ran.count("train") == 1, out.stdout[-3000:]
     assert ran.index("load") < ran.index("train")
     assert "up to date" in run(["dvc", "status"], cwd=root).stdout
+
+
+NOTHING_TO_CHECK = "nothing to check"
+
+
+def check(root: Path) -> str:
+    """`make run`'s check; its log (stderr). It must succeed."""
+    done = run(["python", "-m", "mlpipeline.commands.preflight"], cwd=root)
+    return done.stderr
+
+
+def leave_a_dead_run(root: Path) -> str:
+    """A run RUNNING in the store, opened by a process of this host that is gone."""
+    import subprocess
+
+    from mlflow import MlflowClient
+
+    from mlpipeline.tracking import store
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("iris_classification").experiment_id
+    tags = {store.HOST_TAG: store.this_host(), store.PID_TAG: str(gone.pid),
+            store.STARTED_TAG: "1.000"}  # fmt: skip
+    return client.create_run(experiment, tags=tags).info.run_id
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_check_skips_only_what_nothing_changed(built_project: Path, tmp_path: Path) -> None:
+    """Checked once, the next check has nothing to do; a change to the lock, the store or the
+    champion's files brings the full check back, which finds what changed."""
+    root = clone_built(built_project, tmp_path / "project")
+    run(["dvc", "repro", "--force", "--single-item", "train"], cwd=root)
+    run(["dvc", "repro"], cwd=root)
+    assert NOTHING_TO_CHECK not in check(root)
+    assert NOTHING_TO_CHECK in check(root)
+
+    # The lock: nothing else to see, the full check runs and stamps again.
+    lock = root / "dvc.lock"
+    lock.write_text(lock.read_text() + "# edited\n")
+    assert NOTHING_TO_CHECK not in check(root)
+    assert NOTHING_TO_CHECK in check(root)
+
+    # The store: a run left RUNNING by a process that is gone is settled.
+    dead = leave_a_dead_run(root)
+    log = check(root)
+    assert NOTHING_TO_CHECK not in log
+    assert f"MLflow run {dead} was left RUNNING" in log
+    assert NOTHING_TO_CHECK not in check(root)  # it wrote to the store: checked once more
+    assert NOTHING_TO_CHECK in check(root)
+
+    # The champion: its model's files lose one, the store is untouched.
+    stamped = json.loads((root / ".dvc/tmp/preflight-verified.json").read_text())
+    (folder,) = stamped["models"]
+    (Path(folder) / "model.skops").unlink()
+    done = run(["python", "-m", "mlpipeline.commands.preflight"], cwd=root, check=False)
+    assert NOTHING_TO_CHECK not in done.stderr
+    assert "@champion (version 1) cannot be served" in done.stderr, done.stderr[-3000:]
