@@ -6,6 +6,7 @@
 #   PROXY_MAX_BODY_SIZE  largest request body, nginx units (100m); larger: 413
 #   PROXY_RATE           requests per second per client address (10r/s)
 #   PROXY_BURST          requests queued above the rate before 429 (40)
+#   PROXY_DELAY          of those, served at once before the rest wait (20, below PROXY_BURST)
 #   PROXY_LOGIN_FAILURES failed logins (401 to a request with credentials) from one address
 #   PROXY_LOGIN_WINDOW   within this many seconds (5 in 600) bar that address for
 #   PROXY_LOGIN_BAN      this many seconds (900): 429 before any password is checked
@@ -15,6 +16,7 @@ set -eu
 : "${PROXY_MAX_BODY_SIZE:=100m}"
 : "${PROXY_RATE:=10r/s}"
 : "${PROXY_BURST:=40}"
+: "${PROXY_DELAY:=20}"
 : "${PROXY_LOGIN_FAILURES:=5}"
 : "${PROXY_LOGIN_WINDOW:=600}"
 : "${PROXY_LOGIN_BAN:=900}"
@@ -36,6 +38,12 @@ for name in PROXY_LOGIN_FAILURES PROXY_LOGIN_WINDOW PROXY_LOGIN_BAN; do
       ;;
   esac
 done
+case "$PROXY_DELAY" in
+  '' | *[!0-9]*)
+    echo "proxy-entrypoint: PROXY_DELAY must be a whole number (0: every request above the rate waits), not $PROXY_DELAY" >&2
+    exit 78
+    ;;
+esac
 for file in /run/secrets/tls_certificate /run/secrets/tls_private_key; do
   if [ ! -r "$file" ]; then
     echo "proxy-entrypoint: $file is missing or unreadable (docs/deploy.md, The front door)" >&2
@@ -49,6 +57,7 @@ sed -e "s|@PROXY_SERVER_NAME@|$PROXY_SERVER_NAME|g" \
   -e "s|@PROXY_MAX_BODY_SIZE@|$PROXY_MAX_BODY_SIZE|g" \
   -e "s|@PROXY_RATE@|$PROXY_RATE|g" \
   -e "s|@PROXY_BURST@|$PROXY_BURST|g" \
+  -e "s|@PROXY_DELAY@|$PROXY_DELAY|g" \
   -e "s|@PROXY_LOGIN_FAILURES@|$PROXY_LOGIN_FAILURES|g" \
   -e "s|@PROXY_LOGIN_WINDOW@|$PROXY_LOGIN_WINDOW|g" \
   -e "s|@PROXY_LOGIN_BAN@|$PROXY_LOGIN_BAN|g" \

@@ -24,6 +24,8 @@ ENTRYPOINT = REPO / "docker" / "proxy-entrypoint.sh"
         ("PROXY_LOGIN_WINDOW", "10m"),
         ("PROXY_LOGIN_BAN", "-1"),
         ("PROXY_RATE", "10r/s; include /etc/passwd"),
+        ("PROXY_DELAY", "30; include /etc/passwd"),
+        ("PROXY_DELAY", "-1"),
         ("PROXY_SERVER_NAME", "example.org|evil"),
     ],
 )
