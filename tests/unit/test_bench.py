@@ -164,3 +164,27 @@ def test_the_team_figure_is_reported_without_a_target() -> None:
     failed = {"available": False, "reason": "the run failed: no docker"}
     assert team_measured(failed) == "not available: the run failed: no docker"
     assert render_team(failed) == []
+
+
+def test_issue_32_targets_judge_make_run_cpu_and_the_team_server() -> None:
+    stage = {"seconds": {"median": 2.0, "min": 2.0, "max": 2.0}}
+    team = {
+        "available": True,
+        "repro": {
+            "team": {"median": 26.0, "min": 26.0, "max": 26.0},
+            "embedded": {"median": 20.0, "min": 20.0, "max": 20.0},
+        },
+        "stages": {name: dict.fromkeys(MLFLOW_STAGES, stage) for name in ("team", "embedded")},
+        "overhead_s": dict.fromkeys(MLFLOW_STAGES, 0.0),
+        "latency": {"overall": {"calls": 3, "errors": 0, "p50_ms": 12.0, "p99_ms": 95.0}},
+    }
+    make_run = {"ratio": {"median": 1.2}}
+    verdict = verdicts({"team": team, "make_run_noop": make_run})
+    assert verdict["make_run_vs_noop_cpu"]["status"] == "PASS"
+    assert verdict["team_p50_ms"]["value"] == 12.0 and verdict["team_p50_ms"]["status"] == "PASS"
+    assert verdict["team_p99_ms"]["status"] == "MISS"
+    assert verdict["team_repro_vs_embedded"]["value"] == pytest.approx(1.3)
+    assert verdict["team_repro_vs_embedded"]["status"] == "PASS"
+    missing = verdicts({"team": {"available": False, "reason": "no docker"}})
+    assert missing["team_p50_ms"]["status"] == "n/a"
+    assert verdicts({})["make_run_vs_noop_cpu"]["status"] == "n/a"
