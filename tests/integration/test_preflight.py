@@ -106,8 +106,8 @@ NOTHING_TO_CHECK = "nothing to check"
 
 
 def check(root: Path) -> str:
-    """`make run`'s check; its log (stderr). It must succeed."""
-    done = run(["python", "-m", "mlpipeline.commands.preflight"], cwd=root)
+    """`make run`'s check (`mlpipeline check preflight`); its log (stderr). It must succeed."""
+    done = run(["python", "-m", "mlpipeline", "check", "preflight"], cwd=root)
     return done.stderr
 
 
@@ -157,6 +157,6 @@ def test_the_check_skips_only_what_nothing_changed(built_project: Path, tmp_path
     stamped = json.loads((root / ".dvc/tmp/preflight-verified.json").read_text())
     (folder,) = stamped["models"]
     (Path(folder) / "model.skops").unlink()
-    done = run(["python", "-m", "mlpipeline.commands.preflight"], cwd=root, check=False)
+    done = run(["python", "-m", "mlpipeline", "check", "preflight"], cwd=root, check=False)
     assert NOTHING_TO_CHECK not in done.stderr
     assert "@champion (version 1) cannot be served" in done.stderr, done.stderr[-3000:]

@@ -140,7 +140,7 @@ def test_the_check_with_nothing_changed_imports_no_mlflow_pandas_or_sklearn(
     uri, _ = verified_project(tmp_path)
     code = (
         "import json, sys; from pathlib import Path\n"
-        "import mlpipeline.commands.preflight\n"
+        "import mlpipeline.cli, mlpipeline.commands.preflight\n"
         "from mlpipeline.tracking import verified\n"
         f"assert verified.unchanged({uri!r}, Path({str(tmp_path)!r}))\n"
         "heavy = ('mlflow', 'pandas', 'sklearn', 'pydantic', 'sqlalchemy', 'urllib.request')\n"
