@@ -46,13 +46,14 @@ exps: setup ## Experiments: headline metrics and the params that differ (EXPS_AR
 plots: setup ## Draw the dvc plots charts offline: SVG, PNG, index.html → dvc_plots_static/ (PLOTS_ARGS=HEAD: a diff)
 	$(MLPIPELINE) report plots $(PLOTS_ARGS)
 
-# The notebooks with the `notebook` dependency group (Jupyter), through the same uv as setup.
+# The notebooks with the `notebook` dependency group (Jupyter), through the same uv as setup;
+# uv run syncs here, to add the group.
 NOTEBOOK ?= notebooks/compare_runs_and_champion.ipynb
 notebook: setup ## Run a notebook top to bottom → notebooks/out/<name>.html (NOTEBOOK=notebooks/x.ipynb)
-	$(RUN) --group notebook jupyter nbconvert --to html --execute "$(NOTEBOOK)" --output-dir notebooks/out
+	"$(UV)" run --frozen --group notebook jupyter nbconvert --to html --execute "$(NOTEBOOK)" --output-dir notebooks/out
 
 lab: setup ## Open the notebooks in JupyterLab
-	$(RUN) --group notebook jupyter lab notebooks/
+	"$(UV)" run --frozen --group notebook jupyter lab notebooks/
 
 BASE ?= HEAD
 report: setup ## Markdown report, workspace vs BASE: metrics, params, champion, charts → report/report.md

@@ -31,7 +31,7 @@ def make_dry_run(target: str) -> list[list[str]]:
     for line in out.splitlines():
         words = shlex.split(line)
         if words[1:3] == ["run", "--frozen"]:
-            commands.append(words[3:])
+            commands.append([word for word in words[3:] if word != "--no-sync"])
     return commands
 
 
