@@ -78,3 +78,19 @@ def test_outputs_persist_so_failures_keep_them() -> None:
             for out in stage.get(section, []):
                 path, options = next(iter(out.items()))
                 assert options.get("persist") is True, f"{name}: {path} is not persist"
+
+
+def test_dvc_lock_records_the_code_in_git() -> None:
+    # A stale lock makes a fresh clone's first `make run` rewrite dvc.lock: the newcomer's
+    # first commit would carry a lock change they did not make. Relock with `dvc commit`.
+    from mlpipeline.files.hashes import file_md5
+
+    lock = yaml.safe_load((REPO / "dvc.lock").read_text())
+    stale = sorted(
+        f"{stage}: {dep['path']}"
+        for stage, entry in lock["stages"].items()
+        for dep in entry.get("deps", [])
+        if dep["path"].startswith(("stages/", "mlpipeline/"))
+        and file_md5(REPO / dep["path"]) != dep["md5"]
+    )
+    assert not stale, f"dvc.lock is stale (relock: dvc commit -f): {stale}"

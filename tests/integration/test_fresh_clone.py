@@ -1,0 +1,42 @@
+"""A newcomer clones the project and runs `make run`: nothing git tracks changes.
+
+A stale dvc.lock (code changed, lock not rewritten) or an output that is not byte-stable
+would put a lock change into the newcomer's first commit that they did not make.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(1800)]
+
+
+def newcomer_env(home: Path) -> dict[str, str]:
+    """A user's shell: no venv active, no store settings, uv on PATH (as README's machine)."""
+    stripped = ("MLFLOW_", "DVC_", "ZENML_", "PYTEST_", "VIRTUAL_ENV", "UV_PROJECT")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(stripped)}
+    uv = shutil.which("uv") or str(REPO / ".tools" / "bin" / "uv")
+    venv_bin = str(Path(sys.executable).parent)
+    path = [entry for entry in env["PATH"].split(os.pathsep) if entry != venv_bin]
+    env["PATH"] = os.pathsep.join([str(Path(uv).parent), *path])
+    env.update({"GIT_AUTHOR_NAME": "newcomer", "GIT_AUTHOR_EMAIL": "newcomer@example.invalid"})
+    env.update({"GIT_COMMITTER_NAME": "newcomer", "GIT_COMMITTER_EMAIL": "n@example.invalid"})
+    return env
+
+
+def test_a_fresh_clones_first_make_run_leaves_git_clean(tmp_path: Path) -> None:
+    env = newcomer_env(tmp_path)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "--quiet", REPO, clone], cwd=tmp_path, env=env)
+    made = run(["make", "--no-print-directory", "run"], cwd=clone, env=env, timeout=1500)
+    assert "Running stage 'save'" in made.stdout + made.stderr
+    status = run(["git", "status", "--porcelain"], cwd=clone, env=env).stdout
+    diff = run(["git", "diff", "--stat"], cwd=clone, env=env).stdout
+    assert status == "", f"make run changed what git tracks:\n{status}\n{diff}"
