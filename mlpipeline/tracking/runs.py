@@ -170,6 +170,24 @@ def use_client_defaults() -> None:
         os.environ.setdefault(name, value)
 
 
+def use_store() -> str:
+    """Point MLflow's client at the project's store for reading; its URI.
+
+    Without this MLflow falls back to its own default store, whose path MLflow
+    percent-encodes under a checkout path with spaces or non-ASCII letters: it would create
+    an empty `mlflow.db` elsewhere and find nothing.
+    """
+    use_client_defaults()
+    uri = tracking_uri()
+    check_reachable(uri)
+    store.require_existing(uri)
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
 def configure(experiment_name: str) -> str:
     """Point MLflow at the configured store and experiment; return the tracking URI."""
     use_client_defaults()

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlpipeline.domain.errors import TrackingError
-from mlpipeline.tracking import runs
 from mlpipeline.tracking.failures import cause, no_alias
 
 # models:/<name>@<alias> or models:/<name>/<version>
@@ -40,6 +39,7 @@ class ResolvedModel:
 def resolve_model(requested: str) -> ResolvedModel:
     """Pin `models:/name@alias` (or `/version`) to a version and its run; a TrackingError
     naming the URI if the registry does not have it. Other URIs are loaded as given."""
+    import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -57,7 +57,7 @@ def resolve_model(requested: str) -> ResolvedModel:
         if not no_alias(exc):
             raise  # the store did not answer: the edge says so, naming the call
         raise TrackingError(
-            f"no model version {requested} in the MLflow registry {runs.tracking_uri()}; "
+            f"no model version {requested} in the MLflow registry {mlflow.get_registry_uri()}; "
             "`mlpipeline model list` shows the versions"
         ) from None
     return ResolvedModel(

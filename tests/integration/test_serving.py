@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import urllib.error
 import urllib.request
@@ -399,3 +400,25 @@ def test_serve_refuses_to_start_in_one_line(
     result = run([*command, *params, *arguments], cwd=tmp_path, env=env, check=False)
     assert result.returncode == 1, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_finds_the_project_store_under_a_path_with_spaces(
+    built_project: Path, tmp_path: Path
+) -> None:
+    """No MLFLOW_TRACKING_URI: the project's store, not MLflow's default (which MLflow
+    percent-encodes under such a path, creating an empty store elsewhere)."""
+    project = tmp_path / "my dir ü" / "project"
+    shutil.copytree(built_project, project, symlinks=True, ignore=shutil.ignore_patterns("tmp"))
+    env = tool_env()
+    port = free_port()
+    command = ["python", "-m", "mlpipeline.commands.serve", "--port", str(port)]
+    with serving(command, project, env, port) as url:
+        assert get(url + "/ping")[0] == 200
+    log = (project / "serve.log").read_text()
+    assert "serving models:/iris_classifier@champion (version" in log, log[-2000:]
+
+    (project / "mlflow.db").rename(project / "moved.db")
+    refused = run(command, cwd=project, env=env, check=False)
+    assert refused.returncode == 1, refused.stderr
+    assert f"no MLflow store at {project / 'mlflow.db'}" in refused.stderr, refused.stderr
+    assert list(tmp_path.rglob("mlflow.db")) == [], "an empty store was created"
