@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 from mlpipeline.domain.drift import DriftReport
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def render_png(report: DriftReport) -> bytes:
-    """Per feature PSI and KS as bars against their thresholds, drifted ones in red."""
-    import io
 
+# A log axis has no zero: a PSI below this is drawn at it. PSI spans orders of magnitude
+# (0.001 for a steady feature, 5 for a drifted one), so a linear axis hides all but the largest.
+PSI_AXIS_FLOOR = 1e-4
+
+
+def drift_figure(report: DriftReport) -> Figure:
+    """Per feature PSI (log axis) and KS as bars against their thresholds, drifted ones in red."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,25 +27,35 @@ def render_png(report: DriftReport) -> bytes:
     colours = ["#c0392b" if item.drifted else "#2e86c1" for item in report.features]
     height = max(2.5, 0.35 * len(names) + 1.5)
     figure = Figure(figsize=(9, height))
-    panels = figure.subplots(1, 2, sharey=True)
-    for axes, values, threshold, title in (
-        (panels[0], [item.psi for item in report.features], report.thresholds["psi"], "PSI"),
-        (
-            panels[1],
-            [item.ks_statistic for item in report.features],
-            report.thresholds["ks"],
-            "Kolmogorov-Smirnov statistic",
-        ),
+    psi_axes, ks_axes = figure.subplots(1, 2, sharey=True)
+    psi = [max(item.psi, PSI_AXIS_FLOOR) for item in report.features]
+    psi_axes.barh(
+        names, [value - PSI_AXIS_FLOOR for value in psi], left=PSI_AXIS_FLOOR, color=colours
+    )
+    psi_axes.set_xscale("log")
+    psi_axes.set_xlim(PSI_AXIS_FLOOR, 2 * max([*psi, report.thresholds["psi"]]))
+    psi_axes.set_title("PSI (log scale)")
+    ks_axes.barh(names, [item.ks_statistic for item in report.features], color=colours)
+    ks_axes.set_title("Kolmogorov-Smirnov statistic")
+    for axes, threshold in (
+        (psi_axes, report.thresholds["psi"]),
+        (ks_axes, report.thresholds["ks"]),
     ):
-        axes.barh(names, values, color=colours)
         axes.axvline(threshold, color="black", linestyle="--", linewidth=1)
-        axes.set_title(title)
         axes.invert_yaxis()
     figure.suptitle(
         f"{report.rows} rows; prediction PSI {report.prediction_psi:.3f}"
         + (" (drifted)" if report.prediction_drifted else "")
     )
     figure.tight_layout()
+    return figure
+
+
+def render_png(report: DriftReport) -> bytes:
+    """The drift figure as PNG bytes."""
+    import io
+
+    figure = drift_figure(report)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
     return buffer.getvalue()

@@ -130,3 +130,13 @@ def test_in_a_diff_each_revision_has_its_own_dash(vega_specs: dict[str, Any], fo
     assert dash["field"] == "rev"
     assert dash["scale"]["range"][0] == [1, 0]  # the first revision solid, the next dashed
     assert all(len(pattern) == 2 for pattern in dash["scale"]["range"])
+    # One legend, the colour's: a second one titled `rev` would label nothing of its own.
+    assert "legend" in dash and dash["legend"] is None
+    assert curve["encoding"]["color"]["field"] == "rev"
+
+
+def test_feature_importance_ticks_are_few_enough_to_read(vega_specs: dict[str, Any]) -> None:
+    # DVC's bar_horizontal_sorted ticks every 0.05 on Iris: the labels run together.
+    spec = vega_specs["Feature importance"]
+    assert spec["encoding"]["x"]["axis"]["tickCount"] <= 5
+    assert spec["encoding"]["x"].get("scale", {}).get("zero", True)  # bars start at zero

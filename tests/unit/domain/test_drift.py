@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mlpipeline.domain.drift import BatchCounts, compare, psi, reference_profile
-from mlpipeline.domain.drift_report import render_html, render_png
+from mlpipeline.domain.drift_report import drift_figure, render_html, render_png
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +89,16 @@ def test_the_report_renders(reference: dict) -> None:
     page = render_html(report, "drift.png", "Drift of <batch>")
     assert "Drift of &lt;batch&gt;" in page and 'src="drift.png"' in page
     assert "<tr class=drift><td>a</td>" in page
+
+
+def test_a_steady_features_psi_bar_stays_visible_beside_a_drifted_one(reference: dict) -> None:
+    rng = np.random.default_rng(1)
+    # `a` shifted far (PSI in the units), `b` as in the reference (PSI in the thousandths).
+    features = pd.DataFrame({"a": rng.normal(4, 1, 2000), "b": rng.uniform(0, 10, 2000)})
+    report = batch(reference, features, ["x"] * 2000)
+    by_name = {item.feature: item.psi for item in report.features}
+    assert by_name["a"] > 1000 * by_name["b"] > 0
+    psi_axes = drift_figure(report).axes[0]
+    assert psi_axes.get_xscale() == "log"
+    widths = [bar.get_window_extent().width for bar in psi_axes.patches]
+    assert min(widths) > 0.05 * max(widths), widths  # a linear axis: under 0.1 %
