@@ -38,7 +38,7 @@ run: setup ## Run the DVC pipeline (dvc repro) after checking params, settling t
 
 # Headline metrics always; of the params only those that differ between the rows; no
 # dependency hashes, no per-class scores (plain `dvc exp show` prints 70+ columns).
-exps: setup ## Experiments: headline metrics and the params that differ (EXPS_ARGS="-A --md")
+exps: setup ## Experiments: headline metrics and the params that differ (EXPS_ARGS="-a --md": every branch, Markdown)
 	$(MLPIPELINE) report exps $(EXPS_ARGS)
 
 # The charts of `dvc plots show` (or `dvc plots diff $(PLOTS_ARGS)`) rendered here, without a

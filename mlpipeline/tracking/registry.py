@@ -225,6 +225,14 @@ def _versions(client: MlflowClient, model_name: str) -> list[ModelVersion]:
     return sorted(versions, key=lambda version: int(version.version))
 
 
+def _shown_score(tag: str | None) -> str:
+    """A version's score tag as the save line prints scores (4 decimals); "-" if none."""
+    try:
+        return f"{float(tag):.4f}" if tag is not None else "-"
+    except ValueError:
+        return tag
+
+
 def list_versions(model_name: str, metric: str) -> list[dict[str, Any]]:
     """Every version of `model_name`: its aliases, score, run and when it was registered."""
     import datetime as dt
@@ -238,7 +246,7 @@ def list_versions(model_name: str, metric: str) -> list[dict[str, Any]]:
         {
             "version": version.version,
             "aliases": ",".join(sorted(aliases.get(str(version.version), []))) or "-",
-            metric: version.tags.get(metric, "-"),
+            metric: _shown_score(version.tags.get(metric)),
             "run_id": version.run_id,
             "registered": dt.datetime.fromtimestamp(
                 version.creation_timestamp / 1000, dt.UTC

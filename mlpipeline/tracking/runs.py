@@ -48,6 +48,9 @@ FAILING_TIMEOUT_S = 3
 # .dvc/config (`MLFLOW_DISABLE_TELEMETRY=false` turns it back on). It also costs each stage
 # that starts it up to ~1 s at exit on a machine that cannot reach its server.
 _TELEMETRY_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true"}
+# The model's requirements are given (model_requirements): MLflow's uv detection would only
+# log "Detected uv project" on every model it logs.
+_UV_DEFAULTS = {"MLFLOW_UV_AUTO_DETECT": "false"}
 # A progress bar per model download is noise in a stage's or a check's log.
 _PROGRESS_DEFAULTS = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 # A server that serves artifacts from S3 (the team setup) advertises presigned downloads
@@ -165,7 +168,13 @@ def _turned_away(uri: str, answer: urllib.error.HTTPError) -> str:
 
 def use_client_defaults() -> None:
     """MLflow's client settings (HTTP limits, telemetry, downloads) unless the user set them."""
-    defaults = {**_HTTP_DEFAULTS, **_TELEMETRY_DEFAULTS, **_PROGRESS_DEFAULTS, **_ARTIFACT_DEFAULTS}
+    defaults = {
+        **_HTTP_DEFAULTS,
+        **_TELEMETRY_DEFAULTS,
+        **_PROGRESS_DEFAULTS,
+        **_ARTIFACT_DEFAULTS,
+        **_UV_DEFAULTS,
+    }
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
 

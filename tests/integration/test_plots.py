@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.conftest import clone_built, run
+from tests.conftest import REPO, clone_built, make, run
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +140,17 @@ def test_feature_importance_ticks_are_few_enough_to_read(vega_specs: dict[str, A
     spec = vega_specs["Feature importance"]
     assert spec["encoding"]["x"]["axis"]["tickCount"] <= 5
     assert spec["encoding"]["x"].get("scale", {}).get("zero", True)  # bars start at zero
+
+
+def test_the_exps_args_make_help_suggests_list_branches_not_every_commit(
+    built_project: Path, tmp_path: Path
+) -> None:
+    project = clone_built(built_project, tmp_path / "project")
+    for number in range(3):
+        run(["git", "commit", "-q", "--allow-empty", "-m", f"commit {number}"], cwd=project)
+    help_text = run(["make", "help"], cwd=REPO).stdout
+    suggested = re.search(r'EXPS_ARGS="([^"]+)"', help_text)
+    assert suggested, help_text
+    table = make(project, "-s", "exps", f"EXPS_ARGS={suggested[1]}").stdout
+    rows = [line for line in table.splitlines() if line.startswith("|")][2:]  # past the header
+    assert len(rows) == 2, table  # the workspace and the branch's tip

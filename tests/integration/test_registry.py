@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -194,6 +195,7 @@ def test_registry_command_lists_and_moves_the_alias_from_a_subfolder(story: Stor
     known = sorted(story.versions(), key=int)
     assert list(rows) == known and len(known) >= 2
     assert rows["1"][1] == "champion" and rows["2"][1] == "-"
+    assert all(re.fullmatch(r"\d\.\d{4}", row[2]) for row in rows.values()), rows  # as save prints
 
     promoted = registry("promote", "2")
     assert "iris_classifier@champion: version 2 (was 1)" in promoted.stderr
