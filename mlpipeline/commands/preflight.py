@@ -7,7 +7,8 @@ deleted `mlflow.db` or `mlartifacts/`, another `MLFLOW_TRACKING_URI`), DVC still
 output up to date: `dvc repro` would run nothing, and `models:/<name>@champion` would not
 load. So, in order:
 
-1. params.yaml is validated (a section nobody reads is an error, as in every stage).
+1. params.yaml is validated (a section nobody reads is an error, as in every stage). Under a
+   checkout path that is not ASCII, DVC's cache moves to an ASCII path once (files/dvc_cache.py).
 2. The store is opened as a stage opens it: a corrupt, locked or unreachable store is the
    same one line, and runs left RUNNING by a process that is gone are ended (FAILED when
    their stage failed, else KILLED) with the models they left unfinished.
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from mlpipeline.commands.console import command, params_option
 from mlpipeline.domain.errors import PipelineError, TrackingError
-from mlpipeline.files import paths
+from mlpipeline.files import dvc_cache, paths
 from mlpipeline.tracking import runs as tracking
 from mlpipeline.tracking import servable, store, verified
 from mlpipeline.tracking.failures import is_not_found
@@ -149,6 +150,18 @@ def _dvc(command: list[str]) -> None:
         raise PipelineError(f"`{' '.join(command)}` exited {done.returncode}")
 
 
+def use_ascii_cache(root: Path) -> None:
+    """Under a checkout path that is not ASCII, move DVC's cache to one that is (once)."""
+    moved = dvc_cache.ensure_ascii_cache(root)
+    if moved is not None:
+        log.warning(
+            "the checkout's path is not ASCII, which `dvc exp run --temp` and the queue cannot "
+            "write into a copy's config: moved DVC's cache from %s to %s (`dvc cache dir "
+            "--local`, once per clone; docs/deploy.md)",
+            *moved,
+        )
+
+
 def _trained_run() -> str | None:
     try:
         return json.loads(paths.RUN_INFO.read_text()).get("run_id")
@@ -172,6 +185,7 @@ def check(params: Path = paths.PARAMS, uri: str | None = None) -> None:
 
     The stamp is of the repository's params.yaml: another params file is always checked.
     """
+    use_ascii_cache(paths.ROOT)
     uri = uri or tracking.tracking_uri()
     ours = params.resolve() == paths.PARAMS
     if ours and verified.unchanged(uri):
