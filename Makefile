@@ -17,7 +17,7 @@ RUN := "$(UV)" run --frozen --no-sync
 # editable install names: the same commands as the `mlpipeline` script (mlpipeline/cli.py).
 MLPIPELINE := $(RUN) python -m mlpipeline
 
-.PHONY: help setup run test test-slow test-docker lint format zenml zenml-stack bench readme-dag clean clean-tracking team-users exps reproduce plots report notebook lab score
+.PHONY: help setup run up down test test-slow test-docker lint format zenml zenml-stack bench readme-dag clean clean-tracking team-users exps reproduce plots report notebook lab score
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -45,6 +45,19 @@ exps: setup ## Experiments: headline metrics and the params that differ (EXPS_AR
 # browser or internet: `dvc plots`' own page loads Vega from a CDN.
 plots: setup ## Draw the dvc plots charts offline: SVG, PNG, index.html → dvc_plots_static/ (PLOTS_ARGS=HEAD: a diff)
 	$(MLPIPELINE) report plots $(PLOTS_ARGS)
+
+# Compose v2 (`docker compose`) when the engine has it, else v1 (`docker-compose`, Debian 12's
+# package and what docker/ci-setup.sh installs); the docs write v2's spelling.
+COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || command -v docker-compose 2>/dev/null)
+COMPOSE_MISSING := neither `docker compose` (v2) nor `docker-compose` (v1) is installed (docs/deploy.md)
+
+up: ## Start the compose stack, docker compose v2 or docker-compose v1 (COMPOSE_ARGS="-f docker-compose.yml -f docker/docker-compose.team.yml")
+	@[ -n "$(COMPOSE)" ] || { echo '$(COMPOSE_MISSING)' >&2; exit 2; }
+	$(COMPOSE) $(COMPOSE_ARGS) up -d $(SERVICES)
+
+down: ## Stop the compose stack (keeps its volumes; COMPOSE_ARGS as for up)
+	@[ -n "$(COMPOSE)" ] || { echo '$(COMPOSE_MISSING)' >&2; exit 2; }
+	$(COMPOSE) $(COMPOSE_ARGS) down
 
 # The notebooks with the `notebook` dependency group (Jupyter), through the same uv as setup;
 # uv run syncs here, to add the group.
