@@ -92,8 +92,23 @@ def source_md5(params: Params) -> str | None:
     return file_md5(csv_path)
 
 
+def let_zenml_find_uv() -> None:
+    """Put the uv that started us (`uv run` sets UV) on PATH when PATH has none.
+
+    ZenML records the run's installed packages with `uv pip freeze` (uv from PATH), else pip,
+    which uv's venvs lack: with the uv `make` bootstraps into .tools/, it would warn "Failed to
+    get list of installed Python packages" on every run.
+    """
+    import shutil
+
+    uv = os.environ.get("UV")
+    if uv and shutil.which("uv") is None and Path(uv).name == "uv" and Path(uv).is_file():
+        os.environ["PATH"] = os.pathsep.join([str(Path(uv).parent), os.environ.get("PATH", "")])
+
+
 def run_pipeline(params: Params, enable_cache: bool = True, image: str | None = None) -> None:
     """Run the pipeline on the active ZenML stack (the default local one unless set up)."""
+    let_zenml_find_uv()
     from mlpipeline.tracking import access
     from mlpipeline.tracking import runs as tracking
 
