@@ -166,3 +166,18 @@ def decide(
     return Decision(
         True, f"score {score:.4f} reaches {min_score:.4f} and matches or beats {champion.score:.4f}"
     )
+
+
+def lower_score_warning(
+    metric: str, version: str, score: float | None, before: str | None, before_score: float | None
+) -> str | None:
+    """What to say when a hand-made move gives the alias to a version scoring below the one
+    that held it; None when it does not (or a score is unknown)."""
+    if before is None or before == version or score is None or before_score is None:
+        return None
+    if score >= before_score:
+        return None
+    return (
+        f"version {version} scores {score:.4f} ({metric}), below the {before_score:.4f} of "
+        f"version {before}, which held the alias"
+    )

@@ -21,8 +21,10 @@ from mlpipeline.domain.promotion import (
     champion_score,
     decide,
     decision_line,
+    lower_score_warning,
 )
 from mlpipeline.files import paths
+from mlpipeline.files.params_yaml import load_params
 from mlpipeline.tracking import history, model_cards, servable, store
 from mlpipeline.tracking import runs as tracking
 from mlpipeline.tracking.failures import cause, no_alias, store_failed
@@ -257,9 +259,16 @@ def list_versions(model_name: str, metric: str) -> list[dict[str, Any]]:
     ]
 
 
-def promote(model_name: str, alias: str, version: str, reason: str | None = None) -> str | None:
+def promote(
+    model_name: str,
+    alias: str,
+    version: str,
+    reason: str | None = None,
+    metric: str | None = None,
+) -> str | None:
     """Move `alias` to `version` of `model_name` and record the move in its history; returns
-    the version that held it before."""
+    the version that held it before. A move to a version scoring below that one (`metric`,
+    default params.yaml's save.champion_metric) is made, with a warning giving both scores."""
     uri = tracking.tracking_uri()
     client = _client(uri)
     known = [str(v.version) for v in _versions(client, model_name)]
@@ -273,6 +282,7 @@ def promote(model_name: str, alias: str, version: str, reason: str | None = None
         client, uri, model_name, alias, before, str(version), reason or "(no reason given)",
         "promote",
     )  # fmt: skip
+    _warn_if_lower(client, model_name, str(version), before, metric)
     return before
 
 
@@ -285,6 +295,25 @@ def _check_servable(client: MlflowClient, model_name: str, alias: str, version: 
             f"{model_name} version {version} cannot be {alias}: {problem}; `mlpipeline model list` "
             "shows the versions whose files are there"
         )
+
+
+def _warn_if_lower(
+    client: MlflowClient, model_name: str, version: str, before: str | None, metric: str | None
+) -> None:
+    """Log a warning, with both scores, when the alias went to a lower-scoring version."""
+    if before is None:
+        return
+    metric = metric or load_params(paths.PARAMS).save.champion_metric
+
+    def score(number: str) -> float | None:
+        try:
+            return float(client.get_model_version(model_name, number).tags[metric])
+        except (KeyError, ValueError):
+            return None
+
+    warning = lower_score_warning(metric, version, score(version), before, score(before))
+    if warning is not None:
+        log.warning("%s", warning)
 
 
 def rollback(model_name: str, alias: str, reason: str | None = None) -> tuple[str, str]:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from mlpipeline.domain.errors import PipelineError
-from mlpipeline.domain.promotion import Candidate, Champion, champion_score, decide
+from mlpipeline.domain.promotion import (
+    Candidate,
+    Champion,
+    champion_score,
+    decide,
+    lower_score_warning,
+)
 from tests.unit.domain.conftest import FEATURES
 
 
@@ -169,3 +175,25 @@ def test_promotion_needs_comparable_versions(
     decision = decide(candidate, champion, min_score=0.9, experiments_compete=compete)
     assert decision.promoted is promoted
     assert reason in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("score", "before", "before_score", "warned"),
+    [
+        (0.90, "4", 0.9333, True),  # below: said, with both scores
+        (0.9333, "4", 0.9333, False),  # a tie
+        (0.95, "4", 0.9333, False),  # better
+        (0.90, None, None, False),  # nobody held the alias
+        (None, "4", 0.9333, False),  # a version without a score
+    ],
+)
+def test_a_move_to_a_lower_score_is_said(
+    score: float | None, before: str | None, before_score: float | None, warned: bool
+) -> None:
+    warning = lower_score_warning("accuracy", "3", score, before, before_score)
+    assert (warning is not None) == warned
+    if warned:
+        assert warning == (
+            "version 3 scores 0.9000 (accuracy), below the 0.9333 of version 4, which held "
+            "the alias"
+        )
