@@ -26,8 +26,10 @@ help: ## List the targets
 	python3 -m venv .tools
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
+# Quiet once .venv exists: a git checkout or rebase touches pyproject.toml, and the re-sync
+# would print uv's rebuild of the editable project ("Uninstalled 1 package ...") on any target.
 .venv/.synced: uv.lock pyproject.toml | $(if $(UV_ON_PATH),,.tools/bin/uv)
-	"$(UV)" sync --frozen --compile-bytecode
+	"$(UV)" sync --frozen --compile-bytecode $(if $(wildcard .venv/bin/python),--quiet)
 	@touch $@
 
 setup: .venv/.synced ## Create .venv from uv.lock (bootstraps uv if missing)
