@@ -55,7 +55,9 @@ def list_versions(model: str | None, params: Path) -> None:
 def promote(version: str, reason: str | None, model: str | None, params: Path) -> None:
     model_name, settings = _names(params, model)
     alias = settings.mlflow.champion_alias
-    before = registry.promote(model_name, alias, version, reason)
+    before = registry.promote(
+        model_name, alias, version, reason, metric=settings.save.champion_metric
+    )
     log.info("%s@%s: version %s (was %s)", model_name, alias, version, before or "unset")
 
 

@@ -411,7 +411,7 @@ def test_serve_finds_the_project_store_under_a_path_with_spaces(
     shutil.copytree(built_project, project, symlinks=True, ignore=shutil.ignore_patterns("tmp"))
     env = tool_env()
     port = free_port()
-    command = ["python", "-m", "mlpipeline.commands.serve", "--port", str(port)]
+    command = ["python", "-m", "mlpipeline", "model", "serve", "--port", str(port)]
     with serving(command, project, env, port) as url:
         assert get(url + "/ping")[0] == 200
     log = (project / "serve.log").read_text()
