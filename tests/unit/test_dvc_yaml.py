@@ -93,4 +93,10 @@ def test_dvc_lock_records_the_code_in_git() -> None:
         if dep["path"].startswith(("stages/", "mlpipeline/"))
         and file_md5(REPO / dep["path"]) != dep["md5"]
     )
-    assert not stale, f"dvc.lock is stale (relock: dvc commit -f): {stale}"
+    unlocked = sorted(
+        f"{stage}: {dep}"
+        for stage, entry in DVC_YAML["stages"].items()
+        for dep in entry["deps"]
+        if dep not in {locked["path"] for locked in lock["stages"][stage].get("deps", [])}
+    )
+    assert not stale + unlocked, f"dvc.lock is stale (relock: dvc commit -f): {stale + unlocked}"
