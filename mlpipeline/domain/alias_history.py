@@ -28,7 +28,7 @@ class AliasMove:
     when: str  # ISO 8601, UTC, seconds
     why: str
     commit: str | None
-    via: str  # save | promote | rollback
+    via: str  # save (dvc) | save (zenml) | promote | rollback
 
     def tag_value(self) -> str:
         data = asdict(self)

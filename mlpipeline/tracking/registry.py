@@ -170,7 +170,7 @@ def publish(
                 expected=champion.version if champion else None,
                 to_version=version,
                 why=decision_line(registration, alias),
-                via="save",
+                via=saved_by(training_run.data.tags.get("orchestrator")),
             )
         if not reused or model_cards.CARD_TAG not in registered.tags:
             model_cards.log_card(
@@ -184,6 +184,11 @@ def publish(
             {"registered_model_version": version, f"{alias}_promoted": str(decision.promoted)}
         )
     return registration
+
+
+def saved_by(orchestrator: str | None) -> str:
+    """The history's `via` for a move the save gate made: `save (dvc)` or `save (zenml)`."""
+    return f"save ({orchestrator})" if orchestrator else "save"
 
 
 def _logged_signature(model_uri: str, run_id: str) -> Any:

@@ -88,7 +88,7 @@ def test_every_move_is_recorded_and_a_move_elsewhere_is_reported(
     assert first["current_version"] == "1" and first["unrecorded_move"] is None
     [saved] = first["moves"]
     assert (saved["who"], saved["via"], saved["from_version"], saved["to_version"]) == (
-        "pipeline", "save", None, "1",
+        "pipeline", "save (dvc)", None, "1",
     )  # fmt: skip
     assert saved["why"].startswith(f"registered {MODEL} version 1; now @champion: score ")
     assert saved["commit"] == commit
