@@ -86,8 +86,8 @@ def history(as_json: bool, model: str | None, params: Path) -> None:
 @model_option
 @params_option
 def card(version: str, model: str | None, params: Path) -> None:
-    model_name, _ = _names(params, model)
-    print(registry.model_card(model_name, version), end="")
+    model_name, settings = _names(params, model)
+    print(registry.model_card(model_name, version, settings.mlflow.champion_alias), end="")
 
 
 def _print_history(model_name: str, alias: str, as_json: bool) -> None:

@@ -197,3 +197,23 @@ def structure(card: str) -> list[str]:
             shape.append("|".join(cells) if header_next else f"row: {cells[0]}")
             header_next = False
     return shape
+
+
+def with_current_alias(card: str, alias: str, version: str, holder: str | None) -> str:
+    """The card with a row after its gate decision saying who holds `alias` now.
+
+    The card is written once, at registration; the alias moves later (a better version, a
+    promote, a rollback), so the printed card adds where it stands at printing time.
+    """
+    if holder == version:
+        now = "this version (read when printed; the gate row is the registration's decision)"
+    elif holder is None:
+        now = "no version (read when printed)"
+    else:
+        now = f"version {holder} (read when printed), not this one"
+    lines = card.splitlines(keepends=True)
+    for number, line in enumerate(lines):
+        if line.startswith("| champion gate |"):
+            lines.insert(number + 1, f"| @{alias} now | {now} |\n")
+            break
+    return "".join(lines)

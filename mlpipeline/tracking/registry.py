@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlpipeline.domain.alias_history import AliasMove, previous_version, unrecorded_move
 from mlpipeline.domain.errors import TrackingError
+from mlpipeline.domain.model_card import with_current_alias
 from mlpipeline.domain.params import MlflowParams, SaveParams
 from mlpipeline.domain.promotion import (
     Candidate,
@@ -352,7 +353,9 @@ def alias_history(model_name: str, alias: str) -> tuple[list[AliasMove], str | N
     return moves, current, unrecorded_move(moves, current)
 
 
-def model_card(model_name: str, version: str) -> str:
-    """The Markdown card logged when `version` was registered."""
+def model_card(model_name: str, version: str, alias: str = "champion") -> str:
+    """The Markdown card logged when `version` was registered, with who holds `alias` now."""
     client = _client(tracking.tracking_uri())
-    return model_cards.read_card(client, model_name, version)
+    card = model_cards.read_card(client, model_name, version)
+    holder = client.get_registered_model(model_name).aliases.get(alias)
+    return with_current_alias(card, alias, str(version), str(holder) if holder else None)

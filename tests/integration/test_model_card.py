@@ -35,6 +35,7 @@ def test_the_card_holds_the_records_in_the_golden_structure(built_project: Path)
     commit = run(["git", "rev-parse", "HEAD"], cwd=built_project).stdout.strip()
     assert f"| git commit | {commit} |" in card
     assert "| champion gate | registered iris_classifier version 1; now @champion: " in card
+    assert "| @champion now | this version (read when printed;" in card
     assert "| setosa | 40 | 10 |" in card  # 120 training rows, 30 test rows, stratified
     assert "| sepal_length | double |" in card
 

@@ -14,6 +14,7 @@ from mlpipeline.domain.model_card import (
     render_card,
     rows_per_class,
     structure,
+    with_current_alias,
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "model_card.md"
@@ -89,3 +90,18 @@ def test_a_card_without_reference_says_so() -> None:
 )
 def test_structure_keeps_headings_headers_and_row_names(expected: str) -> None:
     assert expected in structure(render_card(record()))
+
+
+@pytest.mark.parametrize(
+    ("holder", "row"),
+    [
+        ("3", "| @champion now | this version (read when printed;"),
+        ("4", "| @champion now | version 4 (read when printed), not this one |"),
+        (None, "| @champion now | no version (read when printed) |"),
+    ],
+)
+def test_the_printed_card_says_who_holds_the_alias_now(holder: str | None, row: str) -> None:
+    card = "# Model card\n\n| field | value |\n| --- | --- |\n| champion gate | now @champion |\n"
+    printed = with_current_alias(card, "champion", "3", holder).splitlines()
+    assert printed[4] == "| champion gate | now @champion |"
+    assert printed[5].startswith(row)
