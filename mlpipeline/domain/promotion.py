@@ -109,7 +109,8 @@ def decide(
 ) -> Decision:
     """Whether `candidate` takes the alias, and why (the save log line says it).
 
-    It takes it when its score reaches `min_score` and is no worse than the champion's, and
+    It takes it when its score reaches `min_score` and beats the champion's (a tie keeps the
+    alias, whichever orchestrator trained the version), and
     only if the two are comparable: the same input columns (else the served model would
     reject the requests the champion answers) and scores computed on the same data (a
     score on another dataset or test split says nothing about which model is better).
@@ -163,8 +164,15 @@ def decide(
         return Decision(
             False, f"score {score:.4f} is worse than the champion's {champion.score:.4f}"
         )
+    if score == champion.score:
+        # Whichever orchestrator trained it: an equal score is no reason to change what serves.
+        return Decision(
+            False,
+            f"score {score:.4f} ties the champion's {champion.score:.4f}, and a tie keeps the "
+            f"alias where it is; to serve this one, {promote}",
+        )
     return Decision(
-        True, f"score {score:.4f} reaches {min_score:.4f} and matches or beats {champion.score:.4f}"
+        True, f"score {score:.4f} reaches {min_score:.4f} and beats {champion.score:.4f}"
     )
 
 

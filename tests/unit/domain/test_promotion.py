@@ -41,8 +41,8 @@ IRIS_DATA = "dataset_md5=abc;test_size=0.2;split_random_state=42"
         (0.85, 0.9, None, False, "below save.min_score"),
         (0.85, 0.9, 0.80, False, "below save.min_score"),
         (0.92, 0.9, 0.95, False, "worse than the champion's 0.9500"),
-        (0.95, 0.9, 0.95, True, "matches or beats 0.9500"),
-        (0.97, 0.9, 0.95, True, "matches or beats 0.9500"),
+        (0.95, 0.9, 0.95, False, "ties the champion's 0.9500, and a tie keeps the alias"),
+        (0.97, 0.9, 0.95, True, "reaches 0.9000 and beats 0.9500"),
         (0.93, 0.9, None, True, "no champion yet"),
         (0.90, 0.9, None, True, "reaches 0.9000"),
         (0.0, 0.0, None, True, "no champion yet"),
@@ -157,7 +157,7 @@ TABLE_INPUTS = [("a", "double"), ("b", "double")]
             Champion("1", 0.93, IRIS_INPUTS, IRIS_DATA),
             True,
             True,
-            "matches or beats 0.9300",
+            "beats 0.9300",
         ),
         # A rerun of save for the version that already holds the alias keeps it.
         (
