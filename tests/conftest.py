@@ -278,6 +278,9 @@ def make(
     # output with "Entering directory" lines.
     command = ["make", "--no-print-directory", "-o", ".venv/.synced", *args]
     command += [f"UV={uv}"] if uv else []
+    # `uv run` syncs too: it would reinstall the project from the copy into this session's
+    # venv (its editable .pth and console scripts then name the copy, gone after the test).
+    env = {**(env if env is not None else tool_env()), "UV_NO_SYNC": "1"}
     return run(command, cwd=root, env=env, timeout=timeout, check=check)
 
 
