@@ -74,7 +74,9 @@ trap 'rm -f "$config"' EXIT
 # configparser reads % as interpolation: a percent-encoded password needs it doubled.
 database_uri="$(printf '%s' "${MLFLOW_AUTH_DATABASE_URI:-$MLFLOW_BACKEND_STORE_URI}" | sed 's/%/%%/g')"
 printf '[mlflow]\ndefault_permission = %s\ndatabase_uri = %s\n' "$permission" "$database_uri" >"$config"
-printf 'authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n' >>"$config"
+# MLflow's basic-auth check, with an unknown user answered in a known user's time (one
+# password hash either way), so answer times do not tell who has an account.
+printf 'authorization_function = mlpipeline.tracking.team_auth:authenticate_request\n' >>"$config"
 # Each request's password check is a slow hash (~0.2 s of CPU here) and a stage makes dozens:
 # a good login is remembered per worker for this long (0: off, MLflow's default). A changed
 # or removed password takes effect at once on the worker that changed it, on the others
