@@ -3,7 +3,11 @@
 # foreground. The config goes to /tmp (the root file system is read-only).
 #
 #   PROXY_SERVER_NAME    the name clients use (the certificate's); Origin must be https:// it
-#   PROXY_MAX_BODY_SIZE  largest request body, nginx units (100m); larger: 413
+#   PROXY_PUBLIC_PORT    the HTTPS port clients use (443); with it the one allowed Origin
+#                        and where plain HTTP redirects: https://NAME[:PORT]
+#   PROXY_MAX_BODY_SIZE  largest body of an API call, bytes or k/m (1m); larger: 413
+#   PROXY_MAX_ARTIFACT_SIZE  largest artifact upload (PUT .../mlflow-artifacts/...) (100m)
+#   PROXY_MAX_ERROR_BYTES    a 4xx answer longer than this (1024) keeps only its error code
 #   PROXY_RATE           requests per second per client address (10r/s)
 #   PROXY_BURST          requests queued above the rate before 429 (40)
 #   PROXY_DELAY          of those, served at once before the rest wait (20, below PROXY_BURST)
@@ -13,7 +17,10 @@
 set -eu
 
 : "${PROXY_SERVER_NAME:=localhost}"
-: "${PROXY_MAX_BODY_SIZE:=100m}"
+: "${PROXY_PUBLIC_PORT:=443}"
+: "${PROXY_MAX_BODY_SIZE:=1m}"
+: "${PROXY_MAX_ARTIFACT_SIZE:=100m}"
+: "${PROXY_MAX_ERROR_BYTES:=1024}"
 : "${PROXY_RATE:=10r/s}"
 : "${PROXY_BURST:=40}"
 : "${PROXY_DELAY:=20}"
@@ -29,7 +36,17 @@ for name in PROXY_SERVER_NAME PROXY_MAX_BODY_SIZE PROXY_RATE PROXY_BURST; do
       ;;
   esac
 done
-for name in PROXY_LOGIN_FAILURES PROXY_LOGIN_WINDOW PROXY_LOGIN_BAN; do
+for name in PROXY_MAX_BODY_SIZE PROXY_MAX_ARTIFACT_SIZE; do
+  eval "value=\${$name}"
+  case "$value" in
+    '' | *[!0-9kKmM]* | *[kKmM]?* | [kKmM]*)
+      echo "proxy-entrypoint: $name must be a size in bytes, k or m (1m), not $value" >&2
+      exit 78
+      ;;
+  esac
+done
+for name in PROXY_LOGIN_FAILURES PROXY_LOGIN_WINDOW PROXY_LOGIN_BAN PROXY_PUBLIC_PORT \
+  PROXY_MAX_ERROR_BYTES; do
   eval "value=\${$name}"
   case "$value" in
     '' | 0 | *[!0-9]*)
@@ -50,11 +67,20 @@ for file in /run/secrets/tls_certificate /run/secrets/tls_private_key; do
     exit 78
   fi
 done
-# Dots in the name are literal in the Origin pattern.
-name_pattern="$(printf '%s' "$PROXY_SERVER_NAME" | sed 's/\./\\\\./g')"
+# Browsers leave the default port out of an Origin.
+origin="https://$PROXY_SERVER_NAME"
+[ "$PROXY_PUBLIC_PORT" = 443 ] || origin="$origin:$PROXY_PUBLIC_PORT"
+# The API limit in bytes, for the Lua check.
+case "$PROXY_MAX_BODY_SIZE" in
+  *[kK]) body_bytes=$((${PROXY_MAX_BODY_SIZE%?} * 1024)) ;;
+  *[mM]) body_bytes=$((${PROXY_MAX_BODY_SIZE%?} * 1024 * 1024)) ;;
+  *) body_bytes=$PROXY_MAX_BODY_SIZE ;;
+esac
 sed -e "s|@PROXY_SERVER_NAME@|$PROXY_SERVER_NAME|g" \
-  -e "s|@PROXY_NAME_PATTERN@|$name_pattern|g" \
-  -e "s|@PROXY_MAX_BODY_SIZE@|$PROXY_MAX_BODY_SIZE|g" \
+  -e "s|@PROXY_ORIGIN@|$origin|g" \
+  -e "s|@PROXY_MAX_BODY_BYTES@|$body_bytes|g" \
+  -e "s|@PROXY_MAX_ARTIFACT_SIZE@|$PROXY_MAX_ARTIFACT_SIZE|g" \
+  -e "s|@PROXY_MAX_ERROR_BYTES@|$PROXY_MAX_ERROR_BYTES|g" \
   -e "s|@PROXY_RATE@|$PROXY_RATE|g" \
   -e "s|@PROXY_BURST@|$PROXY_BURST|g" \
   -e "s|@PROXY_DELAY@|$PROXY_DELAY|g" \

@@ -1,6 +1,8 @@
 #!/bin/sh
 # moto's S3 server on port 9000. The minio service's arguments (`server /data
-# --console-address :9001`) are MinIO's and are ignored; moto has no console.
+# --console-address :9001`) are MinIO's and are ignored; moto has no console. Like MinIO, it
+# takes the root key from MINIO_ROOT_USER and MINIO_ROOT_PASSWORD[_FILE], and then refuses
+# every request not signed with it.
 #
 # moto keeps objects in memory. Its recorder (MOTO_ENABLE_RECORDING) appends every request
 # it answers to a file on the /data volume, and at start the file is replayed into the fresh
@@ -13,28 +15,10 @@ ready=/tmp/s3-moto.ready
 export MOTO_ENABLE_RECORDING=true MOTO_RECORDER_FILEPATH="$recording"
 mkdir -p /data
 rm -f "$ready"
-# moto's threaded server appends each request to the recording with buffered writes: two
-# concurrent uploads interleave their chunks and the file no longer replays (seen with four
-# pipelines at once). One lock around the recorder keeps each request's line whole.
-python - -H 0.0.0.0 -p 9000 <<'PY' &
-import sys
-import threading
-
-from moto.moto_api._internal.recorder.models import Recorder
-from moto.server import main
-
-lock = threading.Lock()
-record = Recorder._record_request
-
-
-def record_whole(self, *args, **kwargs):
-    with lock:
-        return record(self, *args, **kwargs)
-
-
-Recorder._record_request = record_whole
-main(sys.argv[1:])
-PY
+# docker/s3-moto-server.py: moto's server, which with MINIO_ROOT_USER / MINIO_ROOT_PASSWORD_FILE
+# set accepts only requests signed with that key, keeps its own API to this container and
+# writes each recorded request whole.
+python /usr/local/lib/s3-moto-server.py 0.0.0.0 9000 &
 server=$!
 trap 'kill -TERM "$server"' TERM INT
 python - "$recording" <<'PY'

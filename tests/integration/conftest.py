@@ -69,8 +69,8 @@ def http(url: str, payload: object | None = None, timeout: float = 10) -> tuple[
         return exc.code, exc.read()
 
 
-# The team stack's proxy limit on request bodies (PROXY_MAX_BODY_SIZE), small for the test.
-PROXY_MAX_BODY_SIZE = "4m"
+# The team stack's proxy limit on API request bodies (PROXY_MAX_BODY_SIZE), its default.
+PROXY_MAX_BODY_SIZE = "1m"
 # How long the proxy bars an address after its failed logins (PROXY_LOGIN_BAN), short for the
 # test that waits it out.
 PROXY_LOGIN_BAN_S = 15
@@ -172,6 +172,8 @@ def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
         pytest.fail(f"{COMPOSE} is not installed; run docker/ci-setup.sh (make test-docker does)")
     project = copy_repository(tmp_path_factory.mktemp("team-compose") / "project")
     # A checkout of the image's user, as on a workstation (docker/entrypoint.sh refuses root's).
+    # The app's writable mounts must exist, as docs/deploy.md has a fresh clone make them.
+    (project / ".dvc" / "cache").mkdir(exist_ok=True)
     run(["chown", "-R", f"{APP_UID}:{APP_UID}", project], cwd=project)
     ports = {name: free_port() for name in PORTS}
     secrets_dir = write_secrets(tmp_path_factory.mktemp("team-secrets") / "secrets")

@@ -1,0 +1,123 @@
+"""moto's S3 server as the team's object store stand-in (docker/s3-moto-entrypoint.sh).
+
+Three changes to `moto_server`:
+
+- Keys: with MINIO_ROOT_USER and MINIO_ROOT_PASSWORD (or MINIO_ROOT_PASSWORD_FILE) set, that
+  key pair is the only one accepted: a request unsigned, or signed with any other key,
+  answers 403 (moto's IAM checks, on from the first request: INITIAL_NO_AUTH_ACTION_COUNT=0).
+  Without them moto accepts anything, as it does by default.
+- moto's own API (/moto-api/: reset, recorder, auth switch) answers only 127.0.0.1, this
+  container's own processes; from anywhere else it is 403. So does an unsigned request when
+  keys are required.
+- One lock around the recorder, so two concurrent uploads never interleave their lines.
+
+    python s3-moto-server.py HOST PORT
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+ROOT_USER = "root"
+ALLOW_ALL = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+
+
+def root_key() -> tuple[str, str] | None:
+    """The configured key pair, or None when no key is configured."""
+    key_id = os.environ.get("MINIO_ROOT_USER", "")
+    secret = os.environ.get("MINIO_ROOT_PASSWORD", "")
+    secret_file = os.environ.get("MINIO_ROOT_PASSWORD_FILE", "")
+    if not secret and secret_file:
+        # MinIO's image reads a bare name from /run/secrets, as compose's minio service says.
+        path = Path(secret_file if "/" in secret_file else f"/run/secrets/{secret_file}")
+        secret = path.read_text().rstrip("\n")
+    if not key_id and not secret:
+        return None
+    if not key_id or not secret:
+        sys.exit("s3-moto: set both MINIO_ROOT_USER and MINIO_ROOT_PASSWORD[_FILE], or neither")
+    return key_id, secret
+
+
+def require_key(key_id: str, secret: str) -> None:
+    """Make KEY_ID/SECRET an IAM user's key that may do anything, and check every request."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam.models import iam_backends
+
+    iam = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    iam.create_user(region_name="us-east-1", user_name=ROOT_USER)
+    iam.put_user_policy(ROOT_USER, "all", json.dumps(ALLOW_ALL))
+    access_key = iam.create_access_key(ROOT_USER)
+    # moto makes random keys; the stand-in must accept the one the stack was given.
+    access_key.access_key_id, access_key.secret_access_key = key_id, secret
+
+
+ACCESS_DENIED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>%s</Message></Error>\n"
+)
+
+
+def guard(app, keys_required: bool):
+    """WSGI middleware: /moto-api/ only for this container's own processes; with keys
+    required, an unsigned S3 request is 403 (moto's own check fails on it with a 500)."""
+
+    def guarded(environ, start_response):
+        if environ.get("PATH_INFO", "").startswith("/moto-api/"):
+            if environ.get("REMOTE_ADDR") not in ("127.0.0.1", "::1"):
+                return deny(start_response, b"moto's API answers only inside its container")
+        elif keys_required and not signed(environ):
+            return deny(start_response, b"unsigned request")
+        return app(environ, start_response)
+
+    return guarded
+
+
+def signed(environ) -> bool:
+    query = environ.get("QUERY_STRING", "")
+    return bool(environ.get("HTTP_AUTHORIZATION")) or "Signature=" in query
+
+
+def deny(start_response, message: bytes) -> list[bytes]:
+    start_response("403 Forbidden", [("Content-Type", "application/xml")])
+    return [ACCESS_DENIED % message]
+
+
+def whole_recorded_lines() -> None:
+    from moto.moto_api._internal.recorder.models import Recorder
+
+    lock = threading.Lock()
+    record = Recorder._record_request
+
+    def record_whole(self, *args, **kwargs):
+        with lock:
+            return record(self, *args, **kwargs)
+
+    Recorder._record_request = record_whole
+
+
+def main() -> None:
+    host, port = sys.argv[1], int(sys.argv[2])
+    os.environ.setdefault("MOTO_PORT", str(port))
+    key = root_key()
+    if key:
+        # moto's switch, read when it is imported: IAM checks from the first request on.
+        os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import run_simple
+
+    whole_recorded_lines()
+    if key:
+        require_key(*key)
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(host, port, guard(app, keys_required=key is not None), threaded=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""What the team stack hands out and lets a container write (docs/deploy.md, "Threat model"):
+the front door's TLS, redirect, Origin and body rules, the S3 stand-in's keys, and the app
+container's mounts.
+
+Uses the session's one team stack (tests/integration/conftest.py), so it adds no `up`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import urllib.error
+import urllib.request
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.integration.conftest import PROXY_MAX_BODY_SIZE, SECRETS, TeamStack
+
+pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(2400)]
+
+SEARCH = "/api/2.0/mlflow/experiments/search"
+# The pipeline's largest API call, measured on `dvc repro` (a log-batch; docs/deploy.md).
+LARGEST_API_CALL_BYTES = 4240
+
+
+def _login(username: str, password: str) -> dict[str, str]:
+    import base64
+
+    return {
+        "Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+    }
+
+
+PIPELINE = _login(SECRETS["MLFLOW_TRACKING_USERNAME"], SECRETS["MLFLOW_TRACKING_PASSWORD"])
+
+
+def _https(stack: TeamStack, path: str, *, method: str = "GET", body: bytes | None = None,
+           headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    """A request through the proxy (the test CA trusted): status, headers, body."""
+    address = urlsplit(stack.proxy_url)
+    context = ssl.create_default_context(cafile=str(stack.ca_file))
+    connection = http.client.HTTPSConnection(
+        address.hostname, address.port, timeout=60, context=context
+    )
+    connection.request(method, path, body=body, headers=headers or {})
+    response = connection.getresponse()
+    answer = response.read()
+    connection.close()
+    return response.status, dict(response.getheaders()), answer
+
+
+def _handshake(stack: TeamStack, ciphers: str) -> str | None:
+    """The cipher a TLS 1.2 client offering only CIPHERS agrees on, or None if refused."""
+    import socket
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cafile=str(stack.ca_file))
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
+    # Level 0: the client must be able to offer the weak suites the server should refuse.
+    context.set_ciphers(f"{ciphers}:@SECLEVEL=0")
+    address = urlsplit(stack.proxy_url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname=address.hostname) as tls:
+                return tls.cipher()[0]
+        except ssl.SSLError:
+            return None
+
+
+@pytest.mark.parametrize(
+    "ciphers",
+    [
+        "AES128-GCM-SHA256:AES256-GCM-SHA384",  # RSA key exchange: no forward secrecy
+        "AES128-SHA:AES256-SHA256",  # RSA key exchange and CBC
+        "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA384",  # forward secret, but CBC
+        "DHE-RSA-AES128-GCM-SHA256",  # finite-field DH: not offered either
+    ],
+)
+def test_tls_1_2_refuses_suites_without_forward_secrecy_or_with_cbc(
+    team_stack: TeamStack, ciphers: str
+) -> None:
+    assert _handshake(team_stack, ciphers) is None
+
+
+def test_tls_1_2_agrees_on_ecdhe_with_aead(team_stack: TeamStack) -> None:
+    assert _handshake(team_stack, "ECDHE-RSA-AES128-GCM-SHA256") == "ECDHE-RSA-AES128-GCM-SHA256"
+    assert _handshake(team_stack, "ECDHE-RSA-CHACHA20-POLY1305") == "ECDHE-RSA-CHACHA20-POLY1305"
+
+
+def test_plain_http_redirects_to_the_configured_name_whatever_the_host_header(
+    team_stack: TeamStack,
+) -> None:
+    address = urlsplit(team_stack.proxy_http_url)
+    for host in ("evil.example", "localhost"):
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        connection.request("GET", f"{SEARCH}?max_results=1", headers={"Host": host})
+        response = connection.getresponse()
+        assert response.status == 301
+        # PROXY_SERVER_NAME and the published HTTPS port, never the client's Host.
+        assert response.getheader("Location") == f"{team_stack.proxy_url}{SEARCH}?max_results=1"
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [
+        (None, 200),
+        ("{proxy}", 200),  # the front door's own origin, exactly
+        ("https://localhost", 403),  # the right name on another port (443)
+        ("https://localhost:1", 403),
+        ("http://localhost:8888", 403),  # Jupyter's
+        ("{proxy}.evil.example", 403),
+        ("null", 403),
+    ],
+)
+def test_only_the_front_doors_own_origin_may_call_mlflow(
+    team_stack: TeamStack, origin: str | None, status: int
+) -> None:
+    headers = dict(PIPELINE)
+    if origin is not None:
+        headers["Origin"] = origin.format(proxy=team_stack.proxy_url)
+    assert _https(team_stack, f"{SEARCH}?max_results=1", headers=headers)[0] == status
+
+
+def test_api_bodies_are_held_to_the_limit_artifacts_are_not(team_stack: TeamStack) -> None:
+    limit = int(PROXY_MAX_BODY_SIZE.removesuffix("m")) * 1024 * 1024
+    # The pipeline's largest call fits with room to spare.
+    assert limit > LARGEST_API_CALL_BYTES * 100
+    json_login = {**PIPELINE, "Content-Type": "application/json"}
+    search = json.dumps({"max_results": 1, "filter": " " * (limit - 200)}).encode()
+    assert _https(team_stack, SEARCH, method="POST", body=search, headers=json_login)[0] != 413
+    status, _, _ = _https(
+        team_stack, SEARCH, method="POST", body=b" " * (limit + 1), headers=json_login
+    )
+    assert status == 413
+    # A body of no stated length (http.client sends an iterable chunked) is refused before
+    # it is read.
+    chunked = (b"x" * 1024 for _ in range(4))
+    assert _https(team_stack, SEARCH, method="POST", body=chunked, headers=json_login)[0] == 411
+    # An artifact upload over the API limit reaches MLflow (which checks the account).
+    upload = "/api/2.0/mlflow-artifacts/artifacts/0/size-check/big.bin"
+    status, _, _ = _https(team_stack, upload, method="PUT", body=b"\0" * (limit + 1),
+                          headers=_login("nobody", "wrong"))  # fmt: skip
+    assert status == 401
+
+
+def test_error_answers_never_echo_the_request(team_stack: TeamStack) -> None:
+    """MLflow quotes a bad parameter's value in its 400; through the front door a long one
+    keeps only its error code."""
+    marker = "echo-me-" + "x" * 8000
+    body = json.dumps({"max_results": marker}).encode()
+    status, _, answer = _https(
+        team_stack, SEARCH, method="POST", body=body,
+        headers={**PIPELINE, "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert status == 400, answer[:300]
+    assert b"echo-me" not in answer
+    assert json.loads(answer)["error_code"] == "INVALID_PARAMETER_VALUE"
+    # A short MLflow message still comes through whole.
+    status, _, answer = _https(
+        team_stack, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=no-such-one",
+        headers=PIPELINE,
+    )  # fmt: skip
+    assert status in (403, 404) and b"error_code" in answer, answer
+
+
+def _s3(stack: TeamStack, method: str, path: str, body: bytes | None = None) -> int:
+    request = urllib.request.Request(f"{stack.s3_url}{path}", data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_object_store_refuses_requests_without_its_key(team_stack: TeamStack) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    assert _s3(team_stack, "GET", "/mlflow-artifacts?list-type=2") == 403
+    assert _s3(team_stack, "PUT", "/mlflow-artifacts/planted.txt", b"planted") == 403
+    # The stand-in's own API (reset, recorder, auth switch) is not for other hosts either.
+    assert _s3(team_stack, "POST", "/moto-api/reset-auth", b"inf") == 403
+
+    def listing(secret: str) -> int:
+        s3 = boto3.client(
+            "s3", endpoint_url=team_stack.s3_url, region_name="us-east-1",
+            aws_access_key_id=SECRETS["MINIO_ROOT_USER"], aws_secret_access_key=secret,
+        )  # fmt: skip
+        try:
+            return s3.list_objects_v2(Bucket="mlflow-artifacts")["ResponseMetadata"][
+                "HTTPStatusCode"
+            ]
+        except ClientError as exc:
+            return exc.response["ResponseMetadata"]["HTTPStatusCode"]
+
+    assert listing(SECRETS["MINIO_ROOT_PASSWORD"] + "-wrong") == 403
+    assert listing(SECRETS["MINIO_ROOT_PASSWORD"]) == 200
+
+
+def test_the_app_container_writes_only_the_pipelines_outputs(team_stack: TeamStack) -> None:
+    """The app's mounts: the checkout read-only, the outputs, dvc.lock and the cache writable;
+    .env empty and .dvc/config.local (the copy has one) absent, as the checkout's owner sees
+    them."""
+    from tests.conftest import run
+
+    container = team_stack.container("app")
+    mounts = json.loads(
+        run(["docker", "inspect", "-f", "{{json .Mounts}}", container], cwd=team_stack.project)
+        .stdout
+    )  # fmt: skip
+    writable = sorted(m["Destination"] for m in mounts if m["RW"])
+    assert writable == sorted(
+        f"/workspace/{path}"
+        for path in ("data", "models", "metrics", "plots", "dvc.lock", ".dvc/cache")
+    ), mounts
+    assert (team_stack.project / ".dvc" / "config.local").exists()
+    probe = (
+        "for path in .git/hooks/post-checkout .git/config dvc.yaml stages/planted.py "
+        ".dvc/config .dvc/config.local; do"
+        ' (echo planted >> "$path") 2>/dev/null && echo "wrote $path"; done;'
+        " test -s .env && echo 'read .env';"
+        " test -e .dvc/config.local && echo 'read .dvc/config.local';"
+        " echo ok > metrics/probe.txt && rm metrics/probe.txt && echo outputs-writable"
+    )
+    proc = team_stack.compose("run", "--rm", "--no-deps", "app", "sh", "-c", probe, check=False)
+    assert proc.stdout.split() == ["outputs-writable"], (proc.stdout, proc.stderr)
