@@ -88,9 +88,14 @@ def run(
     return proc.stdout
 
 
+# The proxy's user in its image (Debian's www-data), who alone reads the TLS key.
+PROXY_UID = 33
+
+
 def write_secrets(folder: Path) -> Path:
-    """SECRETS_DIR as docs/deploy.md has a user make it: the folder 0700, each file 0644;
-    the proxy's certificate for localhost and 127.0.0.1 signed by a test CA (ca.crt)."""
+    """SECRETS_DIR as docs/deploy.md has a user make it: the folder 0700, each file 0644 but
+    the TLS key (0600, the proxy's user's); the proxy's certificate for localhost and
+    127.0.0.1 signed by a test CA (ca.crt)."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for name, value in SECRET_FILES.items():
         (folder / name).write_text(value + "\n")
@@ -104,8 +109,15 @@ def write_secrets(folder: Path) -> Path:
     run(["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
          "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "tls_certificate"],
         cwd=folder)  # fmt: skip
-    for name in ("tls_certificate", "tls_private_key"):
-        (folder / name).chmod(0o644)
+    (folder / "tls_certificate").chmod(0o644)
+    # The key only for the proxy's user (www-data, uid 33), as docs/deploy.md says; a user
+    # who may not give files away (not root) keeps it readable as before.
+    key = folder / "tls_private_key"
+    if os.geteuid() == 0:
+        os.chown(key, PROXY_UID, PROXY_UID)
+        key.chmod(0o600)
+    else:
+        key.chmod(0o644)
     return folder
 
 

@@ -226,3 +226,12 @@ def test_the_app_container_writes_only_the_pipelines_outputs(team_stack: TeamSta
     )
     proc = team_stack.compose("run", "--rm", "--no-deps", "app", "sh", "-c", probe, check=False)
     assert proc.stdout.split() == ["outputs-writable"], (proc.stdout, proc.stderr)
+
+
+def test_the_tls_key_is_readable_by_the_proxys_user_only(team_stack: TeamStack) -> None:
+    from tests.conftest import run
+
+    proxy = team_stack.container("proxy")
+    listed = run(["docker", "exec", proxy, "stat", "-c", "%a %U", "/run/secrets/tls_private_key"],
+                 cwd=team_stack.project)  # fmt: skip
+    assert listed.stdout.split() == ["600", "www-data"]
