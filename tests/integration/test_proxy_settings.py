@@ -27,6 +27,12 @@ ENTRYPOINT = REPO / "docker" / "proxy-entrypoint.sh"
         ("PROXY_DELAY", "30; include /etc/passwd"),
         ("PROXY_DELAY", "-1"),
         ("PROXY_SERVER_NAME", "example.org|evil"),
+        ("PROXY_PUBLIC_PORT", "443; return 200"),
+        ("PROXY_PUBLIC_PORT", "0"),
+        ("PROXY_MAX_BODY_SIZE", "1g"),
+        ("PROXY_MAX_BODY_SIZE", "m1"),
+        ("PROXY_MAX_ARTIFACT_SIZE", "1mm"),
+        ("PROXY_MAX_ERROR_BYTES", "1k"),
     ],
 )
 def test_a_bad_setting_is_named_and_nginx_never_starts(name: str, value: str) -> None:
