@@ -173,7 +173,8 @@ def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
     project = copy_repository(tmp_path_factory.mktemp("team-compose") / "project")
     # A checkout of the image's user, as on a workstation (docker/entrypoint.sh refuses root's).
     # The app's writable mounts must exist, as docs/deploy.md has a fresh clone make them.
-    (project / ".dvc" / "cache").mkdir(exist_ok=True)
+    for folder in ("cache", "tmp"):
+        (project / ".dvc" / folder).mkdir(exist_ok=True)
     run(["chown", "-R", f"{APP_UID}:{APP_UID}", project], cwd=project)
     ports = {name: free_port() for name in PORTS}
     secrets_dir = write_secrets(tmp_path_factory.mktemp("team-secrets") / "secrets")

@@ -54,7 +54,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # Owned by neither root nor the image's user: the services must write it as its owner
     # and Jupyter must start, with nothing set in the environment.
     # The app's writable mounts must exist, as docs/deploy.md has a fresh clone make them.
-    (project / ".dvc" / "cache").mkdir(exist_ok=True)
+    for folder in ("cache", "tmp"):
+        (project / ".dvc" / folder).mkdir(exist_ok=True)
     run(["chown", "-R", f"{OWNER}:{OWNER}", project], cwd=project)
     ports = {name: free_port() for name in ("MLFLOW_PORT", "SERVE_PORT", "JUPYTER_PORT")}
     token = "test-token-" + os.urandom(8).hex()

@@ -213,7 +213,7 @@ def test_the_app_container_writes_only_the_pipelines_outputs(team_stack: TeamSta
     writable = sorted(m["Destination"] for m in mounts if m["RW"])
     assert writable == sorted(
         f"/workspace/{path}"
-        for path in ("data", "models", "metrics", "plots", "dvc.lock", ".dvc/cache")
+        for path in ("data", "models", "metrics", "plots", "dvc.lock", ".dvc/cache", ".dvc/tmp")
     ), mounts
     assert (team_stack.project / ".dvc" / "config.local").exists()
     probe = (
