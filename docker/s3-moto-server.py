@@ -64,24 +64,100 @@ ACCESS_DENIED = (
 )
 
 
-def guard(app, keys_required: bool):
-    """WSGI middleware: /moto-api/ only for this container's own processes; with keys
-    required, an unsigned S3 request is 403 (moto's own check fails on it with a 500)."""
+def guard(app, key: tuple[str, str] | None):
+    """WSGI middleware: /moto-api/ only for this container's own processes. With a key, a
+    request signed in its headers goes on to moto's check; a presigned URL (query
+    signature, which moto's check does not read) is verified here; anything else is 403."""
 
     def guarded(environ, start_response):
         if environ.get("PATH_INFO", "").startswith("/moto-api/"):
             if environ.get("REMOTE_ADDR") not in ("127.0.0.1", "::1"):
                 return deny(start_response, b"moto's API answers only inside its container")
-        elif keys_required and not signed(environ):
-            return deny(start_response, b"unsigned request")
+        elif key and not environ.get("HTTP_AUTHORIZATION"):
+            if "X-Amz-Signature=" not in environ.get("QUERY_STRING", ""):
+                return deny(start_response, b"unsigned request")
+            region = presigned_by(key, environ)
+            if region is None:
+                return deny(start_response, b"presigned URL not signed with this key or expired")
+            # moto's check reads only the header form: the request goes on signed that way,
+            # with the same key, as MinIO lets a valid presigned URL through.
+            return app(header_signed(key, region, environ), start_response)
         return app(environ, start_response)
 
     return guarded
 
 
-def signed(environ) -> bool:
-    query = environ.get("QUERY_STRING", "")
-    return bool(environ.get("HTTP_AUTHORIZATION")) or "Signature=" in query
+def header_signed(key: tuple[str, str], region: str, environ) -> dict:
+    """ENVIRON without the query signature, signed with KEY in its headers instead."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    query = unsigned_query(environ)
+    host = environ.get("HTTP_HOST", "")
+    path = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or "").split("?", 1)[0]
+    url = f"http://{host}{path}" + (f"?{query}" if query else "")
+    request = AWSRequest(method=environ["REQUEST_METHOD"], url=url, headers={"Host": host})
+    S3SigV4Auth(Credentials(*key), "s3", region).add_auth(request)
+    signed = {**environ, "QUERY_STRING": query}
+    for name, value in request.headers.items():
+        signed["HTTP_" + name.upper().replace("-", "_")] = value
+    for name in ("RAW_URI", "REQUEST_URI"):
+        if name in signed:
+            signed[name] = url.split(host, 1)[1]
+    return signed
+
+
+def unsigned_query(environ) -> str:
+    from urllib.parse import parse_qsl, urlencode
+
+    pairs = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    return urlencode([(k, v) for k, v in pairs if not k.startswith("X-Amz-")])
+
+
+def presigned_by(key: tuple[str, str], environ) -> str | None:
+    """The region of the request's query signature (AWS SigV4, UNSIGNED-PAYLOAD) if it is
+    KEY's and has not expired, else None."""
+    import hashlib
+    import hmac
+    from datetime import UTC, datetime, timedelta
+    from urllib.parse import parse_qsl, quote
+
+    query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+    try:
+        key_id, day, region, service, _ = query["X-Amz-Credential"].split("/")
+        stamp = query["X-Amz-Date"]
+        signed_at = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        expires = timedelta(seconds=int(query["X-Amz-Expires"]))
+        signed_headers = query["X-Amz-SignedHeaders"].split(";")
+        signature = query["X-Amz-Signature"]
+    except (KeyError, ValueError):
+        return None
+    if key_id != key[0] or datetime.now(UTC) > signed_at + expires:
+        return None
+    pairs = sorted(
+        (quote(k, safe="-_.~"), quote(v, safe="-_.~"))
+        for k, v in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        if k != "X-Amz-Signature"
+    )
+    headers = "".join(
+        f"{name}:{environ.get('HTTP_' + name.upper().replace('-', '_'), '').strip()}\n"
+        for name in signed_headers
+    )
+    path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ["PATH_INFO"]
+    canonical = "\n".join([
+        environ["REQUEST_METHOD"], path.split("?", 1)[0], "&".join(f"{k}={v}" for k, v in pairs),
+        headers, ";".join(signed_headers), "UNSIGNED-PAYLOAD",
+    ])  # fmt: skip
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    signing = ("AWS4" + key[1]).encode()
+    for part in (day, region, service, "aws4_request"):
+        signing = hmac.new(signing, part.encode(), hashlib.sha256).digest()
+    expected = hmac.new(signing, to_sign.encode(), hashlib.sha256).hexdigest()
+    return region if hmac.compare_digest(expected, signature) else None
 
 
 def deny(start_response, message: bytes) -> list[bytes]:
@@ -116,7 +192,7 @@ def main() -> None:
     if key:
         require_key(*key)
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(host, port, guard(app, keys_required=key is not None), threaded=True)
+    run_simple(host, port, guard(app, key), threaded=True)
 
 
 if __name__ == "__main__":

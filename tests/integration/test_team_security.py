@@ -198,6 +198,24 @@ def test_the_object_store_refuses_requests_without_its_key(team_stack: TeamStack
     assert listing(SECRETS["MINIO_ROOT_PASSWORD"] + "-wrong") == 403
     assert listing(SECRETS["MINIO_ROOT_PASSWORD"]) == 200
 
+    # Presigned URLs (what MLflow hands its clients for downloads) as MinIO takes them: the
+    # key's signature passes, a changed one does not.
+    from botocore.config import Config
+
+    def presigned(secret: str) -> str:
+        s3 = boto3.client(
+            "s3", endpoint_url=team_stack.s3_url, region_name="us-east-1",
+            aws_access_key_id=SECRETS["MINIO_ROOT_USER"], aws_secret_access_key=secret,
+            config=Config(signature_version="s3v4"),
+        )  # fmt: skip
+        s3.put_object(Bucket="mlflow-artifacts", Key="presign-check.txt", Body=b"signed")
+        params = {"Bucket": "mlflow-artifacts", "Key": "presign-check.txt"}
+        return s3.generate_presigned_url("get_object", Params=params, ExpiresIn=60)
+
+    url = presigned(SECRETS["MINIO_ROOT_PASSWORD"]).removeprefix(team_stack.s3_url)
+    assert _s3(team_stack, "GET", url) == 200
+    assert _s3(team_stack, "GET", url[:-4] + "0000") == 403
+
 
 def test_the_app_container_writes_only_the_pipelines_outputs(team_stack: TeamStack) -> None:
     """The app's mounts: the checkout read-only, the outputs, dvc.lock and the cache writable;
