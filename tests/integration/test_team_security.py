@@ -219,8 +219,7 @@ def test_the_object_store_refuses_requests_without_its_key(team_stack: TeamStack
 
 def test_the_app_container_writes_only_the_pipelines_outputs(team_stack: TeamStack) -> None:
     """The app's mounts: the checkout read-only, the outputs, dvc.lock and the cache writable;
-    .env empty and .dvc/config.local (the copy has one) absent, as the checkout's owner sees
-    them."""
+    .env empty and .dvc/config.local absent, as the checkout's owner sees them."""
     from tests.conftest import run
 
     container = team_stack.container("app")
@@ -233,7 +232,9 @@ def test_the_app_container_writes_only_the_pipelines_outputs(team_stack: TeamSta
         f"/workspace/{path}"
         for path in ("data", "models", "metrics", "plots", "dvc.lock", ".dvc/cache", ".dvc/tmp")
     ), mounts
-    assert (team_stack.project / ".dvc" / "config.local").exists()
+    # A clone with DVC keys has one (docs/deploy.md, "DVC remote"); this one only for the probe.
+    config_local = team_stack.project / ".dvc" / "config.local"
+    config_local.write_text("# keys would be here\n")
     probe = (
         "for path in .git/hooks/post-checkout .git/config dvc.yaml stages/planted.py "
         ".dvc/config .dvc/config.local; do"
@@ -242,7 +243,10 @@ def test_the_app_container_writes_only_the_pipelines_outputs(team_stack: TeamSta
         " test -e .dvc/config.local && echo 'read .dvc/config.local';"
         " echo ok > metrics/probe.txt && rm metrics/probe.txt && echo outputs-writable"
     )
-    proc = team_stack.compose("run", "--rm", "--no-deps", "app", "sh", "-c", probe, check=False)
+    try:
+        proc = team_stack.compose("run", "--rm", "--no-deps", "app", "sh", "-c", probe, check=False)
+    finally:
+        config_local.unlink()
     assert proc.stdout.split() == ["outputs-writable"], (proc.stdout, proc.stderr)
 
 
