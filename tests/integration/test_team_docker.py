@@ -83,11 +83,13 @@ def teammate_clone(team_stack: TeamStack, tmp_path_factory: pytest.TempPathFacto
     """The app container `dvc push`es to the S3 remote; a teammate's clone on the host
     `dvc pull`s the committed dvc.lock's outputs through the published port.
 
-    The S3 keys travel in the environment (`-e NAME` takes the value from ours).
+    The S3 keys travel in the environment (`-e NAME` takes the value from ours). The remote
+    goes to the container's own (global) DVC config: the checkout's .dvc/ is not writable
+    there (docs/deploy.md, "Threat model").
     """
     push = (
-        "dvc remote add --local --force team s3://dvc-remote/store"
-        " && dvc remote modify --local team endpointurl http://minio:9000"
+        "dvc remote add --global --force team s3://dvc-remote/store"
+        " && dvc remote modify --global team endpointurl http://minio:9000"
         " && dvc push -r team"
     )
     team_stack.compose(
