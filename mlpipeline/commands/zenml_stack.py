@@ -49,17 +49,6 @@ DEFAULT_SERVER_PORT = 8237
 # Keys of the `<stack>-mlflow` secret: the step containers get them as environment variables
 # (ZenML sets a component's secrets in the step's environment), the names MLflow reads.
 MLFLOW_LOGIN_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-# docker-py's `containers.run` arguments for every step container. Host networking: a step
-# reaches the ZenML, MLflow and S3 servers on the addresses the host uses (127.0.0.1
-# included). The rest as the compose services: no capability, no way to gain one, memory and
-# process limits (a step of the Iris pipeline peaks well under 1 GB).
-STEP_CONTAINER_RUN_ARGS = {
-    "network_mode": "host",
-    "cap_drop": ["ALL"],
-    "security_opt": ["no-new-privileges:true"],
-    "mem_limit": "2g",
-    "pids_limit": 256,
-}
 
 
 @dataclass(frozen=True)
@@ -180,8 +169,10 @@ def register_stack(settings: StackSettings) -> None:
     name = settings.name
     put_component(client, StackComponentType.ARTIFACT_STORE, name, "s3", s3_config)
     put_component(client, StackComponentType.IMAGE_BUILDER, name, "local", {})
+    # Host networking: a step container reaches the ZenML, MLflow and S3 servers on the
+    # addresses the host uses (127.0.0.1 included).
     put_component(client, StackComponentType.ORCHESTRATOR, name, "local_docker",
-                  {"run_args": STEP_CONTAINER_RUN_ARGS})  # fmt: skip
+                  {"run_args": {"network_mode": "host"}})  # fmt: skip
     put_component(
         client, StackComponentType.EXPERIMENT_TRACKER, name, "mlflow",
         {"tracking_uri": settings.tracking_uri,
