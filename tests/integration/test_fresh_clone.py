@@ -1,7 +1,9 @@
 """A newcomer clones the project and runs `make run`: nothing git tracks changes, no noise.
 
 A stale dvc.lock (code changed, lock not rewritten) or an output that is not byte-stable
-would put a lock change into the newcomer's first commit that they did not make.
+would put a lock change into the newcomer's first commit that they did not make. One entry
+differs by design: models/mlflow_run.json names the MLflow run of the newcomer's own store
+(run ids are made by each store), so its md5 in dvc.lock is theirs (docs/failures.md).
 """
 
 from __future__ import annotations
@@ -12,8 +14,23 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO, run
+
+RUN_LINK = "models/mlflow_run.json"
+
+
+def without_run_link(lock_text: str) -> dict:
+    """dvc.lock without the md5 and size of the one output that names a store's run."""
+    lock = yaml.safe_load(lock_text)
+    for stage in lock["stages"].values():
+        for entry in [*stage.get("deps", []), *stage.get("outs", [])]:
+            if entry["path"] == RUN_LINK:
+                entry.pop("md5", None)
+                entry.pop("size", None)
+    return lock
+
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -44,5 +61,7 @@ def test_a_fresh_clones_first_make_run_leaves_git_clean(tmp_path: Path) -> None:
     plots = run(["make", "--no-print-directory", "plots"], cwd=clone, env=env, timeout=600)
     assert "Installed 1 package" not in plots.stdout + plots.stderr, plots.stderr[-3000:]
     status = run(["git", "status", "--porcelain"], cwd=clone, env=env).stdout
-    diff = run(["git", "diff", "--stat"], cwd=clone, env=env).stdout
-    assert status == "", f"make run changed what git tracks:\n{status}\n{diff}"
+    diff = run(["git", "diff"], cwd=clone, env=env).stdout
+    assert status in ("", " M dvc.lock\n"), f"make run changed what git tracks:\n{status}\n{diff}"
+    committed = run(["git", "show", "HEAD:dvc.lock"], cwd=clone, env=env).stdout
+    assert without_run_link((clone / "dvc.lock").read_text()) == without_run_link(committed), diff
