@@ -58,6 +58,9 @@ SUMMARY_FILE = "summary.json"
 DRIFT_FILES = ("drift.json", "drift.html", "drift.png")
 
 
+ENGINES = ("local", "spark")
+
+
 @dataclass(frozen=True)
 class Request:
     input: Path
@@ -65,6 +68,31 @@ class Request:
     output: Path
     id_column: str | None = None
     chunk_rows: int = CHUNK_ROWS
+    engine: str = "local"  # or "spark" (mlpipeline/spark/)
+    spark_master: str | None = None  # default $SPARK_MASTER, else local[*]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What both engines start from: the checked input, the pinned model, its reference."""
+
+    source: Path
+    columns: list[str]
+    model: scoring.ResolvedModel
+    pipeline: Any
+    id_column: str | None
+    reference: dict[str, Any] | None
+
+
+@dataclass
+class _Scored:
+    """What an engine hands back: the tally, the drift counts, and what it records."""
+
+    tally: Tally
+    counts: BatchCounts | None
+    sample: Any  # the input's first rows, for MLflow's dataset schema
+    params: dict[str, object]
+    metrics: dict[str, float]
 
 
 def score(request: Request, params: Params) -> tuple[dict[str, object], DriftReport | None]:
@@ -79,8 +107,50 @@ def score(request: Request, params: Params) -> tuple[dict[str, object], DriftRep
 
 
 def _score(request: Request, params: Params) -> tuple[dict[str, object], DriftReport | None]:
+    """Both engines: checks, the pinned model, the scoring, its summary and run."""
+    if request.engine not in ENGINES:
+        raise PipelineError(f"--engine {request.engine}: choose one of {', '.join(ENGINES)}")
+    prepared = _prepare(request, params)
+    if request.engine == "spark":
+        from mlpipeline.spark import engine
+
+        master = engine.master_url(request.spark_master)
+        with engine.session_for(master, prepared.model, request.chunk_rows) as spark:
+            started = time.perf_counter()
+            with staged_outputs() as outputs:
+                folder = outputs.folder(request.output)
+                result = engine.score(spark, master, _job_of(prepared, request), folder)
+                scored = _Scored(
+                    result.tally,
+                    result.counts,
+                    engine.sample(prepared.source, prepared.id_column),
+                    result.params,
+                    result.metrics,
+                )
+                summary, drift = _finish(request, params, prepared, scored, folder, started)
+    else:
+        started = time.perf_counter()
+        with staged_outputs() as outputs:
+            folder = outputs.folder(request.output)
+            scored = _score_locally(request, prepared, folder)
+            summary, drift = _finish(request, params, prepared, scored, folder, started)
+    metrics = summary["metrics"]
+    assert isinstance(metrics, dict)
+    log.info(
+        "%d rows: %d scored, %d rejected, in %.1f s (%.0f rows/s) → %s",
+        metrics["rows"],
+        metrics["scored_rows"],
+        metrics["rejected_rows"],
+        metrics["seconds"],
+        metrics["rows_per_second"],
+        request.output,
+    )
+    return summary, drift
+
+
+def _prepare(request: Request, params: Params) -> _Prepared:
     source = request.input
-    chunked_tables.check_readable(source)
+    chunked_tables.check_readable(source, folders=request.engine == "spark")
     check_output(request.output)
     columns = chunked_tables.columns_of(source)
     runs.configure(params.mlflow.experiment_name + scoring.EXPERIMENT_SUFFIX)
@@ -93,88 +163,112 @@ def _score(request: Request, params: Params) -> tuple[dict[str, object], DriftRe
     reference = drift_reference.load_reference(model.run_id) if model.run_id else None
     if reference is None:
         log.warning("%s has no drift reference: the batch is not compared", model.describe())
-    counts = BatchCounts(reference) if reference is not None else None
+    return _Prepared(source, columns, model, pipeline, id_column, reference)
 
+
+def _job_of(prepared: _Prepared, request: Request) -> Any:
+    from mlpipeline.spark import engine
+
+    return engine.Job(
+        source=str(prepared.source),
+        load_uri=prepared.model.load_uri,
+        columns=prepared.columns,
+        features=feature_columns(prepared.pipeline),
+        id_column=prepared.id_column,
+        csv=prepared.source.is_file() and prepared.source.suffix == ".csv",
+        reference=prepared.reference,
+    )
+
+
+def _score_locally(request: Request, prepared: _Prepared, folder: Path) -> _Scored:
+    """The local engine: the file in chunks, in this process."""
+    source, id_column = prepared.source, prepared.id_column
     suffix = source.suffix
     parquet = suffix == ".parquet"
+    counts = BatchCounts(prepared.reference) if prepared.reference is not None else None
     tally = Tally()
-    started = time.perf_counter()
-    with staged_outputs() as outputs:
-        folder = outputs.folder(request.output)
-        predictions = chunked_tables.ChunkWriter(folder / f"predictions{suffix}", parquet)
-        rejects = chunked_tables.ChunkWriter(folder / f"rejects{suffix}", parquet)
-        chunks = chunked_tables.read_chunks(
-            source, request.chunk_rows, [id_column] if id_column else []
-        )
-        sample = None
-        drift_seconds = 0.0  # counting the batch into the reference's bins, and comparing
-        with _progress(chunked_tables.row_count(source)) as progress:
-            for chunk in chunks:
-                if sample is None:
-                    sample = chunk.head(100)  # the input's schema, for MLflow
-                scored = score_chunk(pipeline, chunk, tally.rows + 1, id_column)
-                predictions.write(scored.predictions)
-                rejects.write(scored.rejects)
-                tally.add(scored)
-                if counts is not None:
-                    counting = time.perf_counter()
-                    counts.add(scored.features, scored.predictions[PREDICTION_COLUMN])
-                    drift_seconds += time.perf_counter() - counting
-                progress.update(len(chunk))
-        tally.check_usable(str(source))
-        predictions.close()
-        rejects.close(columns=[ROW_COLUMN, *([id_column] if id_column else []), REASON_COLUMN])
-        seconds = time.perf_counter() - started
-        metrics = {
-            "rows": float(tally.rows),
-            "rejected_rows": float(tally.rejected),
-            "scored_rows": float(tally.scored),
-            "seconds": seconds,
-            "rows_per_second": tally.rows / seconds if seconds > 0 else 0.0,
-            **{f"class_share.{label}": share for label, share in tally.class_shares().items()},
-        }
-        drift = None
-        artifacts = {}
-        if counts is not None:
-            comparing = time.perf_counter()
-            drift = _compare(counts, params.monitor)
-            drift_seconds += time.perf_counter() - comparing
-            metrics.update(_drift_metrics(drift))
-            metrics["drift_seconds"] = drift_seconds
-            artifacts = _write_drift(
-                drift, folder, f"Drift of {source.name} against {model.describe()}"
-            )
-        with runs.mlflow_run(run_name=f"score {source.name}") as run:
-            summary: dict[str, object] = {
-                "input": str(source),
-                "model_uri": model.requested,
-                "model_version": model.version,
-                "model_run_id": model.run_id,
-                "scoring_run_id": run.info.run_id,
-                "class_counts": dict(sorted(tally.classes.items())),
-                "metrics": metrics,
-                "drift": None if drift is None else drift.as_dict()["summary"],
-            }
-            summary_path = folder / SUMMARY_FILE
-            summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-            # The digest DVC would record for the file: one more read of it, at disk speed.
-            datasets.log_file(source, "scoring", hashes.file_md5(source), sample)
-            scoring.log_scoring(
-                model,
-                params={"input": source, "id_column": id_column or "-"},
-                metrics=metrics,
-                artifacts={str(summary_path): "scoring", **artifacts},
-                tags=_gate_tags(drift),
-            )
-    log.info(
-        "%d rows: %d scored, %d rejected, in %.1f s (%.0f rows/s) → %s",
-        tally.rows,
-        tally.scored,
-        tally.rejected,
-        seconds,
-        metrics["rows_per_second"],
-        request.output,
+    predictions = chunked_tables.ChunkWriter(folder / f"predictions{suffix}", parquet)
+    rejects = chunked_tables.ChunkWriter(folder / f"rejects{suffix}", parquet)
+    chunks = chunked_tables.read_chunks(
+        source, request.chunk_rows, [id_column] if id_column else []
     )
+    sample = None
+    drift_seconds = 0.0  # counting the batch into the reference's bins
+    with _progress(chunked_tables.row_count(source)) as progress:
+        for chunk in chunks:
+            if sample is None:
+                sample = chunk.head(100)  # the input's schema, for MLflow
+            scored = score_chunk(prepared.pipeline, chunk, tally.rows + 1, id_column)
+            predictions.write(scored.predictions)
+            rejects.write(scored.rejects)
+            tally.add(scored)
+            if counts is not None:
+                counting = time.perf_counter()
+                counts.add(scored.features, scored.predictions[PREDICTION_COLUMN])
+                drift_seconds += time.perf_counter() - counting
+            progress.update(len(chunk))
+    tally.check_usable(str(source))
+    predictions.close()
+    rejects.close(columns=[ROW_COLUMN, *([id_column] if id_column else []), REASON_COLUMN])
+    metrics = {"drift_seconds": drift_seconds} if counts is not None else {}
+    return _Scored(tally, counts, sample, {"engine": "local"}, metrics)
+
+
+def _finish(
+    request: Request,
+    params: Params,
+    prepared: _Prepared,
+    scored: _Scored,
+    folder: Path,
+    started: float,
+) -> tuple[dict[str, object], DriftReport | None]:
+    """Both engines' end: metrics, the drift report, summary.json and the scoring run."""
+    source, model, tally = prepared.source, prepared.model, scored.tally
+    tally.check_usable(str(source))
+    seconds = time.perf_counter() - started
+    metrics = {
+        "rows": float(tally.rows),
+        "rejected_rows": float(tally.rejected),
+        "scored_rows": float(tally.scored),
+        "seconds": seconds,
+        "rows_per_second": tally.rows / seconds if seconds > 0 else 0.0,
+        **{f"class_share.{label}": share for label, share in tally.class_shares().items()},
+        **scored.metrics,
+    }
+    drift = None
+    artifacts = {}
+    if scored.counts is not None:
+        comparing = time.perf_counter()
+        drift = _compare(scored.counts, params.monitor)
+        metrics["drift_seconds"] = metrics.get("drift_seconds", 0.0) + (
+            time.perf_counter() - comparing
+        )
+        metrics.update(_drift_metrics(drift))
+        artifacts = _write_drift(
+            drift, folder, f"Drift of {source.name} against {model.describe()}"
+        )
+    with runs.mlflow_run(run_name=f"score {source.name}") as run:
+        summary: dict[str, object] = {
+            "input": str(source),
+            "model_uri": model.requested,
+            "model_version": model.version,
+            "model_run_id": model.run_id,
+            "scoring_run_id": run.info.run_id,
+            "class_counts": dict(sorted(tally.classes.items())),
+            "metrics": metrics,
+            "drift": None if drift is None else drift.as_dict()["summary"],
+        }
+        summary_path = folder / SUMMARY_FILE
+        summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        # The digest DVC would record for the file (or folder): one more read, at disk speed.
+        datasets.log_file(source, "scoring", hashes.dvc_md5(source), scored.sample)
+        scoring.log_scoring(
+            model,
+            params={"input": source, "id_column": prepared.id_column or "-", **scored.params},
+            metrics=metrics,
+            artifacts={str(summary_path): "scoring", **artifacts},
+            tags=_gate_tags(drift),
+        )
     return summary, drift
 
 

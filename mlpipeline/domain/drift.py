@@ -97,15 +97,60 @@ def _deciles(shares: np.ndarray) -> np.ndarray:
     return inner.reshape(-1, DECILE_STEP).sum(axis=1)
 
 
+# Sums are kept exact, as integers in units of 2**-SUM_SCALE (the smallest float64 is
+# 2**-1074; frexp's 53-bit mantissas shift it by 52 more), so a batch's mean does not depend
+# on how it was cut into chunks or on the order the chunks are added in: the local engine
+# and Spark's executors give the same bits.
+SUM_SCALE = 1126
+_HALF = 26  # mantissas are summed as two halves of at most 27 bits each: exact in float64
+_SLICE = 1 << _HALF  # values per bincount, so a half's sum stays below 2**53
+
+
+def exact_sum(values: np.ndarray) -> int:
+    """The exact sum of finite float64 `values`, in units of 2**-SUM_SCALE."""
+    import numpy as np
+
+    total = 0
+    for start in range(0, len(values), _SLICE):
+        mantissas, exponents = np.frexp(values[start : start + _SLICE])
+        integers = (mantissas * 2.0**53).astype(np.int64)  # exact: 53 bits
+        if not len(exponents):
+            continue
+        lowest = int(exponents.min())
+        where = exponents - lowest  # at most 2098 bins: float64's exponent range
+        high = np.bincount(where, weights=integers >> _HALF)
+        low = np.bincount(where, weights=integers & (_SLICE - 1))
+        for index in np.flatnonzero(high.astype(bool) | low.astype(bool)).tolist():
+            exact = (int(high[index]) << _HALF) + int(low[index])
+            total += exact << (lowest + index - 53 + SUM_SCALE)
+    return total
+
+
 @dataclass
 class BatchCounts:
-    """A batch counted into the reference's bins, chunk by chunk."""
+    """A batch counted into the reference's bins, chunk by chunk; parts of a batch counted
+    apart (by Spark's executors) add up with `merge`."""
 
     reference: Mapping[str, Any]
     rows: int = 0
     counts: dict[str, Any] = field(default_factory=dict)
-    sums: dict[str, float] = field(default_factory=dict)
+    sums: dict[str, int] = field(default_factory=dict)  # exact, see SUM_SCALE
     predicted: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, other: BatchCounts) -> None:
+        self.rows += other.rows
+        for column, counts in other.counts.items():
+            self.counts[column] = self.counts.get(column, 0) + counts
+        for column, total in other.sums.items():
+            self.sums[column] = self.sums.get(column, 0) + total
+        for label, count in other.predicted.items():
+            self.predicted[label] = self.predicted.get(label, 0) + count
+
+    def mean(self, column: str) -> float:
+        """The batch's mean of `column`, correctly rounded (NaN for an empty batch)."""
+        if not self.rows:
+            return math.nan
+        return self.sums.get(column, 0) / (self.rows << SUM_SCALE)
 
     def add(self, features: pd.DataFrame, predictions: pd.Series) -> None:
         import numpy as np
@@ -115,7 +160,7 @@ class BatchCounts:
             edges = np.asarray(profile["percentiles"])
             values = features[column].to_numpy(dtype=float)
             self.counts[column] = self.counts.get(column, 0) + _bin_counts(values, edges)
-            self.sums[column] = self.sums.get(column, 0.0) + float(values.sum())
+            self.sums[column] = self.sums.get(column, 0) + exact_sum(values)
         for label, count in predictions.astype(str).value_counts().items():
             self.predicted[str(label)] = self.predicted.get(str(label), 0) + int(count)
 
@@ -220,7 +265,7 @@ def compare(
                 psi=feature_psi,
                 ks_statistic=statistic,
                 ks_pvalue=pvalue,
-                mean=batch.sums.get(column, 0.0) / rows if rows else math.nan,
+                mean=batch.mean(column),
                 reference_mean=float(profile["mean"]),
                 drifted=feature_psi > psi_threshold or statistic > ks_threshold,
             )

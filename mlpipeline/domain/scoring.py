@@ -118,16 +118,35 @@ class Tally:
     rows: int = 0
     rejected: int = 0
     classes: Counter[str] = field(default_factory=Counter)
-    first_reject: str | None = None
+    first_reject_row: int | None = None  # the lowest row number refused, and why
+    first_reject_reason: str | None = None
 
     def add(self, scored: ScoredChunk) -> None:
         self.rows += len(scored.predictions) + len(scored.rejects)
         self.rejected += len(scored.rejects)
         labels = scored.predictions[PREDICTION_COLUMN].astype(str)
         self.classes.update(labels.value_counts().to_dict())
-        if self.first_reject is None and len(scored.rejects):
-            first = scored.rejects.iloc[0]
-            self.first_reject = f"row {first[ROW_COLUMN]}: {first[REASON_COLUMN]}"
+        if len(scored.rejects):
+            first = scored.rejects.loc[scored.rejects[ROW_COLUMN].idxmin()]
+            self._note_reject(int(first[ROW_COLUMN]), str(first[REASON_COLUMN]))
+
+    def merge(self, other: Tally) -> None:
+        """Add what another part of the same input saw (an engine scoring parts apart)."""
+        self.rows += other.rows
+        self.rejected += other.rejected
+        self.classes.update(other.classes)
+        if other.first_reject_row is not None:
+            self._note_reject(other.first_reject_row, str(other.first_reject_reason))
+
+    def _note_reject(self, row: int, reason: str) -> None:
+        if self.first_reject_row is None or row < self.first_reject_row:
+            self.first_reject_row, self.first_reject_reason = row, reason
+
+    @property
+    def first_reject(self) -> str | None:
+        if self.first_reject_row is None:
+            return None
+        return f"row {self.first_reject_row}: {self.first_reject_reason}"
 
     @property
     def scored(self) -> int:

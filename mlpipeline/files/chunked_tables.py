@@ -19,8 +19,13 @@ if TYPE_CHECKING:
 SUFFIXES = (".csv", ".parquet")
 
 
-def check_readable(path: Path) -> None:
-    """A DataError naming `path` unless it is a CSV or Parquet file that exists."""
+def check_readable(path: Path, folders: bool = False) -> None:
+    """A DataError naming `path` unless it is a CSV or Parquet file that exists (or, with
+    `folders`, a folder of Parquet files)."""
+    if folders and path.is_dir():
+        if not parquet_parts(path):
+            raise DataError(f"{path} is a folder without .parquet files")
+        return
     if path.suffix not in SUFFIXES:
         raise DataError(f"{path}: expected a .csv or .parquet file")
     if not path.is_file():
@@ -32,6 +37,8 @@ def columns_of(path: Path) -> list[str]:
     import pandas as pd
 
     try:
+        if path.is_dir():
+            path = parquet_parts(path)[0]
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
@@ -66,11 +73,41 @@ def read_chunks(path: Path, rows: int, text_columns: list[str]) -> Iterator[pd.D
             for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
                 yield batch.to_pandas()
             return
-        dtypes = dict.fromkeys(text_columns, str)
-        with pd.read_csv(path, chunksize=rows, dtype=dtypes) as reader:
+        with pd.read_csv(path, chunksize=rows, dtype=_csv_dtypes(text_columns)) as reader:
             yield from reader
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path} cannot be read: {exc}") from None
+
+
+def _csv_dtypes(text_columns: list[str]) -> dict[str, type]:
+    return dict.fromkeys(text_columns, str)
+
+
+def parse_csv_lines(columns: list[str], lines: list[str], text_columns: list[str]) -> pd.DataFrame:
+    """Data lines of a CSV (no header; one row per line) parsed as `read_chunks` parses
+    a chunk of the file: the same parser, missing-value spellings and column types.
+
+    Spark's engine reads a CSV as lines, split across its tasks, and parses each batch here,
+    so both engines see the same values.
+    """
+    import io
+
+    import pandas as pd
+
+    text = "\n".join(lines) + "\n"
+    return pd.read_csv(
+        io.StringIO(text), header=None, names=columns, dtype=_csv_dtypes(text_columns)
+    )
+
+
+def parquet_parts(path: Path) -> list[Path]:
+    """The Parquet files of a dataset folder (a lake's table), in name order."""
+    return sorted(
+        part
+        for part in path.rglob("*.parquet")
+        if part.is_file()
+        and not any(p.startswith(("_", ".")) for p in part.relative_to(path).parts)
+    )
 
 
 class ChunkWriter:
@@ -81,6 +118,11 @@ class ChunkWriter:
         self.parquet = parquet
         self._writer: Any = None
         self._schema: Any = None
+
+    @property
+    def written(self) -> bool:
+        """Whether a row has been written (the file exists)."""
+        return self._writer is not None
 
     def write(self, frame: pd.DataFrame) -> None:
         import pyarrow as pa

@@ -1,0 +1,1 @@
+"""Scoring on Apache Spark: a session with one-line failures, and the job its executors run."""

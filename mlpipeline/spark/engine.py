@@ -1,0 +1,279 @@
+"""Batch scoring as a Spark job: the local engine's per-chunk function, run by executors.
+
+pyspark is imported only inside the functions. The input (a CSV file, a Parquet file or a
+folder of Parquet parts) is read by Spark in partitions; every row gets its 1-based number
+in the input (files in name order, rows in file order) from one cheap first job that counts
+the rows of each file block. Executors then take their partition in Arrow batches of
+`chunk_rows` (`mapInPandas`), judge and score each batch with
+mlpipeline.domain.scoring.score_chunk, the function the local engine calls, and count it
+into the drift reference's bins. A CSV is read by Spark as lines and parsed per batch by the
+local engine's own parser (chunked_tables.parse_csv_lines), so both engines see the same
+values: one CSV row per line.
+
+Each task attempt writes its predictions and rejects with Arrow under its own scratch folder
+and returns its counts as data; the driver keeps the files of the attempts that succeeded
+(a retried task's earlier attempt is dropped), names them by their first row, adds the
+counts (integers, exact sums) and so writes the very drift report the local engine would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from mlpipeline.domain.drift import BatchCounts
+from mlpipeline.domain.errors import DataError
+from mlpipeline.domain.scoring import REASON_COLUMN, ROW_COLUMN, Tally, score_chunk
+from mlpipeline.files import chunked_tables
+from mlpipeline.spark import session
+from mlpipeline.tracking.scoring import ResolvedModel, load_pipeline
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS_DIR = "predictions.parquet"
+REJECTS_DIR = "rejects.parquet"
+_SCRATCH = "_attempts"
+_LINE = "__line"  # Spark's text source: one CSV line
+_FILE = "__file"
+_BLOCK = "__block"
+_ID = "__mono"  # monotonically_increasing_id: partition << 33 | position in the partition
+
+# Seconds a session took to start and prove its executors, by session.
+_STARTUP: dict[int, float] = {}
+# One model per Python worker process, loaded on its first task (spark.python.worker.reuse).
+_PIPELINES: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Job:
+    """What executors need to score their partitions (pickled to them once per task)."""
+
+    source: str
+    load_uri: str  # models:/<name>/<version>: the version the driver resolved
+    columns: list[str]  # the input's columns (a CSV's header)
+    features: list[str]  # the model's
+    id_column: str | None
+    csv: bool
+    reference: dict[str, Any] | None
+    scratch: str = ""  # where attempts write, reachable by every executor
+    block_starts: list[int] = field(default_factory=list)  # first _ID of each file block
+    block_lines: list[int] = field(default_factory=list)  # its first line in the input
+
+
+@dataclass
+class Outcome:
+    tally: Tally
+    counts: BatchCounts | None
+    params: dict[str, object]  # engine, master, executors, partitions
+    metrics: dict[str, float]
+
+
+def master_url(requested: str | None) -> str:
+    return session.master_url(requested)
+
+
+@contextlib.contextmanager
+def session_for(master: str, model: ResolvedModel, chunk_rows: int) -> Iterator[Any]:
+    """A session on `master` whose executors have shown they can load `model`."""
+    import mlflow
+
+    env = session.executor_env(os.environ, _absolute(mlflow.get_tracking_uri()))
+    started = time.perf_counter()
+    with session.spark_session(master, "mlpipeline score", env, chunk_rows) as spark:
+        session.check_executors(spark, partial(load_model, model.load_uri), master)
+        _STARTUP[id(spark)] = time.perf_counter() - started
+        log.info("Spark on %s ready in %.1f s", master, _STARTUP[id(spark)])
+        yield spark
+
+
+def _absolute(tracking_uri: str) -> str:
+    """A sqlite:/// or file: URI relative to this folder, made absolute for executors."""
+    for scheme in ("sqlite:///", "file:"):
+        if tracking_uri.startswith(scheme):
+            rest = tracking_uri.removeprefix(scheme)
+            if rest.startswith("/"):
+                return tracking_uri
+            return scheme + str(Path(rest).resolve())
+    if "://" not in tracking_uri:
+        return str(Path(tracking_uri).resolve())
+    return tracking_uri
+
+
+def score(spark: Any, master: str, job: Job, folder: Path) -> Outcome:
+    """Score the job's input into `folder` on `spark`: the counts and what the run records."""
+    source = Path(job.source)
+    started = time.perf_counter()
+    columns = (
+        job.columns if job.csv else [*job.features, *([job.id_column] if job.id_column else [])]
+    )
+    frame = read_input(spark, source, columns, job.csv)
+    starts, firsts = line_offsets(frame)
+    job = replace(job, scratch=str(folder / _SCRATCH), block_starts=starts, block_lines=firsts)
+    outcome = run(spark, job, frame, folder)
+    seconds = time.perf_counter() - started
+    outcome.params = {
+        "engine": "spark",
+        "spark_master": master,
+        "spark_executors": session.executor_count(spark) or "-",
+        "spark_partitions": outcome.params["spark_partitions"],
+    }
+    outcome.metrics = {
+        "spark_startup_seconds": _STARTUP.get(id(spark), 0.0),
+        "spark_job_seconds": seconds,
+    }
+    return outcome
+
+
+def sample(source: Path, id_column: str | None) -> Any:
+    """The input's first 100 rows, read here, for MLflow's dataset schema."""
+    first = chunked_tables.parquet_parts(source)[0] if source.is_dir() else source
+    chunks = chunked_tables.read_chunks(first, 100, [id_column] if id_column else [])
+    return next(iter(chunks), None)
+
+
+def load_model(load_uri: str) -> Any:
+    """The pipeline of `load_uri`, loaded once per Python worker."""
+    if load_uri not in _PIPELINES:
+        _PIPELINES[load_uri] = load_pipeline(ResolvedModel(load_uri, load_uri))
+    return _PIPELINES[load_uri]
+
+
+def read_input(spark: Any, source: Path, columns: list[str], csv: bool) -> Any:
+    """The input as a DataFrame (a CSV as lines; of a Parquet input, `columns`) with each
+    row's file, block and an id for numbering."""
+    from pyspark.sql import functions as sql
+
+    path = str(source.resolve())
+    metadata = [
+        sql.col("_metadata.file_path").alias(_FILE),
+        sql.col("_metadata.file_block_start").alias(_BLOCK),
+    ]
+    if csv:
+        lines = spark.read.text(path)
+        frame = lines.select(sql.col("value").alias(_LINE), *metadata)
+        # pandas skips blank lines; so does the numbering.
+        frame = frame.where(sql.trim(sql.col(_LINE)) != "")
+    else:
+        frame = spark.read.parquet(path)
+        frame = frame.select(*[sql.col(f"`{name}`") for name in columns], *metadata)
+    return frame.withColumn(_ID, sql.monotonically_increasing_id())
+
+
+def line_offsets(frame: Any) -> tuple[list[int], list[int]]:
+    """Per file block, in _ID order: its first _ID and its first line's 0-based number in the
+    input (files in name order, blocks in file order). A job of Spark's own, no Python."""
+    from pyspark.sql import functions as sql
+
+    blocks = (
+        frame.groupBy(_FILE, _BLOCK)
+        .agg(sql.min(_ID).alias("first"), sql.count(sql.lit(1)).alias("lines"))
+        .collect()
+    )
+    line = 0
+    first_lines: dict[int, int] = {}
+    for block in sorted(blocks, key=lambda b: (b[_FILE], b[_BLOCK])):
+        first_lines[block["first"]] = line
+        line += block["lines"]
+    starts = sorted(first_lines)
+    return starts, [first_lines[start] for start in starts]
+
+
+def _lines(job: Job, ids: Any) -> Any:
+    import numpy as np
+
+    starts = np.asarray(job.block_starts, dtype=np.int64)
+    firsts = np.asarray(job.block_lines, dtype=np.int64)
+    ids = ids.to_numpy(dtype=np.int64)
+    block = np.searchsorted(starts, ids, side="right") - 1
+    return firsts[block] + ids - starts[block]
+
+
+def score_partition(job: Job, batches: Iterator[Any]) -> Iterator[Any]:
+    """An executor's task: score each batch of its partition, write the results under the
+    attempt's own folder, yield one row with the counts (or the data error, as data)."""
+    import pandas as pd
+    from pyspark import TaskContext
+
+    task = TaskContext.get()
+    attempt = Path(job.scratch) / f"{task.partitionId():06d}-{task.attemptNumber()}"
+    attempt.mkdir(parents=True, exist_ok=True)
+    predictions = chunked_tables.ChunkWriter(attempt / PREDICTIONS_DIR, parquet=True)
+    rejects = chunked_tables.ChunkWriter(attempt / REJECTS_DIR, parquet=True)
+    tally = Tally()
+    counts = BatchCounts(job.reference) if job.reference is not None else None
+    first_row = None
+    text_columns = [job.id_column] if job.id_column else []
+    result: dict[str, Any] = {}
+    try:
+        pipeline = load_model(job.load_uri)
+        for batch in batches:
+            lines = _lines(job, batch[_ID])
+            if job.csv:
+                keep = lines > 0  # line 0: the header
+                text = batch[_LINE].to_numpy()[keep].tolist()
+                chunk = chunked_tables.parse_csv_lines(job.columns, text, text_columns)
+                rows = lines[keep]
+            else:
+                chunk = batch.drop(columns=[_FILE, _BLOCK, _ID])
+                rows = lines + 1
+            if not len(rows):
+                continue
+            scored = score_chunk(pipeline, chunk, 1, job.id_column)
+            for frame in (scored.predictions, scored.rejects):
+                frame[ROW_COLUMN] = rows[frame[ROW_COLUMN].to_numpy() - 1]
+            predictions.write(scored.predictions)
+            rejects.write(scored.rejects)
+            tally.add(scored)
+            if counts is not None:
+                counts.add(scored.features, scored.predictions["prediction"])
+            first_row = int(rows[0]) if first_row is None else first_row
+        for writer in (predictions, rejects):
+            if writer.written:
+                writer.close()
+        result = {"tally": tally, "counts": counts, "first_row": first_row}
+    except (DataError, ValueError, UnicodeDecodeError) as exc:  # the input's fault: no retry
+        result = {"error": str(exc).splitlines()[0]}
+    yield pd.DataFrame(
+        {"attempt": [str(attempt)], "outcome": [pickle.dumps(result)]},
+    )
+
+
+def run(spark: Any, job: Job, frame: Any, folder: Path) -> Outcome:
+    """Score `frame` into `folder`'s predictions.parquet/ and rejects.parquet/."""
+    scratch = Path(job.scratch)
+    scratch.mkdir(parents=True, exist_ok=True)
+    results = frame.mapInPandas(
+        partial(score_partition, job), "attempt string, outcome binary"
+    ).collect()
+    tally = Tally()
+    counts = BatchCounts(job.reference) if job.reference is not None else None
+    (folder / PREDICTIONS_DIR).mkdir()
+    (folder / REJECTS_DIR).mkdir()
+    for row in results:
+        outcome = pickle.loads(row["outcome"])
+        if "error" in outcome:
+            raise DataError(outcome["error"])
+        if outcome["first_row"] is None:
+            continue
+        tally.merge(outcome["tally"])
+        if counts is not None:
+            counts.merge(outcome["counts"])
+        part = f"part-{outcome['first_row']:012d}.parquet"
+        for name in (PREDICTIONS_DIR, REJECTS_DIR):
+            written = Path(row["attempt"]) / name
+            if written.exists():
+                written.rename(folder / name / part)
+    shutil.rmtree(scratch)
+    if not any((folder / REJECTS_DIR).iterdir()):
+        columns = [ROW_COLUMN, *([job.id_column] if job.id_column else []), REASON_COLUMN]
+        chunked_tables.ChunkWriter(folder / REJECTS_DIR / "part-0.parquet", True).close(columns)
+    return Outcome(tally, counts, {"spark_partitions": frame.rdd.getNumPartitions()}, {})

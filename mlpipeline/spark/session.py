@@ -1,0 +1,216 @@
+"""A Spark session for the scoring command, and the one-line failures of getting one.
+
+pyspark is imported only inside the functions. Before a session starts: Java is found and a
+standalone master answers; once it has started, a first small job proves that executors
+exist and can load the model, within EXECUTOR_WAIT seconds, so a master with no workers or
+executors without the tracking server fail in under a minute with the cause and the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import sys
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlpipeline.domain.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MASTER = "local[*]"
+MASTER_ENV = "SPARK_MASTER"
+# Seconds to wait for executors to run the first job (a standalone executor starts a JVM and
+# a Python worker: a few seconds on a quiet machine).
+EXECUTOR_WAIT = 40.0
+MASTER_CONNECT_TIMEOUT = 5.0
+# Kept small: the driver only plans the job and adds up counts; executors hold one chunk.
+DRIVER_MEMORY = os.environ.get("SPARK_DRIVER_MEMORY", "512m")
+EXECUTOR_MEMORY = os.environ.get("SPARK_EXECUTOR_MEMORY", "512m")
+# What executors need to reach the tracking server and its artifact store, passed on when set.
+EXECUTOR_ENV_NAMES = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+)
+
+
+class SparkSetupError(PipelineError):
+    """Spark cannot run the job: no Java, no master, no executors, or executors without the
+    model."""
+
+
+def master_url(requested: str | None) -> str:
+    """--spark-master, else $SPARK_MASTER, else local[*]."""
+    return requested or os.environ.get(MASTER_ENV) or DEFAULT_MASTER
+
+
+def check_java() -> None:
+    """A SparkSetupError unless a `java` is at $JAVA_HOME/bin or on PATH."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").is_file():
+        return
+    if shutil.which("java"):
+        return
+    raise SparkSetupError(
+        "Spark needs Java 17 or newer and finds no `java` (PATH, JAVA_HOME): install it "
+        "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+    )
+
+
+def check_master(master: str) -> None:
+    """A SparkSetupError unless each host:port of a spark:// master accepts a connection."""
+    if not master.startswith("spark://"):
+        return
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=MASTER_CONNECT_TIMEOUT):
+                pass
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise SparkSetupError(
+                f"the Spark master {master} cannot be reached ({reason}): start it "
+                "(spark-class org.apache.spark.deploy.master.Master) or name another with "
+                f"--spark-master / ${MASTER_ENV}"
+            ) from None
+
+
+def executor_env(environ: Mapping[str, str], tracking_uri: str) -> dict[str, str]:
+    """The environment executors get: the tracking URI the driver resolved (absolute), and the
+    credentials set here."""
+    env = {name: environ[name] for name in EXECUTOR_ENV_NAMES if environ.get(name)}
+    env["MLFLOW_TRACKING_URI"] = tracking_uri
+    env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    return env
+
+
+@contextlib.contextmanager
+def spark_session(
+    master: str, app_name: str, env: Mapping[str, str], chunk_rows: int
+) -> Iterator[Any]:
+    """A SparkSession on `master`, stopped on the way out."""
+    check_java()
+    check_master(master)
+    from pyspark.sql import SparkSession
+
+    # Executors run this environment's Python, unless told otherwise: pyspark sends the
+    # interpreter named by PYSPARK_PYTHON with each task.
+    python = os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.master(master)
+        .appName(app_name)
+        .config("spark.driver.memory", DRIVER_MEMORY)
+        .config("spark.executor.memory", EXECUTOR_MEMORY)
+        .config("spark.pyspark.python", python)
+        # One Python worker per core, kept between tasks: the model loads once per worker.
+        .config("spark.python.worker.reuse", "true")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(chunk_rows))
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+    )
+    for name, value in env.items():
+        builder = builder.config(f"spark.executorEnv.{name}", value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        yield spark
+    finally:
+        spark.stop()
+
+
+def _probe(load: Any) -> Any:
+    def probe(_: Iterator[int]) -> Iterator[tuple[str, str]]:
+        try:
+            load()
+        except Exception as exc:  # reported to the driver as data: the cause, not a retry
+            yield ("error", f"{type(exc).__name__}: {exc}".splitlines()[0])
+            return
+        yield ("ok", "")
+
+    return probe
+
+
+def _run_job(context: Any, job: Any, wait: float | None) -> list[Any] | None:
+    """`job(context)`'s result; None if it has not finished within `wait` seconds (then it
+    is cancelled)."""
+    group = f"probe-{uuid.uuid4().hex}"
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        context.setJobGroup(group, "mlpipeline: are there executors", interruptOnCancel=True)
+        try:
+            outcome["results"] = job(context)
+        except Exception as exc:  # the driver's own failure, raised below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(wait)
+    if thread.is_alive():
+        context.cancelJobGroup(group)
+        return None
+    if "error" in outcome:
+        first = str(outcome["error"]).strip().splitlines()[0][:300]
+        raise SparkSetupError(f"Spark's first job failed: {first}")
+    return outcome["results"]
+
+
+def check_executors(spark: Any, load: Any, master: str, wait: float = EXECUTOR_WAIT) -> None:
+    """A SparkSetupError if no executor runs a task within `wait` seconds, or if executors
+    cannot run `load` (the model's loader; once per core)."""
+    context = spark.sparkContext
+    cores = max(context.defaultParallelism, 1)
+    started = _run_job(context, lambda c: c.parallelize([0], 1).collect(), wait)
+    if started is None:
+        raise SparkSetupError(
+            f"no Spark executor ran a task within {wait:.0f} s: the master {master} has no "
+            f"workers, or none with {EXECUTOR_MEMORY} of memory and a core free; start one "
+            f"(spark-class org.apache.spark.deploy.worker.Worker {master}) or lower "
+            "SPARK_EXECUTOR_MEMORY"
+        )
+    results = _run_job(
+        context,
+        lambda c: c.parallelize(range(cores), cores).mapPartitions(_probe(load)).collect(),
+        None,
+    )
+    failures = sorted({message for status, message in results or [] if status != "ok"})
+    if failures:
+        raise SparkSetupError(
+            f"Spark's executors cannot load the model: {failures[0]}; they need the tracking "
+            "server and the artifact store from where they run (MLFLOW_TRACKING_URI and the "
+            "credentials are passed on from this environment; docs/scoring.md)"
+        )
+
+
+def executor_count(spark: Any) -> int | None:
+    """How many executors the application has had (Spark's REST API), None if unknown."""
+    import json
+    import urllib.request
+
+    context = spark.sparkContext
+    if context.master.startswith("local"):
+        return 1
+    url = context.uiWebUrl
+    if not url:
+        return None
+    api = f"{url}/api/v1/applications/{context.applicationId}/allexecutors"
+    try:
+        with urllib.request.urlopen(api, timeout=10) as answer:
+            executors = json.load(answer)
+    except (OSError, ValueError):
+        return None
+    return sum(1 for executor in executors if executor.get("id") != "driver")
