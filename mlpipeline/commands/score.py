@@ -351,7 +351,20 @@ def _progress(total: int | None) -> Any:
     type=click.IntRange(min=1),
     default=CHUNK_ROWS,
     show_default=True,
-    help="rows per chunk",
+    help="rows per chunk (Spark: per Arrow batch)",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="local: this process; spark: Apache Spark (INPUT may be a folder of Parquet parts; "
+    "results as Parquet datasets)",
+)
+@click.option(
+    "--spark-master",
+    envvar="SPARK_MASTER",
+    help="with --engine spark: local[*] (default), spark://host:7077, yarn, k8s://...",
 )
 @params_option
 def score_file(
@@ -360,6 +373,8 @@ def score_file(
     output: Path | None,
     id_column: str | None,
     chunk_rows: int,
+    engine: str,
+    spark_master: str | None,
     params: Path,
 ) -> int:
     settings = load_params(params)
@@ -369,6 +384,8 @@ def score_file(
         output=output or SCORES_DIR / input_file.stem,
         id_column=id_column,
         chunk_rows=chunk_rows,
+        engine=engine,
+        spark_master=spark_master,
     )
     _, drift = score(request, settings)
     if drift is not None and drift.drifted:

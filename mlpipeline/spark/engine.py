@@ -251,9 +251,16 @@ def run(spark: Any, job: Job, frame: Any, folder: Path) -> Outcome:
     """Score `frame` into `folder`'s predictions.parquet/ and rejects.parquet/."""
     scratch = Path(job.scratch)
     scratch.mkdir(parents=True, exist_ok=True)
-    results = frame.mapInPandas(
-        partial(score_partition, job), "attempt string, outcome binary"
-    ).collect()
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    scoring = frame.mapInPandas(partial(score_partition, job), "attempt string, outcome binary")
+    try:
+        results = scoring.collect()
+    except (Py4JJavaError, PySparkException) as exc:
+        raise session.SparkSetupError(
+            f"the Spark job failed: {session.python_error(exc)}"
+        ) from None
     tally = Tally()
     counts = BatchCounts(job.reference) if job.reference is not None else None
     (folder / PREDICTIONS_DIR).mkdir()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import socket
 import sys
@@ -28,7 +29,7 @@ DEFAULT_MASTER = "local[*]"
 MASTER_ENV = "SPARK_MASTER"
 # Seconds to wait for executors to run the first job (a standalone executor starts a JVM and
 # a Python worker: a few seconds on a quiet machine).
-EXECUTOR_WAIT = 40.0
+EXECUTOR_WAIT = 30.0
 MASTER_CONNECT_TIMEOUT = 5.0
 # Kept small: the driver only plans the job and adds up counts; executors hold one chunk.
 DRIVER_MEMORY = os.environ.get("SPARK_DRIVER_MEMORY", "512m")
@@ -144,9 +145,18 @@ def _probe(load: Any) -> Any:
     return probe
 
 
+def python_error(exc: BaseException) -> str:
+    """The last Python exception a failed Spark job's message quotes, else its first line."""
+    quoted = re.findall(r"^(\w+(?:Error|Exception)): (.+)$", str(exc), re.MULTILINE)
+    if quoted:
+        name, message = quoted[-1]
+        return f"{name}: {message}"
+    return str(exc).strip().splitlines()[0][:300]
+
+
 def _run_job(context: Any, job: Any, wait: float | None) -> list[Any] | None:
     """`job(context)`'s result; None if it has not finished within `wait` seconds (then it
-    is cancelled)."""
+    is cancelled). A failed job is a SparkSetupError naming the Python error it met."""
     group = f"probe-{uuid.uuid4().hex}"
     outcome: dict[str, Any] = {}
 
@@ -164,8 +174,7 @@ def _run_job(context: Any, job: Any, wait: float | None) -> list[Any] | None:
         context.cancelJobGroup(group)
         return None
     if "error" in outcome:
-        first = str(outcome["error"]).strip().splitlines()[0][:300]
-        raise SparkSetupError(f"Spark's first job failed: {first}")
+        raise SparkSetupError(python_error(outcome["error"]))
     return outcome["results"]
 
 
@@ -182,18 +191,22 @@ def check_executors(spark: Any, load: Any, master: str, wait: float = EXECUTOR_W
             f"(spark-class org.apache.spark.deploy.worker.Worker {master}) or lower "
             "SPARK_EXECUTOR_MEMORY"
         )
-    results = _run_job(
-        context,
-        lambda c: c.parallelize(range(cores), cores).mapPartitions(_probe(load)).collect(),
-        None,
+    fix = (
+        f"executors run {os.environ['PYSPARK_PYTHON']} (PYSPARK_PYTHON), which needs this "
+        "project's environment, and reach the tracking server and artifact store with "
+        "MLFLOW_TRACKING_URI and the credentials passed on from here (docs/scoring.md)"
     )
+    try:
+        results = _run_job(
+            context,
+            lambda c: c.parallelize(range(cores), cores).mapPartitions(_probe(load)).collect(),
+            None,
+        )
+    except SparkSetupError as exc:
+        raise SparkSetupError(f"Spark's executors cannot load the model: {exc}; {fix}") from None
     failures = sorted({message for status, message in results or [] if status != "ok"})
     if failures:
-        raise SparkSetupError(
-            f"Spark's executors cannot load the model: {failures[0]}; they need the tracking "
-            "server and the artifact store from where they run (MLFLOW_TRACKING_URI and the "
-            "credentials are passed on from this environment; docs/scoring.md)"
-        )
+        raise SparkSetupError(f"Spark's executors cannot load the model: {failures[0]}; {fix}")
 
 
 def executor_count(spark: Any) -> int | None:
