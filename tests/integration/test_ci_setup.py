@@ -75,3 +75,11 @@ def test_the_installer_waits_for_the_lock_and_succeeds(held_locks: subprocess.Po
     installed = run(["docker/apt-install.sh", INSTALLED], cwd=REPO, env=env, timeout=300)
     assert installed.returncode == 0
     assert held_locks.poll() is not None  # it finished only after the holder let go
+
+
+def test_ci_installs_java_for_spark_when_missing() -> None:
+    """The Spark engine's tests need a Java 17+ runtime; .ci/run installs Debian's."""
+    text = (REPO / ".ci" / "run").read_text()
+    guard = text.index("if ! command -v java >/dev/null; then")
+    assert "docker/apt-install.sh openjdk-17-jre-headless" in text[guard:].split("fi")[0]
+    assert guard < text.index("make test-slow")

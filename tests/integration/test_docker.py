@@ -380,3 +380,31 @@ def _ports(service: dict) -> list[dict]:
         else:
             ports.append({"host_ip": port.split(":")[0]})
     return ports
+
+
+def test_the_spark_profile_adds_a_hardened_cluster_on_loopback(tmp_path: Path) -> None:
+    """`docker compose --profile spark`: a master and a worker on the project's image, with
+    the stack's hardening and ports, and nothing of it without the profile."""
+    import yaml
+
+    no_env_file = tmp_path / "empty.env"
+    no_env_file.write_text("")
+    base = [COMPOSE, "--env-file", no_env_file, "-f", "docker-compose.yml"]
+    plain = yaml.safe_load(run([*base, "config"], cwd=REPO).stdout)["services"]
+    assert not {"spark-master", "spark-worker"} & set(plain)
+    services = yaml.safe_load(run([*base, "--profile", "spark", "config"], cwd=REPO).stdout)[
+        "services"
+    ]
+    master, worker = services["spark-master"], services["spark-worker"]
+    for service in (master, worker):
+        assert service["image"] == services["app"]["image"]
+        assert service["cap_drop"] == ["ALL"]
+        assert "no-new-privileges:true" in service["security_opt"]
+        assert service["read_only"] is True
+        assert service["mem_limit"] and service["pids_limit"]
+        assert service["command"][0] == "spark-class"
+    assert {port["host_ip"] for port in _ports(master)} == {"127.0.0.1"}
+    assert not worker.get("ports")
+    assert worker["command"][2] == "spark://spark-master:7077"
+    assert worker["environment"]["PYTHONPATH"] == "/workspace"
+    assert worker["depends_on"]["spark-master"]["condition"] == "service_healthy"

@@ -67,9 +67,17 @@ def test_spark_gives_the_local_engines_results_to_the_bit(
     local = score(built_project, batch, "--output", local_out, "--chunk-rows", "400")
     assert local.returncode == 3, local.stderr[-3000:]
     spark = score(
-        built_project, batch, "--output", spark_out, "--chunk-rows", "250",
-        "--engine", "spark", "--spark-master", "local[2]",
-    )  # fmt: skip
+        built_project,
+        batch,
+        "--output",
+        spark_out,
+        "--chunk-rows",
+        "250",
+        "--engine",
+        "spark",
+        "--spark-master",
+        "local[2]",
+    )
     assert spark.returncode == 3, spark.stderr[-3000:]
 
     expected = pd.read_csv(local_out / "predictions.csv", dtype={"id": str})
@@ -97,9 +105,10 @@ def test_spark_gives_the_local_engines_results_to_the_bit(
 
     summary = json.loads((spark_out / "summary.json").read_text())
     assert summary["metrics"]["rows"] == 1500
-    assert summary["class_counts"] == json.loads((local_out / "summary.json").read_text())[
-        "class_counts"
-    ]
+    assert (
+        summary["class_counts"]
+        == json.loads((local_out / "summary.json").read_text())["class_counts"]
+    )
     assert summary["metrics"]["spark_startup_seconds"] > 0
     assert not list(spark_out.glob("**/_attempts"))
 
@@ -131,9 +140,14 @@ def test_an_unreachable_master_is_one_line(
     master = f"spark://127.0.0.1:{free_port()}"
     started = time.monotonic()
     proc = score(
-        built_project, batch, "--output", tmp_path / "out", "--engine", "spark",
+        built_project,
+        batch,
+        "--output",
+        tmp_path / "out",
+        "--engine",
+        "spark",
         env=env_for(built_project, SPARK_MASTER=master),
-    )  # fmt: skip
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert time.monotonic() - started < 60
     assert f"the Spark master {master} cannot be reached" in proc.stderr
@@ -150,9 +164,16 @@ def test_executors_that_cannot_load_the_model_are_one_line(
     out = tmp_path / "out"
     started = time.monotonic()
     proc = score(
-        built_project, batch, "--output", out, "--engine", "spark", "--spark-master", "local[1]",
+        built_project,
+        batch,
+        "--output",
+        out,
+        "--engine",
+        "spark",
+        "--spark-master",
+        "local[1]",
         env=env_for(built_project, PYSPARK_PYTHON=bare_python),
-    )  # fmt: skip
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert time.monotonic() - started < 120  # a JVM's start on a busy machine, then at once
     errors = [line for line in proc.stderr.splitlines() if "[score] ERROR" in line]
