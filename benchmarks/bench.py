@@ -18,7 +18,10 @@ machine, in throwaway git copies of the repository under a temporary folder:
 6. scale: the synthetic source at 10k, 100k and 1M rows, pipeline and floor, per stage;
 7. batch scoring (`mlpipeline model score`) of 1M and 10M Iris-like rows with the
    champion: rows per second against benchmarks/score_floor.py (one process, whole file,
-   `model.predict`), peak RSS, and the drift computation's seconds.
+   `model.predict`), peak RSS, and the drift computation's seconds;
+7b. scoring engines (benchmarks/scoring_engines.py): the same CSVs with the local engine,
+   `--engine spark` on local[2] and on a standalone cluster of two one-core workers, run by
+   run in turn: rows/s, Spark's start-up apart, peak RSS, and whether the outputs are equal.
 
 Every figure is the median of the runs with min and max. Results go to benchmarks/results.json
 and benchmarks/results.md (--quick or --only: results-quick.*, git-ignored; `--only FIGURE
@@ -51,7 +54,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks import team_stack
+from benchmarks import scoring_engines, team_stack
 from benchmarks.latency import latency_by_group, parse_access_log
 from mlpipeline import sandbox
 
@@ -123,7 +126,9 @@ SCORING_ROWS = [1_000_000, 10_000_000]
 SCORING_ROWS_QUICK = [10_000, 100_000]
 MLFLOW_STAGES = ("train", "evaluate", "save")
 # What `--only` may name; a full run measures all but zenml-docker.
-FIGURES = ("floor", "repro", "noop", "exp", "zenml", "zenml-docker", "scale", "scoring", "team")
+FIGURES = (
+    "floor", "repro", "noop", "exp", "zenml", "zenml-docker", "scale", "scoring", "engines", "team",
+)  # fmt: skip
 
 
 def rows_label(rows: int | None) -> str:
@@ -562,6 +567,21 @@ class Bench:
                 figures["predict_peak_rss_mib"].append(plain.peak_rss_mib)
             batch.unlink()
             entries.append({"rows": rows, **{key: summary(v) for key, v in figures.items()}})
+        shutil.rmtree(project.parent)
+        return entries
+
+    def engines(self, sizes: Sequence[int]) -> list[dict]:
+        """The local engine, Spark on local[2] and on a standalone cluster, on the same CSVs."""
+        project = self.fresh_project("engines", {"monitor": {"fail_on_drift": False}}, False)
+        env = self.env(MLFLOW_TRACKING_URI=f"sqlite:///{project / 'mlflow.db'}")
+        timed(["dvc", "repro"], cwd=project, env=env)
+        batches = {}
+        for rows in sizes:
+            batches[rows] = project.parent / f"batch-{rows}.csv"
+            write_scoring_batch(project / "data" / "raw" / "dataset.csv", batches[rows], rows)
+        cluster_dir = project.parent / "spark-cluster"
+        with scoring_engines.standalone_cluster(cluster_dir, env, free_port) as cluster:
+            entries = scoring_engines.measure(project, env, batches, self.runs, timed, cluster)
         shutil.rmtree(project.parent)
         return entries
 
@@ -1018,6 +1038,8 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
                 f"| {entry['predict_peak_rss_mib']['max']:.0f} "
                 f"| {entry['drift_seconds']['median']:.2f} | {entry['seconds']['median']:.1f} |"
             )
+    if results.get("engines"):
+        lines += scoring_engines.render(results["engines"], statistics.median)
     lines += render_team(results.get("team"))
     notes_file = HERE / "notes.md"
     if notes_file.exists():
@@ -1281,6 +1303,9 @@ def main(argv: list[str] | None = None) -> None:
         if "scoring" in only:
             log.info("7. batch scoring")
             results["scoring"] = bench.scoring(SCORING_ROWS_QUICK if args.quick else SCORING_ROWS)
+        if "engines" in only:
+            log.info("7b. scoring engines: local, Spark local[2], a standalone Spark cluster")
+            results["engines"] = bench.engines(SCORING_ROWS_QUICK if args.quick else SCORING_ROWS)
         if "team" in only:
             log.info("8. the team server: latency per call, stage overhead against the embedded")
             try:

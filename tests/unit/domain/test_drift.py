@@ -102,3 +102,36 @@ def test_a_steady_features_psi_bar_stays_visible_beside_a_drifted_one(reference:
     assert psi_axes.get_xscale() == "log"
     widths = [bar.get_window_extent().width for bar in psi_axes.patches]
     assert min(widths) > 0.05 * max(widths), widths  # a linear axis: under 0.1 %
+
+
+def test_counts_merged_from_parts_give_the_report_of_the_whole_to_the_bit(
+    reference: dict,
+) -> None:
+    """Spark's executors count parts apart; the driver's merge must not change a bit."""
+    rng = np.random.default_rng(3)
+    features = pd.DataFrame({"a": rng.normal(0.3, 1.7, 9001), "b": rng.uniform(0, 10, 9001)})
+    labels = pd.Series(rng.choice(["x", "y"], 9001))
+    whole = BatchCounts(reference)
+    for start in range(0, 9001, 1000):
+        whole.add(features.iloc[start : start + 1000], labels.iloc[start : start + 1000])
+    merged = BatchCounts(reference)
+    for start, size in ((6000, 3001), (0, 250), (250, 5750)):  # other cuts, another order
+        part = BatchCounts(reference)
+        part.add(features.iloc[start : start + size], labels.iloc[start : start + size])
+        merged.merge(part)
+    report = {"psi_threshold": 0.2, "ks_threshold": 0.2, "prediction_psi_threshold": 0.2}
+    assert compare(merged, **report).as_dict() == compare(whole, **report).as_dict()
+    assert merged.mean("a") == math.fsum(features["a"]) / 9001  # correctly rounded
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], [0.0, -0.0], [5e-324, -5e-324, 1e308, 1e308, -1e308], [0.1] * 10, [1e-300, 1e300, -1e300]],
+)
+def test_exact_sum_is_the_exact_sum(values: list[float]) -> None:
+    from fractions import Fraction
+
+    from mlpipeline.domain.drift import SUM_SCALE, exact_sum
+
+    total = exact_sum(np.asarray(values, dtype=float))
+    assert Fraction(total, 2**SUM_SCALE) == sum((Fraction(v) for v in values), Fraction(0))

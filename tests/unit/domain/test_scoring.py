@@ -94,3 +94,16 @@ def test_the_tally_fails_on_no_rows_or_no_good_rows(pipeline: Any) -> None:
     tally.check_usable("batch.csv")
     assert (tally.rows, tally.rejected, tally.scored) == (6, 3, 3)
     assert tally.class_shares() == {"setosa": 1.0}
+
+
+def test_tallies_merged_from_parts_keep_the_first_reject_of_the_input(pipeline: Any) -> None:
+    rows = load_iris_frame().drop(columns=[TARGET]).head(6)
+    early = Tally()
+    early.add(score_chunk(pipeline, rows.head(3).assign(petal_width=np.nan), 1, None))
+    late = Tally()
+    late.add(score_chunk(pipeline, rows.tail(3).assign(sepal_width="x"), 4, None))
+    merged = Tally()
+    merged.merge(late)
+    merged.merge(early)
+    assert (merged.rows, merged.rejected) == (6, 6)
+    assert merged.first_reject == "row 1: petal_width is missing"
