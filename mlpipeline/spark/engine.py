@@ -117,7 +117,8 @@ def score(spark: Any, master: str, job: Job, folder: Path) -> Outcome:
     )
     frame = read_input(spark, source, columns, job.csv)
     starts, firsts = line_offsets(frame)
-    job = replace(job, scratch=str(folder / _SCRATCH), block_starts=starts, block_lines=firsts)
+    scratch = str((folder / _SCRATCH).resolve())  # executors may run in other folders
+    job = replace(job, scratch=scratch, block_starts=starts, block_lines=firsts)
     outcome = run(spark, job, frame, folder)
     seconds = time.perf_counter() - started
     outcome.params = {
@@ -205,7 +206,9 @@ def score_partition(job: Job, batches: Iterator[Any]) -> Iterator[Any]:
 
     task = TaskContext.get()
     attempt = Path(job.scratch) / f"{task.partitionId():06d}-{task.attemptNumber()}"
-    attempt.mkdir(parents=True, exist_ok=True)
+    # Not `parents`: a task outliving its killed driver must not recreate the staged folder
+    # the next run removed.
+    attempt.mkdir(exist_ok=True)
     predictions = chunked_tables.ChunkWriter(attempt / PREDICTIONS_DIR, parquet=True)
     rejects = chunked_tables.ChunkWriter(attempt / REJECTS_DIR, parquet=True)
     tally = Tally()
@@ -279,7 +282,12 @@ def run(spark: Any, job: Job, frame: Any, folder: Path) -> Outcome:
             written = Path(row["attempt"]) / name
             if written.exists():
                 written.rename(folder / name / part)
-    shutil.rmtree(scratch)
+    # A killed executor's Python worker may still be writing its attempt's files for a moment.
+    for _ in range(3):
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not scratch.exists():
+            break
+        time.sleep(1)
     if not any((folder / REJECTS_DIR).iterdir()):
         columns = [ROW_COLUMN, *([job.id_column] if job.id_column else []), REASON_COLUMN]
         chunked_tables.ChunkWriter(folder / REJECTS_DIR / "part-0.parquet", True).close(columns)

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import run, tool_env
+from mlpipeline.sandbox import VENV_BIN
+from tests.conftest import free_port, run, tool_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -116,11 +117,8 @@ def test_spark_gives_the_local_engines_results_to_the_bit(
 def test_no_java_is_one_line_and_writes_nothing(
     built_project: Path, batch: Path, tmp_path: Path
 ) -> None:
-    bare = tmp_path / "bin"  # the project's tools, and no java
-    bare.mkdir()
-    for tool in ("python", "mlpipeline"):
-        (bare / tool).symlink_to(Path(shutil.which(tool, path=env_for(built_project)["PATH"])))
-    env = env_for(built_project, PATH=str(bare))
+    assert not (VENV_BIN / "java").exists()
+    env = env_for(built_project, PATH=str(VENV_BIN))  # the project's tools, and no java
     env.pop("JAVA_HOME", None)
     started = time.monotonic()
     proc = score(built_project, batch, "--output", tmp_path / "out", "--engine", "spark", env=env)
@@ -135,8 +133,6 @@ def test_no_java_is_one_line_and_writes_nothing(
 def test_an_unreachable_master_is_one_line(
     built_project: Path, batch: Path, tmp_path: Path
 ) -> None:
-    from tests.conftest import free_port
-
     master = f"spark://127.0.0.1:{free_port()}"
     started = time.monotonic()
     proc = score(
