@@ -183,6 +183,7 @@ def check_executors(spark: Any, load: Any, master: str, wait: float = EXECUTOR_W
     cannot run `load` (the model's loader; once per core)."""
     context = spark.sparkContext
     cores = max(context.defaultParallelism, 1)
+    log.info("Spark's driver is up; waiting up to %.0f s for an executor", wait)
     started = _run_job(context, lambda c: c.parallelize([0], 1).collect(), wait)
     if started is None:
         raise SparkSetupError(
