@@ -23,6 +23,7 @@ import logging
 import os
 import pickle
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -125,8 +126,7 @@ def score(spark: Any, master: str, job: Job, folder: Path) -> Outcome:
     outcome.params = {
         "engine": "spark",
         "spark_master": master,
-        "spark_executors": session.executor_count(spark) or "-",
-        "spark_partitions": outcome.params["spark_partitions"],
+        **outcome.params,  # executors (that ran a task) and partitions
     }
     outcome.metrics = {
         "spark_startup_seconds": _STARTUP.get(id(spark), 0.0),
@@ -244,6 +244,8 @@ def score_partition(job: Job, batches: Iterator[Any]) -> Iterator[Any]:
             if writer.written:
                 writer.close()
         result = {"tally": tally, "counts": counts, "first_row": first_row}
+        # Which executor ran it: its host and Python daemon (one per executor JVM).
+        result["executor"] = f"{socket.gethostname()}:{os.getppid()}"
     except (DataError, ValueError, UnicodeDecodeError) as exc:  # the input's fault: no retry
         result = {"error": str(exc).splitlines()[0]}
     yield pd.DataFrame(
@@ -267,12 +269,14 @@ def run(spark: Any, job: Job, frame: Any, folder: Path) -> Outcome:
         ) from None
     tally = Tally()
     counts = BatchCounts(job.reference) if job.reference is not None else None
+    executors = set()
     (folder / PREDICTIONS_DIR).mkdir()
     (folder / REJECTS_DIR).mkdir()
     for row in results:
         outcome = pickle.loads(row["outcome"])
         if "error" in outcome:
             raise DataError(outcome["error"])
+        executors.add(outcome["executor"])
         if outcome["first_row"] is None:
             continue
         tally.merge(outcome["tally"])
@@ -292,4 +296,7 @@ def run(spark: Any, job: Job, frame: Any, folder: Path) -> Outcome:
     if not any((folder / REJECTS_DIR).iterdir()):
         columns = [ROW_COLUMN, *([job.id_column] if job.id_column else []), REASON_COLUMN]
         chunked_tables.ChunkWriter(folder / REJECTS_DIR / "part-0.parquet", True).close(columns)
-    return Outcome(tally, counts, {"spark_partitions": frame.rdd.getNumPartitions()}, {})
+    partitions = frame.rdd.getNumPartitions()
+    return Outcome(
+        tally, counts, {"spark_partitions": partitions, "spark_executors": len(executors)}, {}
+    )

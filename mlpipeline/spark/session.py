@@ -208,23 +208,3 @@ def check_executors(spark: Any, load: Any, master: str, wait: float = EXECUTOR_W
     failures = sorted({message for status, message in results or [] if status != "ok"})
     if failures:
         raise SparkSetupError(f"Spark's executors cannot load the model: {failures[0]}; {fix}")
-
-
-def executor_count(spark: Any) -> int | None:
-    """How many executors the application has had (Spark's REST API), None if unknown."""
-    import json
-    import urllib.request
-
-    context = spark.sparkContext
-    if context.master.startswith("local"):
-        return 1
-    url = context.uiWebUrl
-    if not url:
-        return None
-    api = f"{url}/api/v1/applications/{context.applicationId}/allexecutors"
-    try:
-        with urllib.request.urlopen(api, timeout=10) as answer:
-            executors = json.load(answer)
-    except (OSError, ValueError):
-        return None
-    return sum(1 for executor in executors if executor.get("id") != "driver")
