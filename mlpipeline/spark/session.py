@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,12 @@ def spark_session(
     """A SparkSession on `master`, stopped on the way out."""
     check_java()
     check_master(master)
+    # pyspark 4.x warns that it does not fully support pandas 3 at every pandas UDF; what this
+    # job uses of it (Arrow batches to and from pandas) is tested to give the local engine's
+    # bits (tests/integration/test_score_spark*.py).
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
     from pyspark.sql import SparkSession
 
     # Executors run this environment's Python, unless told otherwise: pyspark sends the
