@@ -281,8 +281,11 @@ def _executors(workers: list[subprocess.Popen[bytes]]) -> list[psutil.Process]:
     found = []
     for worker in workers:
         for child in psutil.Process(worker.pid).children(recursive=True):
-            if "CoarseGrainedExecutorBackend" in " ".join(child.cmdline()):
-                found.append(child)
+            try:
+                if "CoarseGrainedExecutorBackend" in " ".join(child.cmdline()):
+                    found.append(child)
+            except psutil.NoSuchProcess:  # gone, or a zombie not yet reaped
+                continue
     return found
 
 
