@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
     "model": (
         "The registered model: its versions, the champion alias, scoring, serving, rebuilding.",
         {
-            "list": ("registry:list_versions", "Versions with their aliases, scores and runs."),
+            "list": ("registry:list_versions", "Versions, newest first, a page at a time."),
             "promote": ("registry:promote", "Move the champion alias to a version."),
             "rollback": ("registry:rollback", "Move the champion alias back where it came from."),
             "history": ("registry:history", "Who moved the champion alias, when and why."),

@@ -1,10 +1,10 @@
 """`mlpipeline model list|promote|rollback|history|card`: the registered versions, the alias
 moved by hand, and who moved it.
 
-mlpipeline model list                          # versions, scores, aliases
+mlpipeline model list [--limit 20 --page 2]    # versions, scores, aliases; newest first
 mlpipeline model promote 3 --reason "..."      # move @champion to version 3
 mlpipeline model rollback --reason "..."       # back to the previous version
-mlpipeline model history [--json]              # every move of @champion
+mlpipeline model history [--page 2] [--json]   # the moves of @champion, newest first
 mlpipeline model card 3                        # version 3's model card
 
 The store is the pipeline's (MLFLOW_TRACKING_URI, else <repo>/mlflow.db), from any folder.
@@ -32,6 +32,12 @@ log = logging.getLogger("mlpipeline.registry")
 model_option = click.option(
     "--model", help="registered model (default: params.yaml's mlflow.registered_model_name)"
 )
+limit_option = click.option(
+    "--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="rows a page"
+)
+page_option = click.option(
+    "--page", type=click.IntRange(1), default=1, show_default=True, help="page, newest first"
+)
 
 
 def _names(params_file: Path, model: str | None) -> tuple[str, Params]:
@@ -39,12 +45,17 @@ def _names(params_file: Path, model: str | None) -> tuple[str, Params]:
     return model or params.mlflow.registered_model_name, params
 
 
-@command("registry", help="Versions with their aliases, scores and runs.")
+@command("registry", help="Versions with their aliases, scores and runs, newest first.")
+@limit_option
+@page_option
 @model_option
 @params_option
-def list_versions(model: str | None, params: Path) -> None:
+def list_versions(limit: int, page: int, model: str | None, params: Path) -> None:
     model_name, settings = _names(params, model)
-    print(_table(registry.list_versions(model_name, settings.save.champion_metric)))
+    found = registry.list_versions(model_name, settings.save.champion_metric, limit, page)
+    print(_table(found.rows))
+    if found.more:
+        print(f"older versions: --page {page + 1}")
 
 
 @command("registry", help="Move the champion alias to a version (recorded in its history).")
@@ -73,12 +84,14 @@ def rollback(reason: str | None, model: str | None, params: Path) -> None:
 
 
 @command("registry", help="Who moved the champion alias, when, from which version to which.")
-@click.option("--json", "as_json", is_flag=True, help="print JSON, not a table")
+@click.option("--json", "as_json", is_flag=True, help="print every move as JSON, oldest first")
+@limit_option
+@page_option
 @model_option
 @params_option
-def history(as_json: bool, model: str | None, params: Path) -> None:
+def history(as_json: bool, limit: int, page: int, model: str | None, params: Path) -> None:
     model_name, settings = _names(params, model)
-    _print_history(model_name, settings.mlflow.champion_alias, as_json)
+    _print_history(model_name, settings.mlflow.champion_alias, as_json, limit, page)
 
 
 @command("registry", help="Print a version's model card (Markdown).")
@@ -90,7 +103,7 @@ def card(version: str, model: str | None, params: Path) -> None:
     print(registry.model_card(model_name, version, settings.mlflow.champion_alias), end="")
 
 
-def _print_history(model_name: str, alias: str, as_json: bool) -> None:
+def _print_history(model_name: str, alias: str, as_json: bool, limit: int, page: int) -> None:
     moves, current, unrecorded = registry.alias_history(model_name, alias)
     if as_json:
         document = {
@@ -103,8 +116,13 @@ def _print_history(model_name: str, alias: str, as_json: bool) -> None:
         print(json.dumps(document, indent=2))
         return
     print(f"{model_name}@{alias}: version {current or '(not set)'}")
-    if moves:
-        print(_table(alias_history.table_rows(moves)))
+    shown, more = alias_history.newest_first(moves, limit, page)
+    if shown:
+        print(_table(alias_history.table_rows(shown)))
+        if more:
+            print(f"older moves: --page {page + 1}")
+    elif moves:
+        print(f"no moves on page {page} ({len(moves)} recorded, {limit} a page)")
     else:
         print("no recorded moves")
     if unrecorded:

@@ -79,6 +79,14 @@ def previous_version(moves: list[AliasMove], current: str | None) -> str | None:
     return moves[-1].from_version
 
 
+def newest_first(moves: list[AliasMove], limit: int, page: int) -> tuple[list[AliasMove], bool]:
+    """Page `page` of `moves` (oldest first), `limit` a page, newest first; and whether older
+    moves follow."""
+    start = (page - 1) * limit
+    newest = moves[::-1]
+    return newest[start : start + limit], len(newest) > start + limit
+
+
 COLUMNS = ("when", "who", "from", "to", "via", "commit", "why")
 
 

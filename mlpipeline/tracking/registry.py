@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlpipeline.domain.alias_history import AliasMove, previous_version, unrecorded_move
@@ -28,7 +29,7 @@ from mlpipeline.files import paths
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.tracking import history, model_cards, servable, store
 from mlpipeline.tracking import runs as tracking
-from mlpipeline.tracking.failures import cause, no_alias, store_failed
+from mlpipeline.tracking.failures import cause, is_not_found, no_alias, store_failed
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -226,11 +227,8 @@ def _client(uri: str) -> MlflowClient:
     return client
 
 
-def _versions(client: MlflowClient, model_name: str) -> list[ModelVersion]:
-    versions = client.search_model_versions(f"name = '{model_name}'")
-    if not versions:
-        raise TrackingError(f"model {model_name!r} has no registered versions in this store")
-    return sorted(versions, key=lambda version: int(version.version))
+# How many of the newest versions a "no such version" message names.
+NAMED_VERSIONS = 10
 
 
 def _shown_score(tag: str | None) -> str:
@@ -241,16 +239,68 @@ def _shown_score(tag: str | None) -> str:
         return tag
 
 
-def list_versions(model_name: str, metric: str) -> list[dict[str, Any]]:
-    """Every version of `model_name`: its aliases, score, run and when it was registered."""
+@dataclass(frozen=True)
+class VersionPage:
+    """One page of a model's versions, newest first; `more` when older ones follow."""
+
+    rows: list[dict[str, Any]]
+    page: int
+    limit: int
+    more: bool
+
+
+def _require_model(client: MlflowClient, model_name: str) -> None:
+    """A TrackingError unless `model_name` is registered in this store (one row read)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException as exc:
+        if is_not_found(exc):
+            raise TrackingError(
+                f"model {model_name!r} has no registered versions in this store"
+            ) from None
+        raise
+
+
+def _newest(
+    client: MlflowClient, model_name: str, limit: int, page: int = 1
+) -> tuple[list[ModelVersion], bool]:
+    """Page `page` of `model_name`'s versions, `limit` a page, newest first, and whether older
+    ones follow: MLflow's paged search, never the whole list (10,000 versions and more)."""
+    query = f"name = '{model_name}'"
+    order = ["version_number DESC"]
+    token = None
+    skip = (page - 1) * limit
+    if skip:
+        # The store's page token is opaque: the rows before the page are read once, to get it.
+        before = client.search_model_versions(query, max_results=skip, order_by=order)
+        token = before.token
+        if token is None:
+            return [], False
+    found = client.search_model_versions(query, max_results=limit, order_by=order, page_token=token)
+    return list(found), found.token is not None
+
+
+def list_versions(model_name: str, metric: str, limit: int = 20, page: int = 1) -> VersionPage:
+    """Page `page` of `model_name`'s versions, newest first: aliases, score, run, when
+    registered, whether its files are there."""
     import datetime as dt
 
     client = _client(tracking.tracking_uri())
-    versions = _versions(client, model_name)
+    _require_model(client, model_name)
+    versions, more = _newest(client, model_name, limit, page)
+    if not versions:
+        if page == 1:
+            raise TrackingError(f"model {model_name!r} has no registered versions in this store")
+        raise TrackingError(
+            f"model {model_name!r} has no versions on page {page} ({limit} a page); "
+            "`mlpipeline model list` shows the newest"
+        )
     aliases: dict[str, list[str]] = {}
     for alias, version in client.get_registered_model(model_name).aliases.items():
         aliases.setdefault(str(version), []).append(alias)
-    return [
+    rows = [
         {
             "version": version.version,
             "aliases": ",".join(sorted(aliases.get(str(version.version), []))) or "-",
@@ -263,6 +313,26 @@ def list_versions(model_name: str, metric: str) -> list[dict[str, Any]]:
         }
         for version in versions
     ]
+    return VersionPage(rows, page, limit, more)
+
+
+def _require_version(client: MlflowClient, model_name: str, version: str) -> None:
+    """A TrackingError naming the newest versions unless `version` of `model_name` exists."""
+    from mlflow.exceptions import MlflowException
+
+    if version.isdigit():
+        try:
+            client.get_model_version(model_name, version)
+            return
+        except MlflowException as exc:
+            if not is_not_found(exc):
+                raise
+    newest, more = _newest(client, model_name, NAMED_VERSIONS)
+    named = ", ".join(str(v.version) for v in newest) + (", ..." if more else "")
+    raise TrackingError(
+        f"{model_name} has no version {version}; its newest versions are: {named} "
+        "(`mlpipeline model list` pages them all)"
+    )
 
 
 def promote(
@@ -277,11 +347,8 @@ def promote(
     default params.yaml's save.champion_metric) is made, with a warning giving both scores."""
     uri = tracking.tracking_uri()
     client = _client(uri)
-    known = [str(v.version) for v in _versions(client, model_name)]
-    if str(version) not in known:
-        raise TrackingError(
-            f"{model_name} has no version {version}; its versions are: {', '.join(known)}"
-        )
+    _require_model(client, model_name)
+    _require_version(client, model_name, str(version))
     _check_servable(client, model_name, alias, str(version))
     before = history.current_version(client, model_name, alias)
     history.move_alias(
@@ -327,7 +394,7 @@ def rollback(model_name: str, alias: str, reason: str | None = None) -> tuple[st
     (from, to). A TrackingError if the history cannot say where back is."""
     uri = tracking.tracking_uri()
     client = _client(uri)
-    _versions(client, model_name)
+    _require_model(client, model_name)
     moves, current = history.read_moves(client, model_name, alias)
     target = previous_version(moves, current)
     if target is None or current is None:
@@ -348,7 +415,7 @@ def alias_history(model_name: str, alias: str) -> tuple[list[AliasMove], str | N
     """The recorded moves of `alias`, the version it is on now, and an unrecorded move if the
     history does not end there."""
     client = _client(tracking.tracking_uri())
-    _versions(client, model_name)
+    _require_model(client, model_name)
     moves, current = history.read_moves(client, model_name, alias)
     return moves, current, unrecorded_move(moves, current)
 

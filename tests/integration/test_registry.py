@@ -193,7 +193,7 @@ def test_registry_command_lists_and_moves_the_alias_from_a_subfolder(story: Stor
     assert listing[0].split() == header
     rows = {line.split()[0]: line.split() for line in listing[1:]}
     known = sorted(story.versions(), key=int)
-    assert list(rows) == known and len(known) >= 2
+    assert list(rows) == known[::-1] and len(known) >= 2  # newest first
     assert rows["1"][1] == "champion" and rows["2"][1] == "-"
     assert all(re.fullmatch(r"\d\.\d{4}", row[2]) for row in rows.values()), rows  # as save prints
 
@@ -205,7 +205,8 @@ def test_registry_command_lists_and_moves_the_alias_from_a_subfolder(story: Stor
 
     unknown = registry("promote", "9", check=False)
     assert unknown.returncode == 1
-    assert f"iris_classifier has no version 9; its versions are: {', '.join(known)}" in (
+    newest = ", ".join(known[::-1])
+    assert f"iris_classifier has no version 9; its newest versions are: {newest} " in (
         unknown.stderr
     )
     assert "Traceback" not in unknown.stderr
