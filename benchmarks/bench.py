@@ -22,6 +22,10 @@ machine, in throwaway git copies of the repository under a temporary folder:
 7b. scoring engines (benchmarks/scoring_engines.py): the same CSVs with the local engine,
    `--engine spark` on local[2] and on a standalone cluster of two one-core workers, run by
    run in turn: rows/s, Spark's start-up apart, peak RSS, and whether the outputs are equal.
+8. the team server (`--only team`);
+9. the registry after months of use (`--only registry`): `mlpipeline model list`, `list --page
+   LAST`, `history`, `card` and the save stage on a built project's store, then on the same
+   store grown to 10,000 versions, 100,000 runs and 1,000 alias moves (registry_seed.py).
 
 Every figure is the median of the runs with min and max. Results go to benchmarks/results.json
 and benchmarks/results.md (--quick or --only: results-quick.*, git-ignored; `--only FIGURE
@@ -56,6 +60,7 @@ import yaml
 
 from benchmarks import scoring_engines, team_stack
 from benchmarks.latency import latency_by_group, parse_access_log
+from benchmarks.registry_seed import seed_registry
 from mlpipeline import sandbox
 
 log = logging.getLogger("benchmarks")
@@ -128,7 +133,11 @@ MLFLOW_STAGES = ("train", "evaluate", "save")
 # What `--only` may name; a full run measures all but zenml-docker.
 FIGURES = (
     "floor", "repro", "noop", "exp", "zenml", "zenml-docker", "scale", "scoring", "engines", "team",
+    "registry",
 )  # fmt: skip
+# The registry after months of use (issue #35): versions, runs and recorded alias moves.
+REGISTRY_SIZE = {"versions": 10_000, "runs": 100_000, "moves": 1_000}
+REGISTRY_SIZE_QUICK = {"versions": 1_000, "runs": 10_000, "moves": 100}
 
 
 def rows_label(rows: int | None) -> str:
@@ -650,6 +659,48 @@ class Bench:
             figures["latency"] = latency_by_group(parse_access_log(log_lines))
         return figures
 
+    def registry(self, size: Mapping[str, int]) -> dict:
+        """9: `mlpipeline model list|history|card` and the save stage on a built project's
+        store, before and after it grows to `size` (benchmarks/registry_seed.py): each command
+        from the shell (imports included) and in one process (benchmarks/registry_probe.py)."""
+        project = self.fresh_project("registry", probe=False)
+        env = self.env(PYTHONPATH=str(project))
+        timed([VENV_BIN / "dvc", "repro"], cwd=project, env=env)
+        model = "iris_classifier"
+        figures: dict[str, Any] = {"size": dict(size)}
+        for label, newest in (("one_version", "1"), ("seeded", str(size["versions"]))):
+            if label == "seeded":
+                seed_registry(
+                    project / "mlflow.db", model, size["versions"], size["runs"], size["moves"]
+                )
+            last = str(max(1, -(-int(newest) // 20)))
+            commands = {
+                "list": ["model", "list"],
+                "list_last_page": ["model", "list", "--page", last],
+                "history": ["model", "history"],
+                "card": ["model", "card", newest],
+            }
+            shell: dict[str, list[float]] = {name: [] for name in [*commands, "save"]}
+            for _ in range(self.runs):
+                for name, args in commands.items():
+                    shell[name].append(
+                        timed([VENV_BIN / "mlpipeline", *args], project, env).seconds
+                    )
+                save = [VENV_BIN / "python", "-m", "stages.save"]
+                shell["save"].append(timed(save, project, env).seconds)
+            probe = [VENV_BIN / "python", "-m", "benchmarks.registry_probe", model, newest]
+            own = json.loads(
+                timed(
+                    [*probe, str(self.runs)], project, tool_env({"PYTHONPATH": f"{project}:{ROOT}"})
+                ).stdout
+            )
+            figures[label] = {
+                "shell": {name: summary(values) for name, values in shell.items()},
+                "in_process": {name: summary(values) for name, values in own.items()},
+            }
+        shutil.rmtree(project.parent)
+        return figures
+
     def timed_forced_repro(self, project: Path, env: Mapping[str, str]) -> float:
         """`dvc repro --force` in `project`: its seconds; the stage log is left for the caller."""
         read_stage_log(self.stage_log)
@@ -1041,6 +1092,7 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
     if results.get("engines"):
         lines += scoring_engines.render(results["engines"], statistics.median)
     lines += render_team(results.get("team"))
+    lines += render_registry(results.get("registry"))
     notes_file = HERE / "notes.md"
     if notes_file.exists():
         lines += ["", notes_file.read_text().rstrip()]
@@ -1058,6 +1110,40 @@ def team_measured(team: Mapping[str, Any]) -> str:
     overall = team.get("latency", {}).get("overall")
     calls = f"p50 {overall['p50_ms']:.0f} ms, p99 {overall['p99_ms']:.0f} ms; " if overall else ""
     return f"{calls}{overhead} (see Team server)"
+
+
+def render_registry(registry: Mapping[str, Any] | None) -> list[str]:
+    """The `registry` figure's section: each command on one version and on the seeded store."""
+    if not registry:
+        return []
+    size = registry["size"]
+    lines = [
+        "",
+        "## The registry after months of use (issue #35)",
+        "",
+        f"A built project's embedded store, then the same store grown to {size['versions']:,}",
+        f"versions, {size['runs']:,} runs and {size['moves']:,} recorded moves of @champion",
+        "(benchmarks/registry_seed.py). Shell: the command's wall time, imports included;",
+        "in process: the call alone (benchmarks/registry_probe.py). Seconds, median (min–max).",
+        "",
+        "| command | shell, 1 version | shell, seeded | in process, 1 version "
+        "| in process, seeded |",
+        "|---|---|---|---|---|",
+    ]
+    names = {
+        "list": "`model list` (page 1)",
+        "list_last_page": "`model list --page LAST`",
+        "history": "`model history`",
+        "card": "`model card NEWEST`",
+        "save": "save stage (`python -m stages.save`)",
+    }
+    for key, label in names.items():
+        one, seeded = registry["one_version"], registry["seeded"]
+        lines.append(
+            f"| {label} | {fmt(one['shell'][key])} | {fmt(seeded['shell'][key])} "
+            f"| {fmt(one['in_process'].get(key))} | {fmt(seeded['in_process'].get(key))} |"
+        )
+    return lines
 
 
 def render_team(team: Mapping[str, Any] | None) -> list[str]:
@@ -1314,6 +1400,11 @@ def main(argv: list[str] | None = None) -> None:
                 log.error("%s", exc)
                 reason = str(exc).strip().splitlines()[0][:200]
                 results["team"] = {"available": False, "reason": f"the run failed: {reason}"}
+        if "registry" in only:
+            log.info("9. the registry after months of use: list, history, card, save")
+            results["registry"] = bench.registry(
+                REGISTRY_SIZE_QUICK if args.quick else REGISTRY_SIZE
+            )
     finally:
         if args.keep:
             log.info("kept %s", workdir)

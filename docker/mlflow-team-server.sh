@@ -15,6 +15,9 @@
 #                                   compose stack's default); never more
 #   MLFLOW_AUTH_CACHE_TTL_SECONDS   seconds a good login is remembered per worker (default
 #                                   60; 0: off, MLflow's default): the password hash is slow
+#   MLFLOW_ALIAS_MOVERS             accounts that may move @champion (comma-separated: the
+#                                   pipeline account, the releasers); others are refused
+#   MLFLOW_PROTECTED_ALIASES        aliases so guarded (default: champion)
 #   MLFLOW_CRYPTO_KEK_PASSPHRASE    optional: turns MLflow's AI gateway on, which encrypts
 #                                   the provider keys it stores with it; unset, the gateway
 #                                   is off (MLflow's default passphrase is public)

@@ -1,4 +1,5 @@
-"""The team server's login check: MLflow's own, in the same time for unknown users.
+"""The team server's login check: MLflow's own, in the same time for unknown users, and the
+protected aliases, which only the accounts named may set or delete.
 
 MLflow's basic-auth app answers a login for an unknown user at once (it has no password hash
 to check) and one for a known user only after a slow hash (~0.2-0.5 s): the difference tells
@@ -6,11 +7,22 @@ who has an account. `docker/mlflow-team-server.sh` names this function in MLflow
 `authorization_function` setting; for a user name with no account it first checks the
 password against a hash of a random secret, the same kind of hash MLflow stores, so both
 answers cost one hash. Everything else is MLflow's `authenticate_request_basic_auth`.
+
+MLflow's permissions cannot say "may edit this model but not move @champion": EDIT on a
+registered model allows both. So after MLflow's check, a set or delete of a protected alias by
+any account but the admins and those named is refused with one line (403). Settings, from the
+server's environment:
+
+    MLFLOW_PROTECTED_ALIASES  aliases guarded (comma-separated; default: champion)
+    MLFLOW_ALIAS_MOVERS       accounts that may move them: the pipeline account (its save
+                              gate) and the releasers (`mlpipeline model promote`); unset or
+                              empty, no alias is protected (MLflow's permissions alone)
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import secrets
 from typing import TYPE_CHECKING
 
@@ -36,4 +48,40 @@ def authenticate_request() -> Authorization | Response:
     login = request.authorization
     if login is not None and login.username and not store.has_user(login.username):
         check_password_hash(_unknown_user_hash(), login.password or "")
-    return authenticate_request_basic_auth()
+    authorization = authenticate_request_basic_auth()
+    refusal = _protected_alias_refusal(authorization)
+    return authorization if refusal is None else refusal
+
+
+ALIAS_PATH = "/mlflow/registered-models/alias"
+
+
+def _names(variable: str, default: str = "") -> set[str]:
+    return {name.strip() for name in os.environ.get(variable, default).split(",") if name.strip()}
+
+
+def _protected_alias_refusal(authorization: Authorization | Response) -> Response | None:
+    """A 403 for a set or delete of a protected alias by an account not allowed to move it."""
+    from flask import Response, request
+    from mlflow.server.auth import store
+    from werkzeug.datastructures import Authorization
+
+    if not isinstance(authorization, Authorization):
+        return None  # MLflow's own refusal stands
+    if request.method not in ("POST", "DELETE") or not request.path.endswith(ALIAS_PATH):
+        return None
+    movers = _names("MLFLOW_ALIAS_MOVERS")
+    body = request.get_json(silent=True) or {}
+    model = body.get("name") or request.args.get("name")
+    alias = body.get("alias") or request.args.get("alias")
+    if not movers or alias not in _names("MLFLOW_PROTECTED_ALIASES", "champion"):
+        return None
+    username = authorization.username or ""
+    if username in movers or store.get_user(username).is_admin:
+        return None
+    return Response(
+        f"{model}@{alias} is protected: only the pipeline's save gate and releasers "
+        f"(`mlpipeline model promote VERSION --reason ...`) move it, not {username}\n",
+        status=403,
+        mimetype="text/plain",
+    )
