@@ -50,7 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "from mlflow.server import get_app_client\n"
             f"auth = get_app_client('basic-auth', tracking_uri={url!r})\n"
             f"auth.create_user({EDITOR[0]!r}, {EDITOR[1]!r})\n"
-            f"auth.create_registered_model_permission({MODEL!r}, {EDITOR[0]!r}, 'EDIT')\n"
+            f"auth.grant_user_permission({EDITOR[0]!r}, 'registered_model', {MODEL!r}, 'EDIT')\n"
         )
         as_admin = {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": ADMIN[0],
                     "MLFLOW_TRACKING_PASSWORD": ADMIN[1]}  # fmt: skip
