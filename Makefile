@@ -17,7 +17,7 @@ RUN := "$(UV)" run --frozen --no-sync
 # editable install names: the same commands as the `mlpipeline` script (mlpipeline/cli.py).
 MLPIPELINE := $(RUN) python -m mlpipeline
 
-.PHONY: help setup run up down test test-slow test-docker lint format zenml zenml-stack bench readme-dag clean clean-tracking team-users exps reproduce plots report notebook lab score
+.PHONY: help setup run up down test test-slow test-docker lint format zenml zenml-stack bench readme-dag clean clean-tracking team-users exps sweep reproduce plots report notebook lab score
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ run: setup ## Run the DVC pipeline (dvc repro) after checking params, settling t
 # dependency hashes, no per-class scores (plain `dvc exp show` prints 70+ columns).
 exps: setup ## Experiments: headline metrics and the params that differ (EXPS_ARGS="-a --md": every branch, Markdown)
 	$(MLPIPELINE) report exps $(EXPS_ARGS)
+
+sweep: setup ## Hyperparameter sweep of params.yaml's sweep: section, trials as DVC experiments (SWEEP_ARGS="--trials 8 --parallel 2")
+	$(RUN) python -m mlpipeline.commands.sweep $(SWEEP_ARGS)
 
 # The charts of `dvc plots show` (or `dvc plots diff $(PLOTS_ARGS)`) rendered here, without a
 # browser or internet: `dvc plots`' own page loads Vega from a CDN.

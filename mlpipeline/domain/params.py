@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from mlpipeline.domain.errors import ParamsError
+from mlpipeline.domain.search_space import SweepParams
 
 
 class _Section(BaseModel):
@@ -155,6 +156,8 @@ class Params(_Section):
     mlflow: MlflowParams
     # Optional for params files written before it: every key has its default.
     monitor: MonitorParams = Field(default_factory=MonitorParams)
+    # `mlpipeline model sweep` (docs/sweeps.md); no stage reads it.
+    sweep: SweepParams | None = None
 
 
 def _describe(error: Mapping[str, Any], model: type[BaseModel] = Params) -> str:

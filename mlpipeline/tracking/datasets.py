@@ -34,7 +34,7 @@ def log_table(frame: pd.DataFrame, path: Path, context: str, md5: str, root: Pat
         name=path.name,
         digest=md5,
     )
-    mlflow.log_input(dataset, context=context)
+    _log_input(dataset, context)
 
 
 def log_file(path: Path, context: str, md5: str, sample: pd.DataFrame, root: Path = ROOT) -> None:
@@ -50,4 +50,20 @@ def log_file(path: Path, context: str, md5: str, sample: pd.DataFrame, root: Pat
         digest=md5,
         schema=infer_signature(sample).inputs,
     )
-    mlflow.log_input(dataset, context=context)
+    _log_input(dataset, context)
+
+
+def _log_input(dataset: object, context: str) -> None:
+    """Log a dataset input; a second try when another run created the same dataset at once.
+
+    MLflow stores each dataset once (a unique key on experiment, name and digest): two runs
+    logging a new one together (a sweep's parallel trials) race to insert it, and the loser's
+    insert fails. Its second try finds the dataset the winner stored.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.log_input(dataset, context=context)
+    except MlflowException:
+        mlflow.log_input(dataset, context=context)

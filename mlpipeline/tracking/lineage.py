@@ -25,6 +25,11 @@ ARTIFACT_DIR = "lineage"
 EXP_NAME_ENV = "DVC_EXP_NAME"
 EXP_BASELINE_ENV = "DVC_EXP_BASELINE_REV"
 EXPS_NAMESPACE = "refs/exps"
+# Set by `mlpipeline model sweep` for its trials (docs/sweeps.md): the training run becomes a
+# child of the sweep's parent run (MLflow's own tag) and names its study and trial.
+SWEEP_PARENT_ENV = "MLPIPELINE_SWEEP_PARENT_RUN_ID"
+SWEEP_STUDY_ENV = "MLPIPELINE_SWEEP_STUDY"
+SWEEP_TRIAL_ENV = "MLPIPELINE_SWEEP_TRIAL"
 # Tags that only some git states have; a later record removes them when they no longer hold.
 STATE_TAGS = ("git_dirty_paths", "dvc_experiment", "dvc_experiment_baseline", "dvc_experiment_ref")
 
@@ -115,7 +120,19 @@ def git_tags(root: Path = ROOT, orchestrator: str = "dvc") -> dict[str, str]:
         if baseline:
             tags["dvc_experiment_baseline"] = baseline
             tags["dvc_experiment_ref"] = experiment_ref(baseline, experiment)
-    return tags
+    return tags | sweep_tags()
+
+
+def sweep_tags() -> dict[str, str]:
+    """The parent run, study and trial number of a sweep's trial; {} outside a sweep."""
+    parent = os.environ.get(SWEEP_PARENT_ENV)
+    if not parent:
+        return {}
+    return {
+        "mlflow.parentRunId": parent,
+        "sweep_study": os.environ.get(SWEEP_STUDY_ENV, ""),
+        "sweep_trial": os.environ.get(SWEEP_TRIAL_ENV, ""),
+    }
 
 
 def lineage_tags(train_data: Path, orchestrator: str, root: Path = ROOT) -> dict[str, str]:
