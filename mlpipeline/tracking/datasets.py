@@ -39,7 +39,6 @@ def log_table(frame: pd.DataFrame, path: Path, context: str, md5: str, root: Pat
 
 def log_file(path: Path, context: str, md5: str, sample: pd.DataFrame, root: Path = ROOT) -> None:
     """Log a file too large to hold in memory as an input; `sample` rows give its schema."""
-    import mlflow
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.data.sources import LocalArtifactDatasetSource
     from mlflow.models import infer_signature

@@ -57,10 +57,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             cluster.shutdown()
 
 
+def sweep_command(setup: dict, *args: str, address: str | None = None) -> list[str]:
+    """The sweep on the module's cluster (or at ADDRESS), its study in the module's database."""
+    address = address or setup["cluster"].address
+    return ["python", "-m", "mlpipeline.commands.sweep", "--ray-address", address,
+            "--storage", setup["storage"], *args]  # fmt: skip
+
+
 def sweep(setup: dict, *args: str, timeout: float = 900) -> tuple[int, str]:
     """Run the sweep in the lead's clone on the module's cluster; exit status and output."""
-    command = ["python", "-m", "mlpipeline.commands.sweep",
-               "--ray-address", setup["cluster"].address, "--storage", setup["storage"], *args]  # fmt: skip
+    command = sweep_command(setup, *args)
     done = run(command, cwd=setup["lead"], env=setup["env"], check=False, timeout=timeout)
     return done.returncode, done.stdout + done.stderr
 
@@ -140,8 +146,7 @@ def test_a_trial_whose_params_fail_validation_fails_alone_with_one_line(
 
 def test_an_unreachable_ray_cluster_is_one_line_within_a_minute(setup: dict) -> None:
     started = time.monotonic()
-    command = ["python", "-m", "mlpipeline.commands.sweep",
-               "--ray-address", f"127.0.0.1:{free_port()}", "--storage", setup["storage"]]  # fmt: skip
+    command = sweep_command(setup, address=f"127.0.0.1:{free_port()}")
     done = run(command, cwd=setup["lead"], env=setup["env"], check=False, timeout=120)
     assert time.monotonic() - started < 60
     assert done.returncode == 1
@@ -159,10 +164,9 @@ def test_a_node_killed_mid_trial_leaves_no_running_run_nor_half_pushed_experimen
 
     parent = study(setup).user_attrs["mlflow_parent_run_id"]
     before = {r.info.run_id for r in children(setup, parent)}
-    command = ["python", "-m", "mlpipeline.commands.sweep", "--trials", "2", "--parallel", "2",
-               "--ray-address", setup["cluster"].address, "--storage", setup["storage"]]  # fmt: skip
-    with subprocess.Popen(command, cwd=setup["lead"], env=setup["env"], text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as sweeping:  # fmt: skip
+    command = sweep_command(setup, "--trials", "2", "--parallel", "2")
+    output_to = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    with subprocess.Popen(command, cwd=setup["lead"], env=setup["env"], **output_to) as sweeping:
         deadline = time.monotonic() + 600
         # Both nodes are training once two new child runs are open.
         while time.monotonic() < deadline:

@@ -58,9 +58,9 @@ def test_each_form_of_dimension_validates(dimension: dict, kind: type) -> None:
 @pytest.mark.parametrize(
     ("space", "named"),
     [
-        ({"train.n_estimators": {"int": [500, 50]}}, "'train.n_estimators': low 500 is above high 50"),
-        ({"train.n_estimators": {"int": [1.5, 3]}}, "'train.n_estimators': Input should be a valid integer"),
-        ({"train.n_estimators": {"int": [0, 3], "log": True}}, "log scale needs low >= 1"),
+        ({"train.n": {"int": [500, 50]}}, "'train.n': low 500 is above high 50"),
+        ({"train.n": {"int": [1.5, 3]}}, "'train.n': Input should be a valid integer"),
+        ({"train.n": {"int": [0, 3], "log": True}}, "log scale needs low >= 1"),
         ({"train.x": {"float": [0, 1], "log": True}}, "log scale needs low > 0"),
         ({"save.min_score": {"float": [0, 1]}}, "'save.min_score': a searched key is section.key"),
         ({"n_estimators": {"int": [1, 2]}}, "'n_estimators': a searched key"),
@@ -99,7 +99,8 @@ def test_bad_settings_are_named(key: str, value: Any, named: str) -> None:
 
 def test_overrides_read_back_as_the_values_drawn() -> None:
     values = {"train.max_depth": None, "train.max_features": 0.5, "train.bootstrap": False,
-              "train.n_estimators": 30, "preprocess.scaler": "minmax", "train.class_weight": "null"}  # fmt: skip
+              "train.n_estimators": 30, "preprocess.scaler": "minmax",
+              "train.class_weight": "null"}  # fmt: skip
     raw = apply_overrides(copy.deepcopy(COMMITTED), overrides(values))
     for key, value in values.items():
         section, name = key.split(".")
