@@ -119,14 +119,24 @@ def test_four_trials_are_experiments_child_runs_and_study_trials(setup: dict) ->
     assert names <= shown_names
 
 
-def test_running_again_resumes_the_study_under_the_same_parent(setup: dict) -> None:
+def test_running_again_resumes_the_study_and_applies_the_best_trial(setup: dict) -> None:
+    from mlflow import MlflowClient
+
     parent = study(setup).user_attrs["mlflow_parent_run_id"]
-    status, output = sweep(setup, "--trials", "1", "--parallel", "1")
+    status, output = sweep(setup, "--trials", "1", "--parallel", "1", "--apply-best")
     assert status == 0, output[-4000:]
     assert states(setup).count("COMPLETE") == 5
     assert study(setup).user_attrs["mlflow_parent_run_id"] == parent
     assert len(children(setup, parent)) == 5
     assert "iris-4" in exps(setup)
+    # --apply-best: the best trial in the workspace, registered by save's usual gate.
+    client = MlflowClient(tracking_uri=setup["server"], registry_uri=setup["server"])
+    best = client.get_run(parent).data.tags["best_experiment"]
+    best_run = next(r for r in children(setup, parent) if r.data.tags["dvc_experiment"] == best)
+    versions = client.search_model_versions("name = 'iris_classifier'")
+    assert [v.run_id for v in versions] == [best_run.info.run_id], output[-3000:]
+    workspace = yaml.safe_load((setup["lead"] / "params.yaml").read_text())["train"]
+    assert workspace["max_depth"] == int(best_run.data.params["max_depth"])
 
 
 def test_a_trial_whose_params_fail_validation_fails_alone_with_one_line(
@@ -181,8 +191,10 @@ def test_a_node_killed_mid_trial_leaves_no_running_run_nor_half_pushed_experimen
     trials = study(setup).trials[-2:]
     assert {t.state.name for t in trials} <= {"COMPLETE", "FAIL"}, output[-3000:]
     client = MlflowClient(tracking_uri=setup["server"])
-    assert all(client.get_run(r.info.run_id).info.status != "RUNNING"
-               for r in children(setup, parent)), output[-3000:]  # fmt: skip
+    statuses = [client.get_run(r.info.run_id).info.status for r in children(setup, parent)]
+    assert "RUNNING" not in statuses, output[-3000:]
+    # The node died under a trial: the run it had open was ended FAILED, not left RUNNING.
+    assert "FAILED" in statuses, output[-3000:]
     # Only complete trials' experiments came back; the remote holds no other of theirs.
     pulled = exps(setup)
     for trial in trials:
