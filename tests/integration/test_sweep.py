@@ -131,8 +131,9 @@ def test_running_again_resumes_the_study_and_applies_the_best_trial(setup: dict)
     assert "iris-4" in exps(setup)
     # --apply-best: the best trial in the workspace, registered by save's usual gate.
     client = MlflowClient(tracking_uri=setup["server"], registry_uri=setup["server"])
-    best = client.get_run(parent).data.tags["best_experiment"]
-    best_run = next(r for r in children(setup, parent) if r.data.tags["dvc_experiment"] == best)
+    # (save's lineage record drops the run's experiment tags: it is the workspace's run now)
+    best = client.get_run(parent).data.tags["best_trial"]
+    best_run = next(r for r in children(setup, parent) if r.data.tags["sweep_trial"] == best)
     versions = client.search_model_versions("name = 'iris_classifier'")
     assert [v.run_id for v in versions] == [best_run.info.run_id], output[-3000:]
     workspace = yaml.safe_load((setup["lead"] / "params.yaml").read_text())["train"]
