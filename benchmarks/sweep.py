@@ -51,7 +51,7 @@ def measure(trials: int, workdir: Path) -> dict[str, float]:
 
     for parallel in (1, 2):
         storage = f"sqlite:///{workdir / f'study-{parallel}.db'}"
-        command = ["python", "-m", "mlpipeline.commands.sweep", "--trials", str(trials),
+        command = ["python", "-m", "mlpipeline", "model", "sweep", "--trials", str(trials),
                    "--parallel", str(parallel), "--storage", storage]  # fmt: skip
         done = timed(command, root, env)
         tasks = [float(s) for s in TASK_SECONDS.findall(done.stderr)]

@@ -1,33 +1,27 @@
-"""`sweep`: search the params.yaml `sweep:` space; Optuna chooses, Ray runs (docs/sweeps.md)."""
+"""`mlpipeline model sweep`: search params.yaml's `sweep:` space; Optuna chooses, Ray runs
+each trial as a DVC experiment (docs/sweeps.md)."""
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 
 import click
 
+from mlpipeline.commands.console import command, params_option
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.files.paths import PARAMS
-from mlpipeline.runner import exit_on_user_error
 from mlpipeline.sweeps.engine import SweepOptions, SweepOutcome, run_sweep
 
-log = logging.getLogger("mlpipeline.sweep")
 
-
-@click.command(name="sweep")
+@command("sweep", help="Run the sweep of params.yaml's `sweep:` section, each trial a DVC "
+         "experiment under one MLflow parent run.")  # fmt: skip
 @click.option("--trials", type=int, help="trials to add this time (default: sweep.trials)")
 @click.option("--parallel", type=int, help="trials run at once (default: sweep.parallel)")
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="an existing Ray cluster [RAY_ADDRESS]")
 @click.option("--storage", envvar="SWEEP_STORAGE", help="the study's database URL [SWEEP_STORAGE]")
 @click.option("--git-remote", default="origin", show_default=True,
               help="on a cluster: the git remote the workers clone and push to")  # fmt: skip
-@click.option(
-    "--apply-best", is_flag=True, help="then `dvc exp apply` the best trial and `dvc repro`"
-)
-@click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=PARAMS, show_default="params.yaml", help="params file")  # fmt: skip
+@click.option("--apply-best", is_flag=True, help="then `dvc exp apply` the best trial, `dvc repro`")
+@params_option
 def sweep(
     trials: int | None,
     parallel: int | None,
@@ -35,16 +29,12 @@ def sweep(
     storage: str | None,
     git_remote: str,
     apply_best: bool,
-    params_path: Path,
+    params: Path,
 ) -> None:
-    """Run the sweep of params.yaml's `sweep:` section: each trial a DVC experiment."""
-    logging.basicConfig(level=logging.INFO, format="[sweep] %(levelname)s %(message)s")
-    with exit_on_user_error(log):
-        options = SweepOptions(trials, parallel, ray_address or None, storage or None,
-                               git_remote, apply_best)  # fmt: skip
-        outcome = run_sweep(load_params(params_path), options)
-        click.echo(summary(outcome, applied=apply_best))
-    sys.exit(0)
+    options = SweepOptions(trials, parallel, ray_address or None, storage or None,
+                           git_remote, apply_best)  # fmt: skip
+    outcome = run_sweep(load_params(params), options)
+    click.echo(summary(outcome, applied=apply_best))
 
 
 def summary(outcome: SweepOutcome, applied: bool) -> str:
@@ -69,7 +59,3 @@ def summary(outcome: SweepOutcome, applied: bool) -> str:
             "  make run",
         ]
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sweep()

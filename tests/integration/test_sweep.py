@@ -60,7 +60,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 def sweep_command(setup: dict, *args: str, address: str | None = None) -> list[str]:
     """The sweep on the module's cluster (or at ADDRESS), its study in the module's database."""
     address = address or setup["cluster"].address
-    return ["python", "-m", "mlpipeline.commands.sweep", "--ray-address", address,
+    return ["python", "-m", "mlpipeline", "model", "sweep", "--ray-address", address,
             "--storage", setup["storage"], *args]  # fmt: skip
 
 
