@@ -78,6 +78,8 @@ def run_sweep(params: Params, options: SweepOptions, root: Path = ROOT) -> Sweep
             f"{runs.TRACKING_URI_ENV} to the team's tracking server (docs/sweeps.md)"
         )
     source = _git_remote_url(options.git_remote, root) if address else str(root)
+    if address:
+        _check_pushed(commit, options.git_remote, root)
     study = studies.open_study(studies.storage_url(options.storage, root), sweep.study_name,
                                sweep.direction)  # fmt: skip
     stale = studies.settle_stale_trials(study)
@@ -130,6 +132,16 @@ def _git_remote_url(remote: str, root: Path) -> str:
             f"a Ray cluster's workers clone the git remote {remote!r}, which this repository "
             "does not have: `git remote add origin <url>` (docs/sweeps.md)"
         ) from None
+
+
+def _check_pushed(commit: str, remote: str, root: Path) -> None:
+    """A cluster's workers clone the git remote: the sweep's commit must be there."""
+    _git(["fetch", "--quiet", remote], root)
+    if not _git(["branch", "--remotes", "--contains", commit], root).strip():
+        raise PipelineError(
+            f"commit {commit[:8]} is not on the git remote {remote!r}, which the cluster's "
+            f"workers clone: push it first (`git push {remote} HEAD`)"
+        )
 
 
 def _git(args: list[str], root: Path) -> str:

@@ -138,6 +138,11 @@ def test_running_again_resumes_the_study_and_applies_the_best_trial(setup: dict)
     assert [v.run_id for v in versions] == [best_run.info.run_id], output[-3000:]
     workspace = yaml.safe_load((setup["lead"] / "params.yaml").read_text())["train"]
     assert workspace["max_depth"] == int(best_run.data.params["max_depth"])
+    # As a user would (docs/sweeps.md): commit it; the next sweeps start from there.
+    run(["git", "commit", "-qam", "the sweep's best trial"], cwd=setup["lead"], env=setup["env"])
+    unpushed, output = sweep(setup, "--trials", "1")
+    assert unpushed == 1 and "is not on the git remote 'origin'" in output, output[-2000:]
+    run(["git", "push", "-q", "origin", "HEAD"], cwd=setup["lead"], env=setup["env"])
 
 
 def test_a_trial_whose_params_fail_validation_fails_alone_with_one_line(
