@@ -90,7 +90,8 @@ def run_sweep(params: Params, options: SweepOptions, root: Path = ROOT) -> Sweep
         with runs.mlflow_run(**_parent_run(study, sweep)) as parent:
             study.set_user_attr(studies.PARENT_RUN_ATTR, parent.info.run_id)
             outcome = SweepOutcome(sweep.study_name, parent.info.run_id)
-            spec = _SpecMaker(sweep, commit, source, uri, parent.info.run_id, local=not address)
+            cache = None if address else _dvc_cache_dir(root)
+            spec = _SpecMaker(sweep, commit, source, uri, parent.info.run_id, cache)
             _trial_loop(
                 ray, study, sweep, spec, outcome, pull_from=(source, root) if address else None
             )
@@ -142,6 +143,15 @@ def _check_pushed(commit: str, remote: str, root: Path) -> None:
             f"commit {commit[:8]} is not on the git remote {remote!r}, which the cluster's "
             f"workers clone: push it first (`git push {remote} HEAD`)"
         )
+
+
+def _dvc_cache_dir(root: Path) -> str:
+    """The repository's DVC cache (`.dvc/cache` unless `dvc cache dir` moved it)."""
+    done = subprocess.run([sys.executable, "-m", "dvc", "cache", "dir"], cwd=root,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        raise PipelineError(f"dvc cache dir: {done.stderr.strip() or 'failed'}")
+    return done.stdout.strip()
 
 
 def _git(args: list[str], root: Path) -> str:
@@ -204,7 +214,7 @@ class _SpecMaker:
     source: str
     uri: str
     parent_run_id: str
-    local: bool
+    shared_cache: str | None  # one machine: the repository's DVC cache
 
     def __call__(self, number: int, values: dict[str, Any]) -> TrialSpec:
         env = {
@@ -221,7 +231,7 @@ class _SpecMaker:
             push_to=self.source,
             metric=self.sweep.metric,
             env=env,
-            shared_cache=str(Path(self.source) / ".dvc" / "cache") if self.local else None,
+            shared_cache=self.shared_cache,
         )
 
 

@@ -199,8 +199,10 @@ def test_a_node_killed_mid_trial_leaves_no_running_run_nor_half_pushed_experimen
     client = MlflowClient(tracking_uri=setup["server"])
     statuses = [client.get_run(r.info.run_id).info.status for r in children(setup, parent)]
     assert "RUNNING" not in statuses, output[-3000:]
-    # The node died under a trial: the run it had open was ended FAILED, not left RUNNING.
-    assert "FAILED" in statuses, output[-3000:]
+    # The node died under a trial (Ray ran it again): the run it had open was ended, KILLED
+    # by the store's reaper (its process is gone) or FAILED by the sweep, not left RUNNING.
+    assert {"KILLED", "FAILED"} & set(statuses), output[-3000:]
+    assert "will be retried" in output, output[-3000:]
     # Only complete trials' experiments came back; the remote holds no other of theirs.
     pulled = exps(setup)
     for trial in trials:
