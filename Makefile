@@ -44,7 +44,7 @@ exps: setup ## Experiments: headline metrics and the params that differ (EXPS_AR
 	$(MLPIPELINE) report exps $(EXPS_ARGS)
 
 sweep: setup ## Hyperparameter sweep of params.yaml's sweep: section, trials as DVC experiments (SWEEP_ARGS="--trials 8 --parallel 2")
-	$(RUN) mlpipeline model sweep $(SWEEP_ARGS)
+	$(MLPIPELINE) model sweep $(SWEEP_ARGS)
 
 # The charts of `dvc plots show` (or `dvc plots diff $(PLOTS_ARGS)`) rendered here, without a
 # browser or internet: `dvc plots`' own page loads Vega from a CDN.
