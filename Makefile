@@ -130,10 +130,11 @@ team-users: setup ## Add a team MLflow account as .env's admin (password: SECRET
 # The CI files are checked offline: actionlint and zizmor (no GitHub API calls) on the
 # GitHub and Forgejo workflows, GitLab's CI schema (bundled with check-jsonschema).
 CI_WORKFLOWS := .github/workflows/ci.yml .forgejo/workflows/ci.yml
-lint: setup ## ruff, the layer contract (import-linter), params.yaml, the CI files
+lint: setup ## ruff, the layer contracts (import-linter), mypy, params.yaml, the CI files
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) lint-imports --no-cache
+	$(RUN) mypy
 	$(MLPIPELINE) check params > /dev/null
 	$(RUN) actionlint $(CI_WORKFLOWS)
 	$(RUN) zizmor --offline --quiet $(CI_WORKFLOWS)

@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mlpipeline.domain.errors import DataError, PipelineError
 from mlpipeline.domain.params import Params
@@ -18,6 +18,11 @@ from mlpipeline.files import paths
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.runner import exit_on_user_error, exit_without_final_collection
 from mlpipeline.tracking.failures import explain
+
+if TYPE_CHECKING:
+    from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import (
+        MLFlowExperimentTrackerConfig,
+    )
 
 log = logging.getLogger("zenml_pipeline")
 
@@ -70,8 +75,9 @@ def use_stack(name: str) -> None:
     tracker = client.active_stack.experiment_tracker
     if tracker is None or tracker.flavor != "mlflow":
         return
-    config = tracker.config
-    os.environ[tracking.TRACKING_URI_ENV] = config.tracking_uri
+    config = cast("MLFlowExperimentTrackerConfig", tracker.config)  # flavor "mlflow" above
+    if config.tracking_uri:
+        os.environ[tracking.TRACKING_URI_ENV] = config.tracking_uri
     for variable, value in (
         ("MLFLOW_TRACKING_USERNAME", config.tracking_username),
         ("MLFLOW_TRACKING_PASSWORD", config.tracking_password),

@@ -286,9 +286,10 @@ def _model_folders(client: MlflowClient, params: Params) -> list[Path] | None:
         if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise
     else:
-        if not str(holder.source).startswith("models:/"):
+        source = str(holder.source)
+        if not source.startswith("models:/"):
             return None
-        model_ids.append(holder.source.removeprefix("models:/"))
+        model_ids.append(source.removeprefix("models:/"))
     folders = set()
     for model_id in model_ids:
         folder = verified.local_folder(client.get_logged_model(model_id).artifact_location)

@@ -156,11 +156,12 @@ def load_recorded(target: Target, text: str, uri: str) -> Recorded:
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     run_id = target.run_id
     if run_id is None:
+        name = str(target.model_name)  # a target without a run id names a model (parse_target)
         try:
             if target.alias is not None:
-                version = client.get_model_version_by_alias(target.model_name, target.alias)
+                version = client.get_model_version_by_alias(name, target.alias)
             else:
-                version = client.get_model_version(target.model_name, target.version)
+                version = client.get_model_version(name, str(target.version))
         except MlflowException as exc:
             if not no_alias(exc):
                 raise  # a store that did not answer is not "no such version"

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+
+if TYPE_CHECKING:
+    from mlflow.exceptions import MlflowException
 
 # The largest magnitude scikit-learn's trees can hold (they convert their input to float32).
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -42,7 +45,7 @@ def first_nonfinite(values: Any) -> tuple[int, int] | None:
 
 
 @functools.cache
-def _refusal_class() -> type[Exception]:
+def _refusal_class() -> type[MlflowException]:
     from mlflow.exceptions import MlflowException
 
     class RequestRefused(MlflowException):

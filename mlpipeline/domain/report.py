@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from mlpipeline.domain.metric_names import HEADLINE_METRICS
 
@@ -43,11 +43,14 @@ def format_value(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
+def _number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def format_delta(entry: Mapping[str, Any]) -> str:
     """new - old with its sign (`+0.0333`), `0` when equal, a dash when not numeric."""
     old, new = entry.get("old"), entry.get("new")
-    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (old, new))
-    if not numeric:
+    if not (_number(old) and _number(new)):
         return MISSING if old == new else "changed"
     delta = new - old
     if delta == 0:

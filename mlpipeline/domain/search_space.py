@@ -117,7 +117,9 @@ class SweepParams(_Strict):
             if len(kinds) != 1:
                 raise ValueError(f"{key!r}: give exactly one of int: [low, high], "
                                  "float: [low, high] or choice: [values]")  # fmt: skip
-            model = {"int": IntRange, "float": FloatRange, "choice": Choice}[kinds[0]]
+            models: dict[str, type[_Strict]] = {"int": IntRange, "float": FloatRange,
+                                                 "choice": Choice}  # fmt: skip
+            model = models[kinds[0]]
             try:
                 checked[key] = model.model_validate(dimension)
             except ValueError as exc:

@@ -34,7 +34,7 @@ class _StablePickler(pickle._Pickler):
             obj = self._canonical.setdefault(("str", obj), obj)
         elif isinstance(obj, self._dtype_type):
             obj = self._canonical.setdefault(("dtype", repr(obj.__reduce__())), obj)
-        super().save(obj, save_persistent_id)
+        super().save(obj, save_persistent_id)  # type: ignore[misc]  # pickle._Pickler's, untyped
 
     def reducer_override(self, obj: Any) -> Any:
         cls = type(obj)

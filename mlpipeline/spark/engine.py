@@ -206,6 +206,7 @@ def score_partition(job: Job, batches: Iterator[Any]) -> Iterator[Any]:
     from pyspark import TaskContext
 
     task = TaskContext.get()
+    assert task is not None, "runs inside a Spark task"
     attempt = Path(job.scratch) / f"{task.partitionId():06d}-{task.attemptNumber()}"
     # Not `parents`: a task outliving its killed driver must not recreate the staged folder
     # the next run removed.

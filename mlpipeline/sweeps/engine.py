@@ -10,6 +10,7 @@ and push through the DVC remote, and the sweep pulls each finished experiment ba
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import subprocess
@@ -170,7 +171,8 @@ def _connect(address: str | None, parallel: int) -> Any:
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=parallel * TRIAL_CPUS, include_dashboard=False, log_to_driver=False,
+        cpus = math.ceil(parallel * TRIAL_CPUS)
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.WARNING)  # fmt: skip
     return ray
 
@@ -345,7 +347,8 @@ def _record_best(study: optuna.Study, sweep: SweepParams, outcome: SweepOutcome)
     outcome.best_number = best.number
     outcome.best_value = best.value
     outcome.best_experiment = best.user_attrs.get(studies.EXPERIMENT_ATTR)
-    mlflow.log_metric(f"best_{sweep.metric}", best.value)
+    if best.value is not None:
+        mlflow.log_metric(f"best_{sweep.metric}", best.value)
     mlflow.set_tags({
         "best_trial": str(best.number),
         "best_experiment": outcome.best_experiment or "",

@@ -41,7 +41,11 @@ def open_study(url: str, name: str, direction: str) -> optuna.Study:
     # Trials are asked for while others run: the constant liar keeps them apart.
     sampler = optuna.samplers.TPESampler(constant_liar=True, n_startup_trials=4)
     study = optuna.create_study(
-        storage=url, study_name=name, direction=direction, sampler=sampler, load_if_exists=True
+        storage=url,
+        study_name=name,
+        direction=optuna.study.StudyDirection[direction.upper()],
+        sampler=sampler,
+        load_if_exists=True,
     )
     stored = study.direction.name.lower()
     if stored != direction:
@@ -76,9 +80,9 @@ def suggest(trial: optuna.Trial, space: dict[str, Dimension]) -> dict[str, Any]:
             low, high = dimension.int_
             values[key] = trial.suggest_int(key, low, high, step=dimension.step, log=dimension.log)
         elif isinstance(dimension, FloatRange):
-            low, high = dimension.float_
+            lowest, highest = dimension.float_
             values[key] = trial.suggest_float(
-                key, low, high, step=dimension.step, log=dimension.log
+                key, lowest, highest, step=dimension.step, log=dimension.log
             )
         elif isinstance(dimension, Choice):
             # Optuna stores choices as they are; null and mixed types are fine for it.

@@ -15,6 +15,7 @@ from mlpipeline.files.paths import ROOT
 
 if TYPE_CHECKING:
     import pandas as pd
+    from mlflow.data.dataset import Dataset
 
 
 def _source_uri(path: Path, root: Path) -> str:
@@ -25,10 +26,12 @@ def _source_uri(path: Path, root: Path) -> str:
 
 def log_table(frame: pd.DataFrame, path: Path, context: str, md5: str, root: Path = ROOT) -> None:
     """Log `frame`, read from `path`, as an input of the active run (with its row count)."""
-    import mlflow
-    from mlflow.data.sources import LocalArtifactDatasetSource
+    from mlflow.data.pandas_dataset import from_pandas
 
-    dataset = mlflow.data.from_pandas(
+    # Registered by MLflow at import time, so invisible to a type checker.
+    from mlflow.data.sources import LocalArtifactDatasetSource  # type: ignore[attr-defined]
+
+    dataset = from_pandas(
         frame,
         source=LocalArtifactDatasetSource(_source_uri(path, root)),
         name=path.name,
@@ -40,10 +43,10 @@ def log_table(frame: pd.DataFrame, path: Path, context: str, md5: str, root: Pat
 def log_file(path: Path, context: str, md5: str, sample: pd.DataFrame, root: Path = ROOT) -> None:
     """Log a file too large to hold in memory as an input; `sample` rows give its schema."""
     from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.data.sources import LocalArtifactDatasetSource
+    from mlflow.data.sources import LocalArtifactDatasetSource  # type: ignore[attr-defined]
     from mlflow.models import infer_signature
 
-    dataset = MetaDataset(
+    dataset = MetaDataset(  # type: ignore[abstract]  # MLflow's own class, `profile` optional
         LocalArtifactDatasetSource(_source_uri(path, root)),
         name=path.name,
         digest=md5,
@@ -52,7 +55,7 @@ def log_file(path: Path, context: str, md5: str, sample: pd.DataFrame, root: Pat
     _log_input(dataset, context)
 
 
-def _log_input(dataset: object, context: str) -> None:
+def _log_input(dataset: Dataset, context: str) -> None:
     """Log a dataset input; a second try when another run created the same dataset at once.
 
     MLflow stores each dataset once (a unique key on experiment, name and digest): two runs

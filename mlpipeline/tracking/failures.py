@@ -132,10 +132,10 @@ def explain(exc: BaseException, store: str) -> str | None:
         if _database_error(current):  # another database than SQLite (PostgreSQL)
             said = str(getattr(current, "orig", None) or current).strip().split("\n", 1)[0]
             return f"{store}: {said[:300]}"
-    code = error_code(exc)
-    if code == PERMISSION_DENIED:
+    mlflow_code = error_code(exc)
+    if mlflow_code == PERMISSION_DENIED:
         return permission_refused(exc, store)
-    if code == UNAUTHENTICATED:
+    if mlflow_code == UNAUTHENTICATED:
         return (
             f"{store} refused the authentication of {_account()} during {mlflow_call(exc)} "
             "(HTTP 401): check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"

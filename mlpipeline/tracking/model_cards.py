@@ -33,10 +33,13 @@ def build_record(
 ) -> CardRecord:
     """Everything the card says, read from the registry and the version's training run."""
     registered = client.get_model_version(model_name, version)
-    run = client.get_run(registered.run_id)
+    run_id = registered.run_id
+    if not run_id:
+        raise TrackingError(f"{model_name} version {version} names no training run: no card")
+    run = client.get_run(run_id)
     experiment = client.get_experiment(run.info.experiment_id)
     tags = run.data.tags
-    lineage = {
+    lineage: dict[str, str] = {
         key: tags[key]
         for key in ("dvc_experiment", "dvc_experiment_baseline", "git_dirty_paths")
         if key in tags
@@ -47,7 +50,7 @@ def build_record(
         registered=dt.datetime.fromtimestamp(
             registered.creation_timestamp / 1000, dt.UTC
         ).isoformat(timespec="seconds"),
-        run_id=registered.run_id,
+        run_id=run_id,
         experiment_name=experiment.name,
         decision=decision,
         commit=tags.get("git_commit"),
@@ -57,7 +60,7 @@ def build_record(
         params=dict(run.data.params),
         metrics=dict(run.data.metrics),
         signature=signature,
-        reference=drift_reference.load_reference(registered.run_id),
+        reference=drift_reference.load_reference(run_id),
         extra_lineage=lineage,
     )
 

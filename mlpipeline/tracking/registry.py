@@ -85,7 +85,7 @@ def _champion(client: MlflowClient, model_name: str, alias: str, metric: str) ->
         if no_alias(exc):
             return None
         raise  # a store that did not answer is not "no champion"
-    held = holder.tags.get(metric)
+    held: str | float | None = holder.tags.get(metric)
     run = client.get_run(holder.run_id) if holder.run_id else None
     if held is None and run is not None:
         held = run.data.metrics.get(metric)
@@ -233,8 +233,10 @@ NAMED_VERSIONS = 10
 
 def _shown_score(tag: str | None) -> str:
     """A version's score tag as the save line prints scores (4 decimals); "-" if none."""
+    if tag is None:
+        return "-"
     try:
-        return f"{float(tag):.4f}" if tag is not None else "-"
+        return f"{float(tag):.4f}"
     except ValueError:
         return tag
 
@@ -309,7 +311,7 @@ def list_versions(model_name: str, metric: str, limit: int = 20, page: int = 1) 
             "registered": dt.datetime.fromtimestamp(
                 version.creation_timestamp / 1000, dt.UTC
             ).isoformat(timespec="seconds"),
-            "model": "ok" if servable.files_present(version.source) else "FILES GONE",
+            "model": "ok" if servable.files_present(str(version.source)) else "FILES GONE",
         }
         for version in versions
     ]

@@ -29,7 +29,9 @@ def download_model(model: ResolvedModel, dest: Path) -> Path:
     from mlflow.exceptions import MlflowException
 
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model.load_uri, dst_path=dest))
+        return Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=model.load_uri, dst_path=str(dest))
+        )
     except (MlflowException, OSError) as exc:
         raise TrackingError(
             f"the model {model.describe()} cannot be downloaded: {cause(exc)}"
