@@ -132,9 +132,18 @@ SCORING_ROWS_QUICK = [10_000, 100_000]
 MLFLOW_STAGES = ("train", "evaluate", "save")
 # What `--only` may name; a full run measures all but zenml-docker.
 FIGURES = (
-    "floor", "repro", "noop", "exp", "zenml", "zenml-docker", "scale", "scoring", "engines", "team",
+    "floor",
+    "repro",
+    "noop",
+    "exp",
+    "zenml",
+    "zenml-docker",
+    "scale",
+    "scoring",
+    "engines",
+    "team",
     "registry",
-)  # fmt: skip
+)
 # The registry after months of use (issue #35): versions, runs and recorded alias moves.
 REGISTRY_SIZE = {"versions": 10_000, "runs": 100_000, "moves": 1_000}
 REGISTRY_SIZE_QUICK = {"versions": 1_000, "runs": 10_000, "moves": 100}
@@ -210,8 +219,13 @@ def serve(command: Sequence[str | Path], env: Mapping[str, str], cwd: Path, url:
     """Start a server (its log beside it in `cwd`) and wait until `url` answers."""
     log_path = cwd / f"{Path(str(command[0])).name}.log"
     with log_path.open("w") as log_file:
-        process = subprocess.Popen([str(part) for part in command], cwd=cwd, env=dict(env),
-                                   stdout=log_file, stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(
+            [str(part) for part in command],
+            cwd=cwd,
+            env=dict(env),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
         try:
@@ -510,20 +524,50 @@ class Bench:
         env = self.env(ZENML_CONFIG_PATH=str(base / "zenml-config"))
         servers: list[subprocess.Popen] = []
         try:
-            servers.append(serve([VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p",
-                                  str(s3_port)], env, base, f"{s3_url}/moto-api/"))  # fmt: skip
-            servers.append(serve(
-                [VENV_BIN / "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
-                 "--workers", "1", "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}",
-                 "--serve-artifacts", "--artifacts-destination", str(base / "mlartifacts")],
-                env, base, f"{mlflow_url}/health"))  # fmt: skip
+            servers.append(
+                serve(
+                    [VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p", str(s3_port)],
+                    env,
+                    base,
+                    f"{s3_url}/moto-api/",
+                )
+            )
+            servers.append(
+                serve(
+                    [
+                        VENV_BIN / "mlflow",
+                        "server",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(mlflow_port),
+                        "--workers",
+                        "1",
+                        "--backend-store-uri",
+                        f"sqlite:///{base / 'mlflow.db'}",
+                        "--serve-artifacts",
+                        "--artifacts-destination",
+                        str(base / "mlartifacts"),
+                    ],
+                    env,
+                    base,
+                    f"{mlflow_url}/health",
+                )
+            )
             # A server without logins: any account will do; moto takes any keys.
-            stack_env = {**env, "ZENML_S3_PATH": "s3://zenml-bench/store",
-                         "MLFLOW_S3_ENDPOINT_URL": s3_url, "AWS_ACCESS_KEY_ID": "bench",
-                         "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-                         "MLFLOW_TRACKING_URI": mlflow_url, "MLFLOW_TRACKING_USERNAME": "bench",
-                         "MLFLOW_TRACKING_PASSWORD": "bench", "ZENML_STACK": "bench",
-                         "ZENML_SERVER_PORT": str(zenml_port)}  # fmt: skip
+            stack_env = {
+                **env,
+                "ZENML_S3_PATH": "s3://zenml-bench/store",
+                "MLFLOW_S3_ENDPOINT_URL": s3_url,
+                "AWS_ACCESS_KEY_ID": "bench",
+                "AWS_SECRET_ACCESS_KEY": "bench",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "MLFLOW_TRACKING_URI": mlflow_url,
+                "MLFLOW_TRACKING_USERNAME": "bench",
+                "MLFLOW_TRACKING_PASSWORD": "bench",
+                "ZENML_STACK": "bench",
+                "ZENML_SERVER_PORT": str(zenml_port),
+            }
             stack_command = [sys.executable, "-m", "mlpipeline", "team", "zenml-stack"]
             setup = timed(stack_command, cwd=project, env=stack_env).seconds
             command = [sys.executable, "-m", "zenml_pipeline", "--stack", "bench", "--image", image]
@@ -611,12 +655,15 @@ class Bench:
             f"scale-{rows}",
             params,
             floor_args=[
-                "--rows", str(rows),
-                "--features", str(SCALE_FEATURES),
-                "--classes", str(SCALE_CLASSES),
+                "--rows",
+                str(rows),
+                "--features",
+                str(SCALE_FEATURES),
+                "--classes",
+                str(SCALE_CLASSES),
             ],
             floor_train=SCALE_TRAIN,
-        )  # fmt: skip
+        )
         shutil.rmtree(project.parent)
         pipeline, floor = figures["repro"], figures["floor"]
         return {"rows": rows, "pipeline": pipeline, "floor": floor}

@@ -82,6 +82,10 @@ def seed_registry(db_path: Path, model_name: str, versions: int, runs: int, move
                 for i in range(moves - 1)
             ]
             _copy_rows(
-                db, "registered_model_tags", "name = ? AND key = ?", (model_name, key),
-                {"key": 0}, keys,
-            )  # fmt: skip
+                db,
+                "registered_model_tags",
+                "name = ? AND key = ?",
+                (model_name, key),
+                {"key": 0},
+                keys,
+            )

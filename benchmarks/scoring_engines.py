@@ -54,17 +54,33 @@ def standalone_cluster(
     folder.mkdir(parents=True, exist_ok=True)
     try:
         start(
-            "master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-            "--port", str(port), "--webui-port", str(ui_port),
-        )  # fmt: skip
+            "master",
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--webui-port",
+            str(ui_port),
+        )
         for number in range(workers):
             work = folder / f"worker{number}"
             work.mkdir()
             start(
-                f"worker{number}", "org.apache.spark.deploy.worker.Worker", url,
-                "--host", "127.0.0.1", "--cores", "1", "--memory", "1g", "--work-dir", str(work),
-                "--webui-port", str(free_port()),
-            )  # fmt: skip
+                f"worker{number}",
+                "org.apache.spark.deploy.worker.Worker",
+                url,
+                "--host",
+                "127.0.0.1",
+                "--cores",
+                "1",
+                "--memory",
+                "1g",
+                "--work-dir",
+                str(work),
+                "--webui-port",
+                str(free_port()),
+            )
         deadline = time.monotonic() + 180
         while True:
             try:

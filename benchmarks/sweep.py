@@ -48,8 +48,19 @@ def measure(trials: int, workdir: Path) -> dict[str, float]:
     results: dict[str, float] = {}
     for parallel in (1, 2):
         storage = f"sqlite:///{workdir / f'study-{parallel}.db'}"
-        command = ["python", "-m", "mlpipeline", "model", "sweep", "--trials", str(trials),
-                   "--parallel", str(parallel), "--storage", storage]  # fmt: skip
+        command = [
+            "python",
+            "-m",
+            "mlpipeline",
+            "model",
+            "sweep",
+            "--trials",
+            str(trials),
+            "--parallel",
+            str(parallel),
+            "--storage",
+            storage,
+        ]
         done = timed(command, root, env)
         tasks = [float(s) for s in TASK_SECONDS.findall(done.stderr)]
         if len(tasks) != trials:

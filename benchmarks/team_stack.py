@@ -20,12 +20,21 @@ REPO = Path(__file__).resolve().parent.parent
 COMPOSE = "docker-compose"  # Debian's v1 tool; `docker compose` (v2) reads the same file
 FILES = ["-f", "docker-compose.yml", "-f", "docker/docker-compose.team.yml"]
 # Pinned upstream images, and the stand-ins docker/local-images.sh builds.
-UPSTREAM = {"POSTGRES_IMAGE": "postgres:16.14",
-            "MINIO_IMAGE": "minio/minio:RELEASE.2025-09-07T16-13-09Z"}  # fmt: skip
+UPSTREAM = {
+    "POSTGRES_IMAGE": "postgres:16.14",
+    "MINIO_IMAGE": "minio/minio:RELEASE.2025-09-07T16-13-09Z",
+}
 LOCAL = {"POSTGRES_IMAGE": "local/postgres:15-bookworm", "MINIO_IMAGE": "local/s3-moto:5.2.5"}
 # The ports the stack publishes on 127.0.0.1 (.env names).
-PORTS = ("MLFLOW_PORT", "SERVE_PORT", "JUPYTER_PORT", "MINIO_PORT", "MINIO_CONSOLE_PORT",
-         "PROXY_HTTPS_PORT", "PROXY_HTTP_PORT")  # fmt: skip
+PORTS = (
+    "MLFLOW_PORT",
+    "SERVE_PORT",
+    "JUPYTER_PORT",
+    "MINIO_PORT",
+    "MINIO_CONSOLE_PORT",
+    "PROXY_HTTPS_PORT",
+    "PROXY_HTTP_PORT",
+)
 # How long building the local images may take, and bringing the stack up.
 BUILD_TIMEOUT_S = 1500
 UP_TIMEOUT_S = 900
@@ -101,14 +110,33 @@ def write_secrets(folder: Path) -> Path:
         (folder / name).write_text(value + "\n")
         (folder / name).chmod(0o644)
     openssl = ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj"]
-    run([*openssl, "/CN=test CA", "-x509", "-days", "2", "-keyout", "ca.key", "-out", "ca.crt"],
-        cwd=folder)  # fmt: skip
-    run([*openssl, "/CN=localhost", "-keyout", "tls_private_key", "-out", "server.csr"],
-        cwd=folder)  # fmt: skip
+    run(
+        [*openssl, "/CN=test CA", "-x509", "-days", "2", "-keyout", "ca.key", "-out", "ca.crt"],
+        cwd=folder,
+    )
+    run([*openssl, "/CN=localhost", "-keyout", "tls_private_key", "-out", "server.csr"], cwd=folder)
     (folder / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    run(["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-         "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "tls_certificate"],
-        cwd=folder)  # fmt: skip
+    run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "tls_certificate",
+        ],
+        cwd=folder,
+    )
     (folder / "tls_certificate").chmod(0o644)
     # The key only for the proxy's user (www-data, uid 33), as docs/deploy.md says; a user
     # who may not give files away (not root) keeps it readable as before.

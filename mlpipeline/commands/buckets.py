@@ -80,5 +80,7 @@ def buckets(bucket: tuple[str, ...]) -> None:
     kept = [name for name in bucket if name not in created]
     log.info(
         "S3 server %s: created %s; already there: %s",
-        endpoint or "AWS", ", ".join(created) or "none", ", ".join(kept) or "none",
-    )  # fmt: skip
+        endpoint or "AWS",
+        ", ".join(created) or "none",
+        ", ".join(kept) or "none",
+    )

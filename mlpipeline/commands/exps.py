@@ -25,8 +25,17 @@ def show_command(dvc_options: tuple[str, ...]) -> list[str]:
     beside = Path(sys.executable).with_name("dvc")  # the venv's dvc, also off PATH
     dvc = str(beside) if beside.exists() else shutil.which("dvc") or "dvc"
     keep = "^(" + "|".join(("Experiment", "Created", *HEADLINE_METRICS)) + ")$"
-    return [dvc, "exp", "show", "--only-changed", "--keep", keep, "--drop", r".*/|per_class\.",
-            *dvc_options]  # fmt: skip
+    return [
+        dvc,
+        "exp",
+        "show",
+        "--only-changed",
+        "--keep",
+        keep,
+        "--drop",
+        r".*/|per_class\.",
+        *dvc_options,
+    ]
 
 
 @command(

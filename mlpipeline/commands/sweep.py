@@ -12,14 +12,21 @@ from mlpipeline.files.params_yaml import load_params
 from mlpipeline.sweeps.engine import SweepOptions, SweepOutcome, run_sweep
 
 
-@command("sweep", help="Run the sweep of params.yaml's `sweep:` section, each trial a DVC "
-         "experiment under one MLflow parent run.")  # fmt: skip
+@command(
+    "sweep",
+    help="Run the sweep of params.yaml's `sweep:` section, each trial a DVC "
+    "experiment under one MLflow parent run.",
+)
 @click.option("--trials", type=int, help="trials to add this time (default: sweep.trials)")
 @click.option("--parallel", type=int, help="trials run at once (default: sweep.parallel)")
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="an existing Ray cluster [RAY_ADDRESS]")
 @click.option("--storage", envvar="SWEEP_STORAGE", help="the study's database URL [SWEEP_STORAGE]")
-@click.option("--git-remote", default="origin", show_default=True,
-              help="on a cluster: the git remote the workers clone and push to")  # fmt: skip
+@click.option(
+    "--git-remote",
+    default="origin",
+    show_default=True,
+    help="on a cluster: the git remote the workers clone and push to",
+)
 @click.option("--apply-best", is_flag=True, help="then `dvc exp apply` the best trial, `dvc repro`")
 @params_option
 def sweep(
@@ -31,8 +38,9 @@ def sweep(
     apply_best: bool,
     params: Path,
 ) -> None:
-    options = SweepOptions(trials, parallel, ray_address or None, storage or None,
-                           git_remote, apply_best)  # fmt: skip
+    options = SweepOptions(
+        trials, parallel, ray_address or None, storage or None, git_remote, apply_best
+    )
     outcome = run_sweep(load_params(params), options)
     click.echo(summary(outcome, applied=apply_best))
 

@@ -200,8 +200,12 @@ def users(role: str, username: str | None) -> None:
     _as_admin(uri)
     created, changes = set_account(uri, role, account, password)
     log.info(
-        "%s %s %s: %s", "created" if created else "updated", role, account, "; ".join(changes),
-    )  # fmt: skip
+        "%s %s %s: %s",
+        "created" if created else "updated",
+        role,
+        account,
+        "; ".join(changes),
+    )
     if generated:
         # The admin hands this on; it is shown once and stored nowhere.
         print(f"password for {account}: {password}")

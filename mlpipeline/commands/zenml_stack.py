@@ -70,9 +70,12 @@ class StackSettings:
 def settings_from_env(name: str) -> StackSettings:
     """The stack's settings; a missing variable fails naming it."""
     required = (
-        "ZENML_S3_PATH", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_URI",
+        "ZENML_S3_PATH",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "MLFLOW_TRACKING_URI",
         *MLFLOW_LOGIN_KEYS,
-    )  # fmt: skip
+    )
     missing = [key for key in required if not os.environ.get(key)]
     if missing:
         raise PipelineError(f"zenml stack {name}: set {', '.join(missing)} (docs/zenml.md)")
@@ -102,8 +105,10 @@ def login_local(port: int) -> None:
     env = {**os.environ, "ZENML_AUTO_OPEN_DASHBOARD": "false"}
     login = subprocess.run(
         [Path(sys.executable).with_name("zenml"), "login", "--local", "--port", str(port)],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if login.returncode != 0:
         last = (login.stderr.strip() or login.stdout.strip() or "?").splitlines()[-1]
         raise PipelineError(f"zenml login --local --port {port} failed: {last}")
@@ -130,9 +135,12 @@ def put_component(
         existing = client.get_stack_component(component_type, name, allow_name_prefix_match=False)
     except KeyError:
         client.create_stack_component(
-            name=name, flavor=flavor, component_type=component_type,
-            configuration=configuration, secrets=secrets,
-        )  # fmt: skip
+            name=name,
+            flavor=flavor,
+            component_type=component_type,
+            configuration=configuration,
+            secrets=secrets,
+        )
         return
     if existing.flavor_name != flavor:
         raise PipelineError(
@@ -171,16 +179,26 @@ def register_stack(settings: StackSettings) -> None:
     put_component(client, StackComponentType.IMAGE_BUILDER, name, "local", {})
     # Host networking: a step container reaches the ZenML, MLflow and S3 servers on the
     # addresses the host uses (127.0.0.1 included).
-    put_component(client, StackComponentType.ORCHESTRATOR, name, "local_docker",
-                  {"run_args": {"network_mode": "host"}})  # fmt: skip
     put_component(
-        client, StackComponentType.EXPERIMENT_TRACKER, name, "mlflow",
-        {"tracking_uri": settings.tracking_uri,
-         "tracking_username": f"{{{{{mlflow_secret}.MLFLOW_TRACKING_USERNAME}}}}",
-         "tracking_password": f"{{{{{mlflow_secret}.MLFLOW_TRACKING_PASSWORD}}}}"},
+        client,
+        StackComponentType.ORCHESTRATOR,
+        name,
+        "local_docker",
+        {"run_args": {"network_mode": "host"}},
+    )
+    put_component(
+        client,
+        StackComponentType.EXPERIMENT_TRACKER,
+        name,
+        "mlflow",
+        {
+            "tracking_uri": settings.tracking_uri,
+            "tracking_username": f"{{{{{mlflow_secret}.MLFLOW_TRACKING_USERNAME}}}}",
+            "tracking_password": f"{{{{{mlflow_secret}.MLFLOW_TRACKING_PASSWORD}}}}",
+        },
         # The step containers get the login as MLFLOW_TRACKING_USERNAME / _PASSWORD.
         secrets=[mlflow_secret],
-    )  # fmt: skip
+    )
     components = {
         StackComponentType.ARTIFACT_STORE: name,
         StackComponentType.IMAGE_BUILDER: name,
@@ -218,6 +236,9 @@ def zenml_stack(name: str, port: int) -> None:
     register_stack(settings)
     log.info(
         "ZenML server http://127.0.0.1:%d; stack %s: local_docker, s3 %s%s, mlflow %s",
-        port, settings.name, settings.s3_path,
-        " (bucket created)" if created else "", settings.tracking_uri,
-    )  # fmt: skip
+        port,
+        settings.name,
+        settings.s3_path,
+        " (bucket created)" if created else "",
+        settings.tracking_uri,
+    )

@@ -112,13 +112,21 @@ class SweepParams(_Strict):
                     f"{key!r}: a searched key is section.key, with section one of "
                     f"{', '.join(SEARCHABLE_SECTIONS)}"
                 )
-            kinds = [kind for kind in ("int", "float", "choice") if isinstance(dimension, Mapping)
-                     and kind in dimension]  # fmt: skip
+            kinds = [
+                kind
+                for kind in ("int", "float", "choice")
+                if isinstance(dimension, Mapping) and kind in dimension
+            ]
             if len(kinds) != 1:
-                raise ValueError(f"{key!r}: give exactly one of int: [low, high], "
-                                 "float: [low, high] or choice: [values]")  # fmt: skip
-            models: dict[str, type[_Strict]] = {"int": IntRange, "float": FloatRange,
-                                                 "choice": Choice}  # fmt: skip
+                raise ValueError(
+                    f"{key!r}: give exactly one of int: [low, high], "
+                    "float: [low, high] or choice: [values]"
+                )
+            models: dict[str, type[_Strict]] = {
+                "int": IntRange,
+                "float": FloatRange,
+                "choice": Choice,
+            }
             model = models[kinds[0]]
             try:
                 checked[key] = model.model_validate(dimension)

@@ -81,8 +81,9 @@ def run_sweep(params: Params, options: SweepOptions, root: Path = ROOT) -> Sweep
     source = _git_remote_url(options.git_remote, root) if address else str(root)
     if address:
         _check_pushed(commit, options.git_remote, root)
-    study = studies.open_study(studies.storage_url(options.storage, root), sweep.study_name,
-                               sweep.direction)  # fmt: skip
+    study = studies.open_study(
+        studies.storage_url(options.storage, root), sweep.study_name, sweep.direction
+    )
     stale = studies.settle_stale_trials(study)
     if stale:
         log.info("trials %s, left running by a sweep that stopped, are marked failed", stale)
@@ -148,8 +149,13 @@ def _check_pushed(commit: str, remote: str, root: Path) -> None:
 
 def _dvc_cache_dir(root: Path) -> str:
     """The repository's DVC cache (`.dvc/cache` unless `dvc cache dir` moved it)."""
-    done = subprocess.run([sys.executable, "-m", "dvc", "cache", "dir"], cwd=root,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", "cache", "dir"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise PipelineError(f"dvc cache dir: {done.stderr.strip() or 'failed'}")
     return done.stdout.strip()
@@ -172,8 +178,12 @@ def _connect(address: str | None, parallel: int) -> Any:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
         cpus = math.ceil(parallel * TRIAL_CPUS)
-        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)  # fmt: skip
+        ray.init(
+            num_cpus=cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
     return ray
 
 
@@ -205,8 +215,14 @@ def _parent_run(study: optuna.Study, sweep: SweepParams) -> dict[str, Any]:
             return {"run_id": known}
         except MlflowException:
             log.info("the study's MLflow parent run %s is gone; a new one is made", known)
-    return {"run_name": sweep.study_name, "tags": {"sweep_study": sweep.study_name,
-            "sweep_metric": sweep.metric, "sweep_direction": sweep.direction}}  # fmt: skip
+    return {
+        "run_name": sweep.study_name,
+        "tags": {
+            "sweep_study": sweep.study_name,
+            "sweep_metric": sweep.metric,
+            "sweep_direction": sweep.direction,
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -316,16 +332,26 @@ def _tell(
         return
     study.tell(number, value)
     outcome.finished.append(result)
-    log.info("trial %d (%s): %s = %.4f in %.1f s on %s", number, result.experiment,
-             sweep.metric, value, result.seconds, result.node)  # fmt: skip
+    log.info(
+        "trial %d (%s): %s = %.4f in %.1f s on %s",
+        number,
+        result.experiment,
+        sweep.metric,
+        value,
+        result.seconds,
+        result.node,
+    )
 
 
 def _pulled(result: TrialResult, remote: str, root: Path) -> TrialResult:
     """A cluster's trial, pulled into this repository from the git remote (and DVC remote)."""
     done = subprocess.run(
         [sys.executable, "-m", "dvc", "exp", "pull", "--force", remote, result.experiment],
-        cwd=root, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode == 0:
         return result
     lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
@@ -339,8 +365,9 @@ def _record_best(study: optuna.Study, sweep: SweepParams, outcome: SweepOutcome)
 
     best: optuna.trial.FrozenTrial | None = None
     for trial in study.get_trials(deepcopy=False, states=studies.complete_states()):
-        if trial.value is not None and better(sweep.direction, trial.value,
-                                              best.value if best else None):  # fmt: skip
+        if trial.value is not None and better(
+            sweep.direction, trial.value, best.value if best else None
+        ):
             best = trial
     if best is None:
         return
@@ -349,11 +376,13 @@ def _record_best(study: optuna.Study, sweep: SweepParams, outcome: SweepOutcome)
     outcome.best_experiment = best.user_attrs.get(studies.EXPERIMENT_ATTR)
     if best.value is not None:
         mlflow.log_metric(f"best_{sweep.metric}", best.value)
-    mlflow.set_tags({
-        "best_trial": str(best.number),
-        "best_experiment": outcome.best_experiment or "",
-        **{f"best.{key}": str(value) for key, value in best.params.items()},
-    })  # fmt: skip
+    mlflow.set_tags(
+        {
+            "best_trial": str(best.number),
+            "best_experiment": outcome.best_experiment or "",
+            **{f"best.{key}": str(value) for key, value in best.params.items()},
+        }
+    )
 
 
 def outcome_parent(study: optuna.Study) -> str | None:

@@ -354,9 +354,15 @@ def promote(
     _check_servable(client, model_name, alias, str(version))
     before = history.current_version(client, model_name, alias)
     history.move_alias(
-        client, uri, model_name, alias, before, str(version), reason or "(no reason given)",
+        client,
+        uri,
+        model_name,
+        alias,
+        before,
+        str(version),
+        reason or "(no reason given)",
         "promote",
-    )  # fmt: skip
+    )
     _warn_if_lower(client, model_name, str(version), before, metric)
     return before
 
