@@ -106,16 +106,19 @@ zenml-stack: setup ## ZenML server + a stack running each step in its own contai
 # workers halve the time on two cores. TEST_JOBS=0: one process.
 TEST_JOBS ?= 2
 PYTEST_JOBS = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadscope)
+# The 25 slowest setups, calls and teardowns after each suite, so that CI's log shows a slow
+# new test at once.
+DURATIONS = --durations=25
 
 test: setup ## Run the test suite (unit + integration with the real dvc, mlflow, zenml)
-	$(RUN) pytest $(PYTEST_JOBS)
+	$(RUN) pytest $(PYTEST_JOBS) $(DURATIONS)
 
 test-slow: setup ## Run the slow suites (marker `slow`: the README workflows end to end)
-	$(RUN) pytest -m slow $(PYTEST_JOBS) || [ $$? -eq 5 ]
+	$(RUN) pytest -m slow $(PYTEST_JOBS) $(DURATIONS) || [ $$? -eq 5 ]
 
 test-docker: setup ## Build the images and test the compose stack for real (marker `docker`)
 	bash docker/ci-setup.sh
-	$(RUN) pytest -m docker
+	$(RUN) pytest -m docker $(DURATIONS)
 
 # Runs from the host against the published port (.env's MLFLOW_TRACKING_URI names the
 # container); TEAM_MLFLOW_URI points it at another server. Readers and releasers get the
