@@ -103,9 +103,10 @@ zenml-stack: setup ## ZenML server + a stack running each step in its own contai
 
 # The suites run in TEST_JOBS pytest-xdist workers, a test module per worker (its fixtures are
 # built once). Most of a test's time is a dvc/mlflow/zenml subprocess on one core, so two
-# workers halve the time on two cores. TEST_JOBS=0: one process.
+# workers halve the time on two cores. TEST_JOBS=0: one process. The modules go out in
+# collection order, the longest first (tests/conftest.py, LONGEST_FIRST).
 TEST_JOBS ?= 2
-PYTEST_JOBS = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadscope)
+PYTEST_JOBS = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadscope --no-loadscope-reorder)
 # The 25 slowest setups, calls and teardowns after each suite, so that CI's log shows a slow
 # new test at once.
 DURATIONS = --durations=25

@@ -30,6 +30,24 @@ REPO = Path(__file__).resolve().parent.parent
 # images `make test-docker` builds) and the long workflow tests.
 EXPLICIT_MARKERS = ("docker", "slow")
 
+# The modules that take longest (CI's duration report), longest first. They run first, and
+# the rest in collection order (integration modules, then the second-long unit tests), so
+# that under `make test`'s two pytest-xdist workers (`--dist loadscope
+# --no-loadscope-reorder`) no worker is left alone with a long module at the end of a suite.
+# xdist's own order (most tests first) started the slow suite's three longest tests, one
+# test each, last. Update the list when the duration report shows a new long module.
+LONGEST_FIRST = (
+    # make test-slow: one long test each (~230, ~160, ~160 s), then the team setup's 14
+    "tests/integration/test_user_workflows.py",
+    "tests/integration/test_several_machines.py",
+    "tests/integration/test_setup_paths.py",
+    "tests/integration/test_team_setup.py",
+    # make test: a champion rebuilt from scratch, the ZenML runs, the fault injections
+    "tests/integration/test_reproduce.py",
+    "tests/integration/test_zenml_pipeline.py",
+    "tests/integration/test_faults.py",
+)
+
 
 # What the evaluate stage writes (dvc.yaml), checked by the tests of its writes and of lineage.
 EVALUATE_OUTPUTS = [
@@ -49,6 +67,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if item not in deselected]
+    rank = {module: place for place, module in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 def run(
