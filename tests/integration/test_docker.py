@@ -78,7 +78,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         token=token,
     )
     try:
-        stack.compose("build", timeout=1500)
+        # One build: every service runs the one image (x-project-image), and compose v1
+        # would build it again, from cache, for each of the four.
+        stack.compose("build", "app", timeout=1500)
         stack.compose("up", "-d", timeout=UP_TIMEOUT_S)
         # serve starts only after app (dvc repro) exited 0.
         stack.wait_until_healthy("serve", jobs=("app",), servers=("mlflow", "jupyter", "serve"))
