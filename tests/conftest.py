@@ -37,7 +37,11 @@ EXPLICIT_MARKERS = ("docker", "slow")
 # xdist's own order (most tests first) started the slow suite's three longest tests, one
 # test each, last. Update the list when the duration report shows a new long module.
 LONGEST_FIRST = (
-    # make test-slow: one long test each (~230, ~160, ~160 s), then the team setup's 14
+    # make test-slow: the sweep's Ray cluster and trials, a fresh clone's make run, the Spark
+    # cluster's kills; one long test each (~230, ~160, ~160 s), then the team setup's 14
+    "tests/integration/test_sweep.py",
+    "tests/integration/test_fresh_clone.py",
+    "tests/integration/test_score_spark_cluster.py",
     "tests/integration/test_user_workflows.py",
     "tests/integration/test_several_machines.py",
     "tests/integration/test_setup_paths.py",
