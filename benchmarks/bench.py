@@ -786,8 +786,8 @@ def team_server(workdir: Path, snapshot: Path) -> Iterator[TeamServer]:
         return
     folder = workdir / "team-stack"
     project = copy_repository(snapshot, folder / "project")
-    for folder in ("cache", "tmp"):
-        (project / ".dvc" / folder).mkdir(exist_ok=True)  # the app's writable mount
+    for writable in ("cache", "tmp"):
+        (project / ".dvc" / writable).mkdir(exist_ok=True)  # the app's writable mount
     # The jobs' entrypoint runs them as the checkout's owner, never root (docker/entrypoint.sh).
     if os.geteuid() == 0:
         team_stack.run(["chown", "-R", "1000:1000", project], project)
