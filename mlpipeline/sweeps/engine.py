@@ -172,6 +172,11 @@ def _connect(address: str | None, parallel: int) -> Any:
     """Ray, started here (sized for `parallel` trials) or joined at `address`; one line if not."""
     if address:
         _check_reachable(address)
+    # Under `uv run` (every make target) Ray would start its workers with the driver's `uv
+    # run` command line, here a relative `.tools/bin/uv` that a worker's folder lacks, so no
+    # worker ever registers. The trials run the venv's Python and need no uv of their own.
+    # Read when ray is first imported.
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     import ray
 
     if address:
