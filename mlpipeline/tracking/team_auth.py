@@ -14,9 +14,10 @@ any account but the admins and those named is refused with one line (403). Setti
 server's environment:
 
     MLFLOW_PROTECTED_ALIASES  aliases guarded (comma-separated; default: champion)
-    MLFLOW_ALIAS_MOVERS       accounts that may move them: the pipeline account (its save
-                              gate) and the releasers (`mlpipeline model promote`); unset or
-                              empty, no alias is protected (MLflow's permissions alone)
+    MLFLOW_PIPELINE_ACCOUNT   the pipeline's account (its save gate), which may move them
+    MLFLOW_ALIAS_MOVERS       the releasers (`mlpipeline model promote`) who may move them;
+                              with both unset or empty, no alias is protected (MLflow's
+                              permissions alone)
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def _protected_alias_refusal(authorization: Authorization | Response) -> Respons
         return None  # MLflow's own refusal stands
     if request.method not in ("POST", "DELETE") or not request.path.endswith(ALIAS_PATH):
         return None
-    movers = _names("MLFLOW_ALIAS_MOVERS")
+    movers = _names("MLFLOW_ALIAS_MOVERS") | _names("MLFLOW_PIPELINE_ACCOUNT")
     body = request.get_json(silent=True) or {}
     model = body.get("name") or request.args.get("name")
     alias = body.get("alias") or request.args.get("alias")

@@ -195,7 +195,7 @@ def test_make_run_fails_when_the_retrained_model_cannot_take_an_unloadable_champ
     out = make(tracked, "run", check=False)
     assert out.returncode != 0
     assert f"{MODEL}@champion (version {lost}) cannot be served" in out.stderr
-    assert "registry promote <version>" in out.stderr
+    assert "mlpipeline model promote <version>" in out.stderr
     champion = client_for(uri).get_model_version_by_alias(MODEL, "champion")
     assert champion.version == lost  # the new version below min_score did not take it
 
