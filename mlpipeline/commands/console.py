@@ -38,6 +38,18 @@ params_option = click.option(
 )
 
 
+def out_option(default: Path) -> Callable[[Body], Body]:
+    """`-o/--out FOLDER`, the output folder of a command that writes files."""
+    return click.option(
+        "-o",
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=default,
+        show_default=True,
+        help="output folder",
+    )
+
+
 def command(log_name: str, **settings: Any) -> Callable[[Body], click.Command]:
     """A click command whose body runs with the project's logging and one-line failures."""
 

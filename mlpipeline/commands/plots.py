@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from mlpipeline.commands.console import command
+from mlpipeline.commands.console import command, out_option
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.files.outputs import staged_outputs
 from mlpipeline.files.paths import ROOT
@@ -145,14 +145,7 @@ def write_plots(root: Path, revisions: list[str], out: Path) -> list[Chart]:
     "SVG and PNG files and an index.html, without a browser or network.",
 )
 @click.argument("revisions", nargs=-1)
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
-    show_default=True,
-    help="output folder",
-)
+@out_option(DEFAULT_OUT)
 def plots(revisions: tuple[str, ...], out: Path) -> None:
     """REVISIONS: git revisions to compare, as for `dvc plots diff`."""
     folder = out.resolve()

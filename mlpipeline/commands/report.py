@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from mlpipeline.commands import plots
-from mlpipeline.commands.console import command
+from mlpipeline.commands.console import command, out_option
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.domain.report import Image, decision_from_log, render_report
 from mlpipeline.files.outputs import staged_outputs
@@ -136,14 +136,7 @@ def _caption(chart: plots.Chart) -> str:
 )
 @click.option("--base", required=True, help="git revision to compare against")
 @click.option("--rev", help="git revision to report on (default: the workspace)")
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
-    show_default=True,
-    help="output folder",
-)
+@out_option(DEFAULT_OUT)
 @click.option(
     "--repro-log",
     type=click.Path(path_type=Path),
