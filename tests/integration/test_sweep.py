@@ -172,33 +172,48 @@ def test_an_unreachable_ray_cluster_is_one_line_within_a_minute(setup: dict) -> 
 
 
 def test_a_node_killed_mid_trial_leaves_no_running_run_nor_half_pushed_experiment(
-    setup: dict,
+    setup: dict, tmp_path: Path
 ) -> None:
-    """Last in the module: it takes a node away."""
+    """Last in the module: it takes a node away.
+
+    In a study of its own: no earlier trial can be drawn again (a repeat is not run), so
+    both trials open runs.
+    """
     import subprocess
 
     from mlflow import MlflowClient
 
-    parent = study(setup).user_attrs["mlflow_parent_run_id"]
-    before = {r.info.run_id for r in children(setup, parent)}
-    command = sweep_command(setup, "--trials", "2", "--parallel", "2")
+    params = yaml.safe_load((setup["lead"] / "params.yaml").read_text())
+    params["sweep"] = {"space": SPACE, "trials": 2, "parallel": 2, "study_name": "killed"}
+    own = tmp_path / "params.yaml"
+    own.write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def opened() -> list:
+        try:
+            parent = study(setup, "killed").user_attrs.get("mlflow_parent_run_id")
+        except KeyError:  # the sweep has not created its study yet
+            return []
+        return children(setup, parent) if parent else []
+
+    command = sweep_command(setup, "--params", str(own))
     output_to = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
     with subprocess.Popen(command, cwd=setup["lead"], env=setup["env"], **output_to) as sweeping:
         deadline = time.monotonic() + 600
-        # Both nodes are training once two new child runs are open.
-        while time.monotonic() < deadline:
-            opened = [r for r in children(setup, parent) if r.info.run_id not in before]
-            if len(opened) >= 2 or sweeping.poll() is not None:
-                break
+        # Both nodes are training once two child runs are open.
+        while time.monotonic() < deadline and len(opened()) < 2 and sweeping.poll() is None:
             time.sleep(1)
-        assert len(opened) >= 2, "the trials never opened their runs"
+        if len(opened()) < 2:
+            sweeping.kill()
+            output, _ = sweeping.communicate(timeout=60)
+            raise AssertionError(f"the trials never opened their runs:\n{output[-4000:]}")
         setup["cluster"].remove_node(setup["nodes"][0])
         output, _ = sweeping.communicate(timeout=900)
     assert sweeping.returncode == 0, output[-4000:]
-    trials = study(setup).trials[-2:]
+    trials = study(setup, "killed").trials
+    assert len(trials) == 2, output[-3000:]
     assert {t.state.name for t in trials} <= {"COMPLETE", "FAIL"}, output[-3000:]
     client = MlflowClient(tracking_uri=setup["server"])
-    statuses = [client.get_run(r.info.run_id).info.status for r in children(setup, parent)]
+    statuses = [client.get_run(r.info.run_id).info.status for r in opened()]
     assert "RUNNING" not in statuses, output[-3000:]
     # The node died under a trial (Ray ran it again): the run it had open was ended, KILLED
     # by the store's reaper (its process is gone) or FAILED by the sweep, not left RUNNING.
