@@ -58,16 +58,18 @@ from typing import Any
 
 import yaml
 
-from benchmarks import scoring_engines, team_stack
+from benchmarks import scoring_engines
 from benchmarks.latency import latency_by_group, parse_access_log
 from benchmarks.registry_seed import seed_registry
-from mlpipeline import sandbox
+from mlpipeline import tool_env as tools
+from tests.support import repository
+from tests.support import team as team_stack
 
 log = logging.getLogger("benchmarks")
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "benchmarks"
-VENV_BIN = sandbox.VENV_BIN
+VENV_BIN = tools.VENV_BIN
 STAGES = ("load", "preprocess", "train", "evaluate", "save")
 
 # Scale runs train with the Iris defaults' train section on both cores (pipeline and floor alike;
@@ -184,7 +186,7 @@ def summary(values: Sequence[float]) -> dict[str, Any]:
 
 def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The project's venv first; no inherited MLflow, DVC or ZenML settings; no analytics."""
-    return sandbox.tool_env(extra, git_identity="bench")
+    return tools.tool_env(extra, git_identity="bench")
 
 
 def timed(args: Sequence[str | Path], cwd: Path, env: Mapping[str, str]) -> Timed:
@@ -240,11 +242,11 @@ def serve(command: Sequence[str | Path], env: Mapping[str, str], cwd: Path, url:
 def snapshot_working_tree(dest: Path) -> Path:
     """The working tree copied once so every run sees the same: git-tracked files, the
     template's Iris defaults as params.yaml, and the data the user tracks with `dvc add`
-    (mlpipeline/sandbox.py, as the test fixtures do): the figures do not depend on the user's
+    (tests/support/repository.py, as the test fixtures do): the figures do not depend on the user's
     params or data.
     """
 
-    return sandbox.copy_repository(ROOT, dest, tool_env())
+    return repository.copy_repository(dest, ROOT, tool_env())
 
 
 def copy_repository(snapshot: Path, dest: Path, edit: Callable[[Path], None] | None = None) -> Path:
@@ -305,7 +307,7 @@ def stages_ran(output: str) -> list[str]:
 
 def params_train() -> dict[str, Any]:
     """The train section of the Iris defaults every benchmark copy runs with."""
-    from mlpipeline.sandbox import IRIS_PARAMS
+    from tests.support.repository import IRIS_PARAMS
 
     return yaml.safe_load(IRIS_PARAMS.read_text())["train"]
 
@@ -808,8 +810,8 @@ def team_server(workdir: Path, snapshot: Path) -> Iterator[TeamServer]:
             {
                 "MLFLOW_TRACKING_URI": f"https://localhost:{ports['PROXY_HTTPS_PORT']}",
                 "MLFLOW_TRACKING_SERVER_CERT_PATH": str(secrets_dir / "ca.crt"),
-                "MLFLOW_TRACKING_USERNAME": team_stack.SECRETS["MLFLOW_TRACKING_USERNAME"],
-                "MLFLOW_TRACKING_PASSWORD": team_stack.SECRETS["MLFLOW_TRACKING_PASSWORD"],
+                "MLFLOW_TRACKING_USERNAME": team_stack.secrets()["MLFLOW_TRACKING_USERNAME"],
+                "MLFLOW_TRACKING_PASSWORD": team_stack.secrets()["MLFLOW_TRACKING_PASSWORD"],
             },
             lambda: stack.logs("proxy").splitlines(),
         )

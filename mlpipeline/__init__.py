@@ -4,6 +4,6 @@ domain/    pure functions: the dataset, preprocessing, training, evaluation, pro
 files/     where files live, all-or-nothing outputs, tables, byte-stable pickles, dvc.yaml
 tracking/  MLflow and git: the store, runs, lineage, the registry
 runner     the edge of every stage: params, logging, one-line failures
-sandbox    a copy of the repository and the environment to run the real tools in
+tool_env   the environment the real tools (dvc, mlflow, zenml) run in
 commands/  what users run besides the stages: registry, reproduce, preflight, params, ...
 """

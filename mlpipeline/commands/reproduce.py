@@ -27,11 +27,11 @@ from pathlib import Path
 
 import click
 
-from mlpipeline import sandbox
 from mlpipeline.commands.console import EXIT_DIFFERS, EXIT_OK, command, params_option
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.files.paths import ROOT, RUN_INFO
+from mlpipeline.tool_env import tool_env
 from mlpipeline.tracking import git, lineage, store
 from mlpipeline.tracking import runs as tracking
 from mlpipeline.tracking.failures import is_not_found, no_alias, store_failed
@@ -251,7 +251,7 @@ def temporary_worktree(root: Path, revision: str, keep: bool = False) -> Iterato
 
 def rebuild_env(store_uri: str) -> dict[str, str]:
     """The user's environment minus their stores, with a throw-away MLflow store."""
-    return sandbox.tool_env({tracking.TRACKING_URI_ENV: store_uri}, git_identity=None)
+    return tool_env({tracking.TRACKING_URI_ENV: store_uri}, git_identity=None)
 
 
 def share_cache(root: Path, worktree: Path, env: Mapping[str, str]) -> None:

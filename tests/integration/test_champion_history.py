@@ -13,14 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    REPO,
-    copy_repository,
-    run,
-    set_params,
-    tool_env,
-)
-from tests.integration.conftest import team_server_in
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import REPO, copy_repository, set_params
+from tests.support.servers import team_server_in
+from tests.support.tools import run
 
 # Two trainings against a basic-auth server: minutes on a shared machine.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlpipeline.sandbox import VENV_BIN
-from tests.conftest import REPO, run
+from mlpipeline.tool_env import VENV_BIN
+from tests.support.repository import REPO
+from tests.support.tools import run
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import REPO, run, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import REPO
+from tests.support.tools import run
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
 

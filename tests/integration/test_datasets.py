@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.tools import run
 
 pytestmark = pytest.mark.integration
 

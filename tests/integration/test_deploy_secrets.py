@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port, run, serving, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import REPO
+from tests.support.servers import free_port, serving
+from tests.support.tools import run
 
 pytestmark = pytest.mark.integration
 

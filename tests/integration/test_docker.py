@@ -17,19 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, copy_repository, free_port, run, tool_env
-from tests.integration.conftest import (
-    APP_UID,
-    COMPOSE,
-    IMAGE,
-    KNOWN_ROWS,
-    SECRET_FILES,
-    UP_TIMEOUT_S,
-    ComposeProject,
-    base_image,
-    http,
-    write_secrets,
-)
+from mlpipeline.tool_env import tool_env
+from tests.support.compose import APP_UID, IMAGE, UP_TIMEOUT_S, ComposeProject, base_image
+from tests.support.http import http
+from tests.support.iris import KNOWN_ROWS
+from tests.support.repository import REPO, copy_repository
+from tests.support.servers import free_port
+from tests.support.team import COMPOSE, secret_files, write_secrets
+from tests.support.tools import run
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -300,7 +295,7 @@ def test_team_override_resolves_and_keeps_secrets_out_of_the_configuration(
         "MLFLOW_TRACKING_PASSWORD": "pipeline-secret",
     }
     resolved = run(base, cwd=REPO, env=tool_env(settings)).stdout
-    for secret in [*SECRET_FILES.values(), "pg-secret", "pipeline-secret"]:
+    for secret in [*secret_files().values(), "pg-secret", "pipeline-secret"]:
         assert secret not in resolved
     config = yaml.safe_load(resolved)
     # Compose v1's `config` lists a profile's services too (the spark profile): not started.
@@ -309,7 +304,7 @@ def test_team_override_resolves_and_keeps_secrets_out_of_the_configuration(
         services
     )
     assert {name: Path(spec["file"]).parent for name, spec in config["secrets"].items()} == {
-        name: secrets_dir for name in [*SECRET_FILES, "tls_certificate", "tls_private_key"]
+        name: secrets_dir for name in [*secret_files(), "tls_certificate", "tls_private_key"]
     }
     mlflow = services["mlflow"]
     assert mlflow["command"][0] == "mlflow-team-server"

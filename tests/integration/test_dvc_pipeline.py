@@ -9,14 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import (
-    clone_built,
-    run,
-    run_queue,
-    set_params,
-    stages_run,
-    tool_env,
-)
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import clone_built, set_params
+from tests.support.tools import run, run_queue, stages_run
+from tests.support.tracking import assert_tracked, store_client
 
 pytestmark = pytest.mark.integration
 
@@ -36,93 +32,14 @@ DETERMINISTIC_OUTPUTS = [
     "plots/images/confusion_matrix.png",
 ]
 ALL_OUTPUTS = [*DETERMINISTIC_OUTPUTS, "models/mlflow_run.json"]
-KNOWN_ROWS = {  # rows of Iris and their species
-    "setosa": [5.1, 3.5, 1.4, 0.2],
-    "versicolor": [6.4, 3.2, 4.5, 1.5],
-    "virginica": [6.3, 3.3, 6.0, 2.5],
-}
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
 def snapshot(root: Path, names: list[str] = ALL_OUTPUTS) -> dict[str, bytes]:
     return {name: (root / name).read_bytes() for name in names}
 
 
-def mlflow_client(root: Path):
-    from mlflow import MlflowClient
-
-    return MlflowClient(
-        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
-        registry_uri=f"sqlite:///{root / 'mlflow.db'}",
-    )
-
-
-def flatten(mapping: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def assert_tracked(client, root: Path, model_name: str = "iris_classifier") -> None:
-    """The workspace's run holds the params, the metrics of metrics.json and the models."""
-    import mlflow.pyfunc
-    import pandas as pd
-
-    run_id = json.loads((root / "models/mlflow_run.json").read_text())["run_id"]
-    tracked = client.get_run(run_id)
-    experiment = client.get_experiment(tracked.info.experiment_id)
-    assert experiment.name == "iris_classification"
-    assert tracked.info.status == "FINISHED"
-
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for key in ("n_estimators", "max_depth", "random_state"):
-        assert tracked.data.params[key] == str(params["train"][key])
-    assert tracked.data.params["preprocess.test_size"] == str(params["preprocess"]["test_size"])
-
-    metrics = flatten(json.loads((root / "metrics/metrics.json").read_text()))
-    assert metrics["accuracy"] >= 0.9
-    numbers = {k: float(v) for k, v in metrics.items() if k != "average"}  # a tag in MLflow
-    assert tracked.data.metrics == pytest.approx(numbers)
-    assert tracked.data.tags["evaluate.average"] == metrics["average"]
-
-    tags = tracked.data.tags
-    head = run(["git", "rev-parse", "HEAD"], cwd=root).stdout.strip()
-    assert tags["git_commit"] == head
-    from mlpipeline.files.hashes import file_md5
-
-    assert tags["train_data_md5"] == file_md5(root / "data/processed/train.parquet")
-    artifacts = {item.path for item in client.list_artifacts(run_id, "plots")}
-    assert {"plots/confusion_matrix.png", "plots/roc.png"} <= artifacts
-
-    # One model per training run: train logged the pipeline, save registered that model.
-    run_info = json.loads((root / "models/mlflow_run.json").read_text())
-    logged = client.search_logged_models(
-        experiment_ids=[tracked.info.experiment_id],
-        filter_string=f"source_run_id = '{run_id}'",
-    )
-    assert [f"models:/{model.model_id}" for model in logged] == [run_info["model_uri"]]
-    champion = client.get_model_version_by_alias(model_name, "champion")
-    assert champion.run_id == run_id
-    assert champion.source == run_info["model_uri"]
-    assert champion.tags["pipeline_md5"] == file_md5(root / "models/pipeline.pkl")
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(client.tracking_uri)
-    mlflow.set_registry_uri(client.tracking_uri)
-    try:
-        model = mlflow.pyfunc.load_model(f"models:/{model_name}@champion")
-    finally:  # later tests must not inherit this store
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
-    rows = pd.DataFrame(list(KNOWN_ROWS.values()), columns=FEATURES)
-    assert list(model.predict(rows)) == list(KNOWN_ROWS)
-
-
 def test_full_repro_tracks_everything(built_project: Path) -> None:
-    client = mlflow_client(built_project)
+    client = store_client(built_project)
     assert_tracked(client, built_project)
     versions = client.search_model_versions("name='iris_classifier'")
     assert [str(v.version) for v in versions] == ["1"]
@@ -248,7 +165,7 @@ def test_experiments_rerun_only_what_changed(baseline: Path) -> None:
     assert stages_run(out) == ["evaluate"]
     assert len((project / "plots/feature_importance.csv").read_text().splitlines()) == 3
 
-    client = mlflow_client(project)
+    client = store_client(project)
     experiment = client.get_experiment_by_name("iris_classification")
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1  # n_estimators=7; the evaluate-only changes reuse its run
@@ -281,7 +198,7 @@ def test_temp_and_queued_experiments_share_the_store(baseline: Path) -> None:
     run_queue(project)
 
     assert not (project / ".dvc/tmp/exps/mlflow.db").exists()
-    client = mlflow_client(project)
+    client = store_client(project)
     experiment = client.get_experiment_by_name("iris_classification")
     by_trees = {
         r.data.params["n_estimators"]: r for r in client.search_runs([experiment.experiment_id])

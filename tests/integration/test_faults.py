@@ -24,14 +24,11 @@ import pytest
 
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.files.outputs import staged_outputs
-from tests.conftest import (
-    clone_built,
-    make,
-    mlflow_server_in,
-    run,
-    tool_env,
-)
-from tests.integration.test_tracking_store import (
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import clone_built
+from tests.support.servers import mlflow_server_in
+from tests.support.tools import make, run
+from tests.support.tracking import (
     EXPERIMENT,
     MODEL,
     RUN_OUTPUTS,

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, run
+from tests.support.repository import REPO
+from tests.support.tools import run
 
 RUN_LINK = "models/mlflow_run.json"
 

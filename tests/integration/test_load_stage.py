@@ -27,7 +27,7 @@ BAD_CSVS = {
 
 @pytest.fixture(scope="module")
 def load_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.conftest import copy_repository
+    from tests.support.repository import copy_repository
 
     return copy_repository(tmp_path_factory.mktemp("load") / "project")
 
@@ -37,7 +37,7 @@ def load_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_load_stage_refuses_bad_csvs(load_project: Path, case: str) -> None:
     import yaml
 
-    from tests.conftest import run
+    from tests.support.tools import run
 
     content, message = BAD_CSVS[case]
     (load_project / "data" / "external" / f"{case}.csv").write_text(content)

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, run
+from tests.support.repository import REPO
+from tests.support.tools import run
 
 DOCKER, SLOW, PIPELINE = (
     "tests/integration/test_docker.py",

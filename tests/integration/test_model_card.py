@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from mlpipeline.domain.model_card import structure
-from tests.conftest import run, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.tools import run
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 from nbclient import NotebookClient
 
-from tests.conftest import REPO
+from tests.support.repository import REPO
 
 pytestmark = pytest.mark.integration
 

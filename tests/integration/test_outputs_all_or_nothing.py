@@ -10,8 +10,8 @@ import pytest
 from mlpipeline.files.outputs import (
     read_json,
 )
-from tests.conftest import EVALUATE_OUTPUTS
-from tests.unit.files.test_outputs import mode, snapshot
+from tests.support.files import mode, tree_snapshot
+from tests.support.repository import EVALUATE_OUTPUTS
 
 # One output written all-or-nothing, as a stage with a single output would write it.
 
@@ -26,7 +26,7 @@ def evaluate_outputs(root: Path) -> dict[str, bytes | None]:
             continue
         found[name] = None if path.is_dir() else path.read_bytes()
         if path.is_dir():
-            found.update({f"{name}/{key}": value for key, value in snapshot(path).items()})
+            found.update({f"{name}/{key}": value for key, value in tree_snapshot(path).items()})
     return found
 
 
@@ -41,7 +41,8 @@ def hidden_entries(root: Path) -> list[str]:
 
 @pytest.mark.integration
 def test_evaluate_replaces_all_its_outputs_or_none(built_project: Path, tmp_path: Path) -> None:
-    from tests.conftest import clone_built, run
+    from tests.support.repository import clone_built
+    from tests.support.tools import run
 
     root = clone_built(built_project, tmp_path / "project")
     run(["python", "-m", "stages.train"], cwd=root)  # a run in this copy's own MLflow store
@@ -92,7 +93,7 @@ SCALER = "models/scaler.pkl"
 
 @pytest.fixture(scope="module")
 def built_clone(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.conftest import clone_built
+    from tests.support.repository import clone_built
 
     return clone_built(built_project, tmp_path_factory.mktemp("clone") / "project")
 
@@ -108,7 +109,7 @@ def built_clone(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -
 def test_a_stage_that_cannot_write_its_last_output_changes_none(
     built_clone: Path, stage: str, outputs: list[str]
 ) -> None:
-    from tests.conftest import run
+    from tests.support.tools import run
 
     for name in outputs:
         (built_clone / name).write_bytes(b"old " + name.encode())
@@ -117,11 +118,11 @@ def test_a_stage_that_cannot_write_its_last_output_changes_none(
     blocked.mkdir()
     (blocked / "in the way").write_text("")
     folders = sorted({str(Path(name).parent) for name in outputs})
-    before = {folder: snapshot(built_clone / folder) for folder in folders}
+    before = {folder: tree_snapshot(built_clone / folder) for folder in folders}
 
     failed = run(["python", "-m", f"stages.{stage}"], cwd=built_clone, check=False)
     assert failed.returncode == 1, failed.stderr
-    assert {folder: snapshot(built_clone / folder) for folder in folders} == before
+    assert {folder: tree_snapshot(built_clone / folder) for folder in folders} == before
     assert outputs[-1] in failed.stderr
 
     (blocked / "in the way").unlink()

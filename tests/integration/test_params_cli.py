@@ -12,7 +12,9 @@ import yaml
 
 from mlpipeline.commands.params import check_params
 from mlpipeline.files.params_yaml import load_params
-from tests.conftest import REPO, VENV_BIN, run, tool_env
+from mlpipeline.tool_env import VENV_BIN, tool_env
+from tests.support.repository import REPO
+from tests.support.tools import run
 
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 

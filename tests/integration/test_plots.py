@@ -13,7 +13,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, clone_built, run
+from tests.support.repository import REPO, clone_built
+from tests.support.tools import run
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from mlpipeline.domain.report import MARKER
-from tests.conftest import REPO, run, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import REPO
+from tests.support.tools import run
 
 pytestmark = pytest.mark.integration
 

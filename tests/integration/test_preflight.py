@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from mlpipeline.commands.preflight import lost_run
-from tests.conftest import clone_built, make, run, set_params
-from tests.integration.test_dvc_pipeline import assert_tracked, mlflow_client, stages_run
+from tests.support.repository import clone_built, set_params
+from tests.support.tools import make, run, stages_run
+from tests.support.tracking import assert_tracked, store_client
 
 
 def write_run_info(path: Path, run_id: str) -> Path:
@@ -52,7 +53,7 @@ def test_make_run_retrains_when_the_store_is_gone(built_project: Path, tmp_path:
     assert f"names MLflow run {lost}, but the store" in log
     assert "retraining with `dvc repro train`" in log
     assert {"train", "evaluate", "save"} <= set(stages_run(log))
-    assert_tracked(mlflow_client(root), root)  # a new run, metrics, and it is @champion
+    assert_tracked(store_client(root), root)  # a new run, metrics, and it is @champion
 
     # `make clean` keeps the history; the next `make run` has nothing to do.
     make(root, "clean")
@@ -71,7 +72,7 @@ def test_make_run_retrains_when_the_store_is_gone(built_project: Path, tmp_path:
 def test_a_sqlite_uri_with_options_is_one_store_for_every_command(built_project: Path) -> None:
     """`?timeout=60` is part of the URI, not of the file name: preflight, registry and
     reproduce all find the store `dvc repro` wrote."""
-    from tests.conftest import tool_env
+    from mlpipeline.tool_env import tool_env
 
     env = tool_env({"MLFLOW_TRACKING_URI": f"sqlite:///{built_project / 'mlflow.db'}?timeout=60"})
     checked = run(["python", "-m", "mlpipeline", "check", "preflight"], built_project, env)

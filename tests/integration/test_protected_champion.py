@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run, tool_env
-from tests.integration.conftest import team_server_in
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import REPO
+from tests.support.servers import team_server_in
+from tests.support.tools import run
 
 # A basic-auth server and four accounts on a shared machine: a minute.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

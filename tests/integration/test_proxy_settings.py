@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import REPO, run, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import REPO
+from tests.support.tools import run
 
 pytestmark = pytest.mark.integration
 

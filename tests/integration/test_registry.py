@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VENV_BIN, clone_built, decision, run, set_params, stages_run, tool_env
+from mlpipeline.tool_env import VENV_BIN, tool_env
+from tests.support.repository import clone_built, set_params
+from tests.support.tools import decision, run, stages_run
 
 pytestmark = pytest.mark.integration
 

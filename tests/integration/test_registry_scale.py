@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.registry_seed import seed_registry
-from tests.conftest import VENV_BIN, clone_built, run, tool_env
+from mlpipeline.tool_env import VENV_BIN, tool_env
+from tests.support.repository import clone_built
+from tests.support.tools import run
 
 # A built project and a dozen commands on a shared machine: minutes.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

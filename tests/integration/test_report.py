@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
-from tests.conftest import REPO, clone_built, run, set_params, tool_env, use_session_venv
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import REPO, clone_built, set_params, use_session_venv
+from tests.support.tools import run
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_repository, run, set_params, stages_run, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import copy_repository, set_params
+from tests.support.tools import run, stages_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(1200)]
 

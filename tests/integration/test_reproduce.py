@@ -18,8 +18,10 @@ from mlpipeline.commands.reproduce import (
     revision_to_build,
 )
 from mlpipeline.domain.errors import PipelineError
+from mlpipeline.tool_env import tool_env
 from mlpipeline.tracking import lineage
-from tests.conftest import EVALUATE_OUTPUTS, REPO, clone_built, run, tool_env
+from tests.support.repository import EVALUATE_OUTPUTS, REPO, clone_built
+from tests.support.tools import run
 
 CHAMPION = "models:/iris_classifier@champion"
 # Every output a training run's stages record, besides the run-id file.

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import run, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.tools import run
 
 # Each test scores real files with the champion and logs a run: minutes, so `make test-slow`.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpipeline.sandbox import VENV_BIN
-from tests.conftest import free_port, run, tool_env
+from mlpipeline.tool_env import VENV_BIN, tool_env
+from tests.support.servers import free_port
+from tests.support.tools import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -26,7 +26,9 @@ import pandas as pd
 import psutil
 import pytest
 
-from tests.conftest import free_port, run, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.servers import free_port
+from tests.support.tools import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

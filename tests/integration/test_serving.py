@@ -24,8 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, run, tool_env
-from tests.conftest import serving as server_process
+from mlpipeline.tool_env import tool_env
+from tests.support.servers import free_port
+from tests.support.servers import serving as server_process
+from tests.support.tools import run
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VENV_BIN, run, tool_env
+from mlpipeline.tool_env import VENV_BIN, tool_env
+from tests.support.tools import run
 
 
 def path_without_uv() -> str:

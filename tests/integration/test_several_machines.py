@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_repository, make, run, run_queue, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import copy_repository
+from tests.support.tools import make, run, run_queue
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 

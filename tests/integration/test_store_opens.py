@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clone_built, run
+from tests.support.repository import clone_built
+from tests.support.tools import run
 
 pytestmark = pytest.mark.integration
 

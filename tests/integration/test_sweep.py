@@ -17,7 +17,10 @@ import optuna
 import pytest
 import yaml
 
-from tests.conftest import copy_repository, free_port, mlflow_server_in, run, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import copy_repository
+from tests.support.servers import free_port, mlflow_server_in
+from tests.support.tools import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.conftest import team_server_in
+from tests.support.servers import team_server_in
 
 # One basic-auth server start: tens of seconds on a shared machine.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -18,17 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VENV_BIN, copy_repository, run, run_queue, set_params, tool_env
-from tests.integration.conftest import (
-    KNOWN_ROWS,
-    PASSWORDS,
-    SECRETS,
-    TeamStack,
-    client,
-    http,
-    output_bytes,
-    pipeline_client,
-)
+from mlpipeline.tool_env import VENV_BIN, tool_env
+from tests.support.compose import TeamStack, client, pipeline_client
+from tests.support.http import http
+from tests.support.iris import KNOWN_ROWS
+from tests.support.repository import copy_repository, output_bytes, set_params
+from tests.support.team import passwords, secrets
+from tests.support.tools import run, run_queue
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(2400)]
 
@@ -46,8 +42,8 @@ def test_the_app_runs_the_pipeline_into_postgres_and_s3(
     s3 = boto3.client(
         "s3",
         endpoint_url=team_stack.s3_url,
-        aws_access_key_id=SECRETS["MINIO_ROOT_USER"],
-        aws_secret_access_key=SECRETS["MINIO_ROOT_PASSWORD"],
+        aws_access_key_id=secrets()["MINIO_ROOT_USER"],
+        aws_secret_access_key=secrets()["MINIO_ROOT_PASSWORD"],
         region_name="us-east-1",
     )
     keys = [
@@ -69,8 +65,8 @@ def test_serve_answers_with_the_champion(team_stack: TeamStack) -> None:
 
 
 S3_KEYS = {
-    "AWS_ACCESS_KEY_ID": SECRETS["MINIO_ROOT_USER"],
-    "AWS_SECRET_ACCESS_KEY": SECRETS["MINIO_ROOT_PASSWORD"],
+    "AWS_ACCESS_KEY_ID": secrets()["MINIO_ROOT_USER"],
+    "AWS_SECRET_ACCESS_KEY": secrets()["MINIO_ROOT_PASSWORD"],
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 # Accounts made as docs/deploy.md says (`mlpipeline team users ROLE NAME`).
@@ -108,7 +104,7 @@ def teammate_clone(team_stack: TeamStack, tmp_path_factory: pytest.TempPathFacto
 
 def make_account(stack: TeamStack, role: str, account: tuple[str, str]) -> None:
     """As the admin, from the host, in the project whose params.yaml names the experiment."""
-    admin = {name: SECRETS[name] for name in SECRETS if name.startswith("MLFLOW_AUTH_ADMIN")}
+    admin = {name: secrets()[name] for name in secrets() if name.startswith("MLFLOW_AUTH_ADMIN")}
     made = run(
         [VENV_BIN / "python", "-m", "mlpipeline", "team", "users", role, account[0]],
         cwd=stack.project,
@@ -182,7 +178,7 @@ def test_no_secret_on_any_command_line_in_any_container(team_stack: TeamStack) -
         commands = [line for line in listed.stdout.splitlines() if line.strip()]
         assert commands, container
         for command in commands:
-            for secret in PASSWORDS:
+            for secret in passwords():
                 assert secret not in command, (container, command)
     # The auth config file lives in the MLflow container's shared memory, nowhere else.
     mlflow = team_stack.container("mlflow")
@@ -203,8 +199,8 @@ def test_a_killed_database_fails_train_in_seconds_and_repro_heals(
     before = {found.info.run_id for found in mlflow.search_runs([experiment_id])}
     versions = {v.version for v in mlflow.search_model_versions("name='iris_classifier'")}
     set_params(teammate_clone, train__n_estimators=300)
-    env = as_account(team_stack, (SECRETS["MLFLOW_TRACKING_USERNAME"],
-                                  SECRETS["MLFLOW_TRACKING_PASSWORD"]))  # fmt: skip
+    env = as_account(team_stack, (secrets()["MLFLOW_TRACKING_USERNAME"],
+                                  secrets()["MLFLOW_TRACKING_PASSWORD"]))  # fmt: skip
     log = tmp_path / "repro.log"
     with log.open("w") as output:
         repro = subprocess.Popen(["dvc", "repro"], cwd=teammate_clone, env=env, stdout=output,
@@ -226,7 +222,7 @@ def test_a_killed_database_fails_train_in_seconds_and_repro_heals(
     assert len(errors) == 1, output[-3000:]
     assert errors[0].startswith("[train] ERROR"), output[-3000:]
     assert f"MLflow store {team_stack.mlflow_url}" in errors[0], output[-3000:]
-    for raw in ("Traceback", "[SQL", "psycopg2", SECRETS["POSTGRES_PASSWORD"]):
+    for raw in ("Traceback", "[SQL", "psycopg2", secrets()["POSTGRES_PASSWORD"]):
         assert raw not in output, output[-3000:]
 
     team_stack.compose("start", "postgres", timeout=300)
@@ -282,8 +278,8 @@ def test_four_pipelines_at_once_all_land_and_load(
     second = tmp_path / "second"
     # The clone as it is (its pulled cache too), without its DVC temporary state.
     shutil.copytree(teammate_clone, second, symlinks=True, ignore=_dvc_tmp)
-    env = as_account(team_stack, (SECRETS["MLFLOW_TRACKING_USERNAME"],
-                                  SECRETS["MLFLOW_TRACKING_PASSWORD"]))  # fmt: skip
+    env = as_account(team_stack, (secrets()["MLFLOW_TRACKING_USERNAME"],
+                                  secrets()["MLFLOW_TRACKING_PASSWORD"]))  # fmt: skip
     settings = {teammate_clone: (11, 12), second: (13, 14)}
     for clone, values in settings.items():
         for n_estimators in values:

@@ -11,8 +11,10 @@ import json
 
 import pytest
 
-from tests.conftest import run
-from tests.integration.conftest import PASSWORDS, SECRETS, TeamStack, client, http
+from tests.support.compose import TeamStack, client
+from tests.support.http import http
+from tests.support.team import passwords, secrets
+from tests.support.tools import run
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(2400)]
 
@@ -33,7 +35,7 @@ def test_no_secret_in_any_container_environment(team_stack: TeamStack) -> None:
     for container in containers:
         inspected = json.loads(run(["docker", "inspect", container], cwd=team_stack.project).stdout)
         environment = "\n".join(inspected[0]["Config"]["Env"] or [])
-        for secret in PASSWORDS:
+        for secret in passwords():
             assert secret not in environment, (inspected[0]["Name"], secret[:4])
 
 
@@ -86,10 +88,10 @@ def test_an_account_nobody_granted_anything_sees_nothing(
     from mlflow.exceptions import MlflowException
     from mlflow.server import get_app_client
 
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", SECRETS["MLFLOW_AUTH_ADMIN_USERNAME"])
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRETS["MLFLOW_AUTH_ADMIN_PASSWORD"])
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", secrets()["MLFLOW_AUTH_ADMIN_USERNAME"])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", secrets()["MLFLOW_AUTH_ADMIN_PASSWORD"])
     auth = get_app_client("basic-auth", tracking_uri=team_stack.mlflow_url)
-    password = "ungranted-" + SECRETS["MLFLOW_FLASK_SERVER_SECRET_KEY"][-8:]
+    password = "ungranted-" + secrets()["MLFLOW_FLASK_SERVER_SECRET_KEY"][-8:]
     auth.create_user("ungranted", password)
     stranger = client(team_stack, "ungranted", password, monkeypatch)
     with pytest.raises(MlflowException, match=r"PERMISSION_DENIED|Permission denied"):
@@ -131,7 +133,7 @@ def _basic(username: str, password: str) -> dict[str, str]:
 
 
 def _pipeline_login() -> dict[str, str]:
-    return _basic(SECRETS["MLFLOW_TRACKING_USERNAME"], SECRETS["MLFLOW_TRACKING_PASSWORD"])
+    return _basic(secrets()["MLFLOW_TRACKING_USERNAME"], secrets()["MLFLOW_TRACKING_PASSWORD"])
 
 
 def _wait_for_proxy(stack: TeamStack) -> None:
@@ -183,7 +185,7 @@ def test_plain_http_only_redirects_to_https(team_stack: TeamStack) -> None:
 
 
 def test_the_proxy_refuses_big_bodies_and_foreign_origins(team_stack: TeamStack) -> None:
-    from tests.integration.conftest import PROXY_MAX_BODY_SIZE
+    from tests.support.compose import PROXY_MAX_BODY_SIZE
 
     _wait_for_proxy(team_stack)
     limit = int(PROXY_MAX_BODY_SIZE.removesuffix("m")) * 1024 * 1024
@@ -263,7 +265,7 @@ def test_wrong_passwords_in_a_row_bar_the_address_for_a_while(team_stack: TeamSt
     let in again."""
     import subprocess
 
-    from tests.integration.conftest import IMAGE, PROXY_LOGIN_BAN_S
+    from tests.support.compose import IMAGE, PROXY_LOGIN_BAN_S
 
     _wait_for_proxy(team_stack)
     network = f"{team_stack.env['COMPOSE_PROJECT_NAME']}_default"
@@ -275,7 +277,7 @@ def test_wrong_passwords_in_a_row_bar_the_address_for_a_while(team_stack: TeamSt
     try:
         assert guesser.stdin is not None and guesser.stdout is not None
         guesser.stdin.write(
-            f"{SECRETS['MLFLOW_TRACKING_USERNAME']}\n{SECRETS['MLFLOW_TRACKING_PASSWORD']}\n"
+            f"{secrets()['MLFLOW_TRACKING_USERNAME']}\n{secrets()['MLFLOW_TRACKING_PASSWORD']}\n"
             f"{PROXY_LOGIN_BAN_S}\n"
         )
         guesser.stdin.close()
@@ -328,8 +330,8 @@ def test_serves_account_reads_the_champion_but_cannot_log_a_run(
         for item in serve["Config"]["Env"]
         if item.startswith("MLFLOW_TRACKING_USERNAME=")
     )
-    assert username != SECRETS["MLFLOW_TRACKING_USERNAME"]
-    reader = client(team_stack, username, SECRETS["MLFLOW_READER_PASSWORD"], monkeypatch)
+    assert username != secrets()["MLFLOW_TRACKING_USERNAME"]
+    reader = client(team_stack, username, secrets()["MLFLOW_READER_PASSWORD"], monkeypatch)
     assert reader.get_model_version_by_alias("iris_classifier", "champion").version
     experiment = reader.get_experiment_by_name("iris_classification")
     with pytest.raises(MlflowException, match=r"PERMISSION_DENIED|Permission denied"):

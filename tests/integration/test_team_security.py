@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.integration.conftest import PROXY_MAX_BODY_SIZE, SECRETS, TeamStack
+from tests.support.compose import PROXY_MAX_BODY_SIZE, TeamStack
+from tests.support.team import secrets
+from tests.support.tools import run
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(2400)]
 
@@ -33,7 +35,7 @@ def _login(username: str, password: str) -> dict[str, str]:
     }
 
 
-PIPELINE = _login(SECRETS["MLFLOW_TRACKING_USERNAME"], SECRETS["MLFLOW_TRACKING_PASSWORD"])
+PIPELINE = _login(secrets()["MLFLOW_TRACKING_USERNAME"], secrets()["MLFLOW_TRACKING_PASSWORD"])
 
 
 def _https(stack: TeamStack, path: str, *, method: str = "GET", body: bytes | None = None,
@@ -186,7 +188,7 @@ def test_the_object_store_refuses_requests_without_its_key(team_stack: TeamStack
     def listing(secret: str) -> int:
         s3 = boto3.client(
             "s3", endpoint_url=team_stack.s3_url, region_name="us-east-1",
-            aws_access_key_id=SECRETS["MINIO_ROOT_USER"], aws_secret_access_key=secret,
+            aws_access_key_id=secrets()["MINIO_ROOT_USER"], aws_secret_access_key=secret,
         )  # fmt: skip
         try:
             return s3.list_objects_v2(Bucket="mlflow-artifacts")["ResponseMetadata"][
@@ -195,8 +197,8 @@ def test_the_object_store_refuses_requests_without_its_key(team_stack: TeamStack
         except ClientError as exc:
             return exc.response["ResponseMetadata"]["HTTPStatusCode"]
 
-    assert listing(SECRETS["MINIO_ROOT_PASSWORD"] + "-wrong") == 403
-    assert listing(SECRETS["MINIO_ROOT_PASSWORD"]) == 200
+    assert listing(secrets()["MINIO_ROOT_PASSWORD"] + "-wrong") == 403
+    assert listing(secrets()["MINIO_ROOT_PASSWORD"]) == 200
 
     # Presigned URLs (what MLflow hands its clients for downloads) as MinIO takes them: the
     # key's signature passes, a changed one does not.
@@ -205,14 +207,14 @@ def test_the_object_store_refuses_requests_without_its_key(team_stack: TeamStack
     def presigned(secret: str) -> str:
         s3 = boto3.client(
             "s3", endpoint_url=team_stack.s3_url, region_name="us-east-1",
-            aws_access_key_id=SECRETS["MINIO_ROOT_USER"], aws_secret_access_key=secret,
+            aws_access_key_id=secrets()["MINIO_ROOT_USER"], aws_secret_access_key=secret,
             config=Config(signature_version="s3v4"),
         )  # fmt: skip
         s3.put_object(Bucket="mlflow-artifacts", Key="presign-check.txt", Body=b"signed")
         params = {"Bucket": "mlflow-artifacts", "Key": "presign-check.txt"}
         return s3.generate_presigned_url("get_object", Params=params, ExpiresIn=60)
 
-    url = presigned(SECRETS["MINIO_ROOT_PASSWORD"]).removeprefix(team_stack.s3_url)
+    url = presigned(secrets()["MINIO_ROOT_PASSWORD"]).removeprefix(team_stack.s3_url)
     assert _s3(team_stack, "GET", url) == 200
     assert _s3(team_stack, "GET", url[:-4] + "0000") == 403
 
@@ -220,8 +222,6 @@ def test_the_object_store_refuses_requests_without_its_key(team_stack: TeamStack
 def test_the_app_container_writes_only_the_pipelines_outputs(team_stack: TeamStack) -> None:
     """The app's mounts: the checkout read-only, the outputs, dvc.lock and the cache writable;
     .env empty and .dvc/config.local absent, as the checkout's owner sees them."""
-    from tests.conftest import run
-
     container = team_stack.container("app")
     mounts = json.loads(
         run(["docker", "inspect", "-f", "{{json .Mounts}}", container], cwd=team_stack.project)
@@ -251,8 +251,6 @@ def test_the_app_container_writes_only_the_pipelines_outputs(team_stack: TeamSta
 
 
 def test_the_tls_key_is_readable_by_the_proxys_user_only(team_stack: TeamStack) -> None:
-    from tests.conftest import run
-
     proxy = team_stack.container("proxy")
     listed = run(["docker", "exec", proxy, "stat", "-c", "%a %U", "/run/secrets/tls_private_key"],
                  cwd=team_stack.project)  # fmt: skip

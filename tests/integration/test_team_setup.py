@@ -22,17 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    REPO,
-    VENV_BIN,
-    copy_repository,
-    free_port,
-    run,
-    serving,
-    set_params,
-    tool_env,
-)
-from tests.integration.conftest import output_bytes, team_server_in
+from mlpipeline.tool_env import VENV_BIN, tool_env
+from tests.support.repository import REPO, copy_repository, output_bytes, set_params
+from tests.support.servers import free_port, serving, team_server_in
+from tests.support.tools import run
 
 # PostgreSQL, moto, a basic-auth server and several pipeline runs: minutes, so `make test-slow`.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

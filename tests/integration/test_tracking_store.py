@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import shutil
 import signal
 import sqlite3
@@ -20,38 +19,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clone_built, decision, run, run_queue, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import clone_built
+from tests.support.tools import decision, run, run_queue
+from tests.support.tracking import (
+    EXPERIMENT,
+    MODEL,
+    RUN_OUTPUTS,
+    client_for,
+    load_and_predict,
+    running_runs,
+    snapshot,
+    start_train,
+)
 
 pytestmark = pytest.mark.integration
-
-EXPERIMENT = "iris_classification"
-MODEL = "iris_classifier"
-IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.4, 3.2, 4.5, 1.5], [6.3, 3.3, 6.0, 2.5]]
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-RUN_OUTPUTS = ["models/classifier.pkl", "models/pipeline.pkl", "models/mlflow_run.json"]
-
-
-def client_for(uri: str):
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def load_and_predict(uri: str, model_uri: str) -> list[str]:
-    """Load a model (`runs:/...`, `models:/...`) from the store at `uri`; predict Iris rows."""
-    import mlflow
-    import mlflow.pyfunc
-    import pandas as pd
-
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        model = mlflow.pyfunc.load_model(model_uri)
-    finally:  # later tests must not inherit this store
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
-    return [str(label) for label in model.predict(pd.DataFrame(IRIS_ROWS, columns=FEATURES))]
 
 
 def assert_every_model_loads(uri: str, db_folder: Path, trees: set[str]) -> None:
@@ -117,27 +99,6 @@ def test_queued_and_temp_experiments_on_a_fresh_store_all_land(
     assert_every_model_loads(f"sqlite:///{db}", db.parent, {"11", "12", "13", "14"})
 
 
-def start_train(project: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(Path(env["PATH"].split(os.pathsep)[0]) / "python"), "-m", "stages.train"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def running_runs(db: Path) -> list[str]:
-    if not db.exists():
-        return []
-    try:
-        with sqlite3.connect(db, timeout=0.2) as connection:
-            rows = connection.execute("SELECT run_uuid FROM runs WHERE status = 'RUNNING'")
-            return [row[0] for row in rows]
-    except sqlite3.OperationalError:  # schema not created yet, or a writer holds the lock
-        return []
-
-
 def test_a_killed_stage_does_not_leave_its_run_running(baseline: Path) -> None:
     """kill -9 train while its run is open; the next stage marks that run KILLED and says so."""
     db = baseline / "mlflow.db"
@@ -187,10 +148,6 @@ def test_a_run_an_orchestrator_started_is_reaped_when_its_process_dies(tmp_path:
     reaped = run(["python", "-c", reaper], cwd=tmp_path, env=env)
     assert f"MLflow run {orphan} was left RUNNING by process" in reaped.stderr
     assert client_for(uri).get_run(orphan).info.status == "KILLED"
-
-
-def snapshot(root: Path, names: list[str]) -> dict[str, bytes]:
-    return {name: (root / name).read_bytes() for name in names}
 
 
 def retrain(project: Path, uri: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -18,15 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import (
-    REPO,
-    VENV_BIN,
-    copy_repository,
-    make,
-    run,
-    tool_env,
-    use_session_venv,
-)
+from mlpipeline.tool_env import VENV_BIN, tool_env
+from tests.support.repository import REPO, copy_repository, use_session_venv
+from tests.support.tools import make, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(3600)]
 

@@ -24,9 +24,12 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from tests.conftest import REPO, VENV_BIN, copy_repository, free_port, run, serving, tool_env
-from tests.integration.conftest import IMAGE, base_image, team_server_in
-from tests.integration.test_zenml_pipeline import STEPS, run_id, statuses, zenml_client_for
+from mlpipeline.tool_env import VENV_BIN, tool_env
+from tests.support.compose import IMAGE, base_image
+from tests.support.repository import REPO, copy_repository
+from tests.support.servers import free_port, serving, team_server_in
+from tests.support.tools import run
+from tests.support.zenml import STEPS, run_id, statuses, zenml_client_for
 
 if TYPE_CHECKING:
     from zenml.client import Client

@@ -9,11 +9,9 @@ folder for the module; the tests read it back through the ZenML Client.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,16 +19,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from tests.conftest import copy_repository, run, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import copy_repository
+from tests.support.tools import run
+from tests.support.zenml import RUN_LINE, STEPS, run_id, statuses, zenml_client_for
 
 if TYPE_CHECKING:
     from zenml.client import Client
     from zenml.models import PipelineRunResponse
 
 pytestmark = pytest.mark.integration
-
-STEPS = ["load", "preprocess", "train", "evaluate", "save"]
-RUN_LINE = re.compile(r"ZenML run (\S+) \(([0-9a-f-]{36})\): (\w+)")
 
 
 @dataclass
@@ -49,14 +47,6 @@ class Workspace:
         dvc = run(["dvc", "status"], self.root, self.env).stdout
         git = run(["git", "status", "--porcelain", "--untracked-files=all"], self.root, self.env)
         return dvc, git.stdout
-
-
-def run_id(proc: subprocess.CompletedProcess[str]) -> str:
-    """The ZenML run id from the entry point's summary line."""
-    match = RUN_LINE.search(proc.stderr + proc.stdout)
-    assert match, f"no run summary in the output:\n{proc.stderr[-4000:]}"
-    assert match.group(3) == "completed", match.group(0)
-    return match.group(2)
 
 
 @pytest.fixture(scope="module")
@@ -79,27 +69,6 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return Workspace(root, env, dvc_status, git_status, run_id(first), first.stderr + first.stdout)
 
 
-@contextmanager
-def zenml_client_for(env: Mapping[str, str], source_root: Path) -> Iterator[Client]:
-    """A ZenML Client in this process, on the ZenML config `env` names."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("ZENML_CONFIG_PATH", "ZENML_ANALYTICS_OPT_IN"):
-            patch.setenv(name, env[name])
-        from zenml.client import Client
-        from zenml.config.global_config import GlobalConfiguration
-        from zenml.utils import source_utils
-
-        GlobalConfiguration._reset_instance()
-        Client._reset_instance()
-        # Loading an artifact resolves sources against the main module's folder, which a
-        # pytest-xdist worker does not have: the project is the source root.
-        source_utils.set_custom_source_root(str(source_root))
-        yield Client()
-        source_utils.set_custom_source_root(None)
-        GlobalConfiguration._reset_instance()
-        Client._reset_instance()
-
-
 @pytest.fixture(scope="module")
 def zenml_client(workspace: Workspace) -> Iterator[Client]:
     """A ZenML Client in this process, on the workspace's ZenML config."""
@@ -109,10 +78,6 @@ def zenml_client(workspace: Workspace) -> Iterator[Client]:
 
 def output(run: PipelineRunResponse, step: str, name: str) -> Any:
     return run.steps[step].outputs[name][0].load()
-
-
-def statuses(run: PipelineRunResponse) -> dict[str, str]:
-    return {name: step.status.value for name, step in run.steps.items()}
 
 
 def mlflow_client(root: Path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.repository import REPO
 
 MAKE = shutil.which("make") or "make"
 

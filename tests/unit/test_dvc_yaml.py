@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.support.repository import REPO
 
 STAGES = ["load", "preprocess", "train", "evaluate", "save"]
 DVC_YAML = yaml.safe_load((REPO / "dvc.yaml").read_text())

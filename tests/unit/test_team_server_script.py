@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.repository import REPO
 
 SCRIPT = REPO / "docker" / "mlflow-team-server.sh"
 

@@ -10,7 +10,7 @@ import pytest
 
 from mlpipeline.cli import COMMANDS, main
 from mlpipeline.commands import console
-from tests.conftest import VENV_BIN
+from mlpipeline.tool_env import VENV_BIN
 
 ALL = [(group, name) for group, (_, table) in COMMANDS.items() for name in table]
 

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from mlpipeline.domain.dataset import TARGET, load_iris_frame
+from mlpipeline.domain.dataset import load_iris_frame
 from mlpipeline.domain.evaluation import (
     evaluate_model,
 )
@@ -15,10 +15,7 @@ from mlpipeline.domain.params import Params
 from mlpipeline.domain.preprocessing import preprocess
 from mlpipeline.domain.training import train_model
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.sandbox import IRIS_PARAMS
-
-CLASSES = ["setosa", "versicolor", "virginica"]
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+from tests.support.repository import IRIS_PARAMS
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +36,3 @@ def model(params: Params, processed: tuple[pd.DataFrame, pd.DataFrame, Any]) -> 
 @pytest.fixture(scope="module")
 def evaluation(params: Params, processed: tuple[pd.DataFrame, pd.DataFrame, Any], model: Any):
     return evaluate_model(model, processed[1], params.evaluate)
-
-
-def features_labels(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    return frame.drop(columns=[TARGET]), frame[TARGET]

@@ -17,7 +17,7 @@ from mlpipeline.domain.evaluation import (
 )
 from mlpipeline.domain.params import EvaluateParams, Params, TrainParams
 from mlpipeline.domain.training import train_model
-from tests.unit.domain.conftest import CLASSES, features_labels
+from tests.support.iris import CLASSES, features_labels
 
 # --- evaluate
 

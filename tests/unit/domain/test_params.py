@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from mlpipeline.domain.errors import ParamsError
 from mlpipeline.domain.params import Params, apply_overrides, validate_params
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.sandbox import IRIS_PARAMS
+from tests.support.repository import IRIS_PARAMS
 
 # The template's defaults, whatever the user's params.yaml holds now.
 COMMITTED = yaml.safe_load(IRIS_PARAMS.read_text())

@@ -12,7 +12,7 @@ from mlpipeline.domain.promotion import (
     decide,
     lower_score_warning,
 )
-from tests.unit.domain.conftest import FEATURES
+from tests.support.iris import FEATURES
 
 
 def test_champion_score_reads_the_metric() -> None:

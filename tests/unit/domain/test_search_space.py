@@ -18,7 +18,7 @@ from mlpipeline.domain.search_space import (
     experiment_name,
     overrides,
 )
-from mlpipeline.sandbox import IRIS_PARAMS
+from tests.support.repository import IRIS_PARAMS
 
 COMMITTED = yaml.safe_load(IRIS_PARAMS.read_text())
 

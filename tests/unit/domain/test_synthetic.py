@@ -9,7 +9,7 @@ from mlpipeline.domain.dataset import TARGET, load_dataset, make_synthetic, vali
 from mlpipeline.domain.errors import ParamsError
 from mlpipeline.domain.params import LoadParams, SyntheticParams, validate_params
 from mlpipeline.domain.preprocessing import preprocess
-from mlpipeline.sandbox import IRIS_PARAMS
+from tests.support.repository import IRIS_PARAMS
 
 
 @pytest.mark.parametrize(

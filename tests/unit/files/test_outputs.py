@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from mlpipeline.files.outputs import (
 )
 from mlpipeline.files.pickles import load_object
 from mlpipeline.files.tables import read_table
+from tests.support.files import mode, tree_snapshot
 
 
 # One output written all-or-nothing, as a stage with a single output would write it.
@@ -242,10 +242,6 @@ def umask(mask: int) -> Iterator[None]:
         os.umask(previous)
 
 
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
 def old_outputs(root: Path) -> dict[str, Path]:
     """One output of each kind, holding "old" content."""
     paths = {
@@ -262,14 +258,6 @@ def old_outputs(root: Path) -> dict[str, Path]:
         else:
             path.write_text(f"old {name}")
     return paths
-
-
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every file and folder under root, with its bytes (None for a folder)."""
-    return {
-        str(path.relative_to(root)): None if path.is_dir() else path.read_bytes()
-        for path in sorted(root.rglob("*"))
-    }
 
 
 def stage_all(outputs: StagedOutputs, paths: dict[str, Path]) -> None:
@@ -294,11 +282,11 @@ def test_staged_outputs_replace_every_output(tmp_path: Path) -> None:
 
 def test_staged_outputs_keep_every_old_output_when_the_block_raises(tmp_path: Path) -> None:
     paths = old_outputs(tmp_path)
-    before = snapshot(tmp_path)
+    before = tree_snapshot(tmp_path)
     with pytest.raises(KilledMidwayError), staged_outputs() as outputs:
         stage_all(outputs, paths)
         raise KilledMidwayError
-    assert snapshot(tmp_path) == before
+    assert tree_snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("blocked", ["json", "table", "pickle"])
@@ -308,12 +296,12 @@ def test_a_failed_move_puts_back_the_outputs_already_moved(tmp_path: Path, block
     paths[blocked].unlink()
     paths[blocked].mkdir()
     (paths[blocked] / "in the way").write_text("")
-    before = snapshot(tmp_path)
+    before = tree_snapshot(tmp_path)
     expected = "previous outputs are left as they were"
     with pytest.raises(PipelineError, match=expected) as raised, staged_outputs() as outputs:
         stage_all(outputs, paths)
     assert paths[blocked].name in str(raised.value)
-    assert snapshot(tmp_path) == before
+    assert tree_snapshot(tmp_path) == before
 
 
 def test_an_output_staged_twice_is_a_bug(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ a test CA, and the images (the pinned upstream ones, or docker/local-images.sh's
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -14,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlpipeline.sandbox import tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 COMPOSE = "docker-compose"  # Debian's v1 tool; `docker compose` (v2) reads the same file
 FILES = ["-f", "docker-compose.yml", "-f", "docker/docker-compose.team.yml"]
 # Pinned upstream images, and the stand-ins docker/local-images.sh builds.
@@ -48,33 +49,43 @@ def _secret(name: str) -> str:
     return f"{name}-{os.urandom(8).hex()}"
 
 
-# New for every process that imports this module: a test session, a benchmark run.
-SECRETS = {
-    "POSTGRES_PASSWORD": _secret("pg"),
-    "MINIO_ROOT_USER": "team-s3",
-    "MINIO_ROOT_PASSWORD": _secret("s3"),
-    "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
-    "MLFLOW_AUTH_ADMIN_PASSWORD": _secret("admin"),
-    "MLFLOW_FLASK_SERVER_SECRET_KEY": _secret("flask"),
-    "MLFLOW_TRACKING_USERNAME": "pipeline",
-    "MLFLOW_TRACKING_PASSWORD": _secret("pipeline"),
-    # serve's and jupyter's account (the `users` job makes it a reader).
-    "MLFLOW_READER_PASSWORD": _secret("reader"),
-    # The role MLflow connects to PostgreSQL as (not the superuser's, POSTGRES_PASSWORD).
-    "MLFLOW_DB_PASSWORD": _secret("mlflow-db"),
-}
-PASSWORDS = [value for key, value in SECRETS.items() if "PASSWORD" in key or "SECRET" in key]
-# The files of SECRETS_DIR (docker/docker-compose.team.yml's `secrets:`); the rest of SECRETS
-# are names, and go to .env.
-SECRET_FILES = {
-    "postgres_password": SECRETS["POSTGRES_PASSWORD"],
-    "mlflow_db_password": SECRETS["MLFLOW_DB_PASSWORD"],
-    "s3_secret_key": SECRETS["MINIO_ROOT_PASSWORD"],
-    "mlflow_admin_password": SECRETS["MLFLOW_AUTH_ADMIN_PASSWORD"],
-    "mlflow_flask_secret_key": SECRETS["MLFLOW_FLASK_SERVER_SECRET_KEY"],
-    "mlflow_pipeline_password": SECRETS["MLFLOW_TRACKING_PASSWORD"],
-    "mlflow_reader_password": SECRETS["MLFLOW_READER_PASSWORD"],
-}
+@functools.cache
+def secrets() -> dict[str, str]:
+    """This process's accounts and passwords (a test session's, a benchmark run's), made on
+    first use."""
+    return {
+        "POSTGRES_PASSWORD": _secret("pg"),
+        "MINIO_ROOT_USER": "team-s3",
+        "MINIO_ROOT_PASSWORD": _secret("s3"),
+        "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
+        "MLFLOW_AUTH_ADMIN_PASSWORD": _secret("admin"),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": _secret("flask"),
+        "MLFLOW_TRACKING_USERNAME": "pipeline",
+        "MLFLOW_TRACKING_PASSWORD": _secret("pipeline"),
+        # serve's and jupyter's account (the `users` job makes it a reader).
+        "MLFLOW_READER_PASSWORD": _secret("reader"),
+        # The role MLflow connects to PostgreSQL as (not the superuser's, POSTGRES_PASSWORD).
+        "MLFLOW_DB_PASSWORD": _secret("mlflow-db"),
+    }
+
+
+def passwords() -> list[str]:
+    """The values of secrets() that are passwords or keys (the rest are names, for .env)."""
+    return [value for key, value in secrets().items() if "PASSWORD" in key or "SECRET" in key]
+
+
+def secret_files() -> dict[str, str]:
+    """The files of SECRETS_DIR (docker/docker-compose.team.yml's `secrets:`) and their text."""
+    values = secrets()
+    return {
+        "postgres_password": values["POSTGRES_PASSWORD"],
+        "mlflow_db_password": values["MLFLOW_DB_PASSWORD"],
+        "s3_secret_key": values["MINIO_ROOT_PASSWORD"],
+        "mlflow_admin_password": values["MLFLOW_AUTH_ADMIN_PASSWORD"],
+        "mlflow_flask_secret_key": values["MLFLOW_FLASK_SERVER_SECRET_KEY"],
+        "mlflow_pipeline_password": values["MLFLOW_TRACKING_PASSWORD"],
+        "mlflow_reader_password": values["MLFLOW_READER_PASSWORD"],
+    }
 
 
 def run(
@@ -106,7 +117,7 @@ def write_secrets(folder: Path) -> Path:
     the TLS key (0600, the proxy's user's); the proxy's certificate for localhost and
     127.0.0.1 signed by a test CA (ca.crt)."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for name, value in SECRET_FILES.items():
+    for name, value in secret_files().items():
         (folder / name).write_text(value + "\n")
         (folder / name).chmod(0o644)
     openssl = ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj"]
@@ -194,7 +205,7 @@ def settings(
         "MLFLOW_WORKERS": "1",
         **images(),
         **{name: str(port) for name, port in ports.items()},
-        **{key: value for key, value in SECRETS.items() if value not in PASSWORDS},
+        **{key: value for key, value in secrets().items() if value not in passwords()},
         "SECRETS_DIR": str(secrets_dir),
         "PROXY_IMAGE": f"{image}-proxy",
         "PROXY_BIND_ADDRESS": "127.0.0.1",
