@@ -118,7 +118,7 @@ test-slow: setup ## Run the slow suites (marker `slow`: the README workflows end
 	$(RUN) pytest -m slow $(PYTEST_JOBS) $(DURATIONS) || [ $$? -eq 5 ]
 
 test-docker: setup ## Build the images and test the compose stack for real (marker `docker`)
-	bash docker/ci-setup.sh
+	bash .ci/ci-setup.sh
 	$(RUN) pytest -m docker $(DURATIONS)
 
 # Runs from the host against the published port (.env's MLFLOW_TRACKING_URI names the

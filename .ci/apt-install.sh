@@ -2,7 +2,7 @@
 # apt-get update + install that waits for another apt/dpkg process (unattended-upgrades, a
 # second job on the machine) to release its locks instead of failing at once. Needs root.
 #
-#   docker/apt-install.sh PACKAGE...        APT_LOCK_TIMEOUT: seconds to wait (default 600)
+#   .ci/apt-install.sh PACKAGE...        APT_LOCK_TIMEOUT: seconds to wait (default 600)
 #
 # `install` waits through apt's own DPkg::Lock::Timeout; `update` does not honour that
 # option for its lists lock, so it is retried until the same deadline.

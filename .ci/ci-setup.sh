@@ -3,10 +3,10 @@
 # container registry. Idempotent: each step is skipped when its result is already there.
 #   1. Docker Engine and the compose v1 tool from Debian (docker.io, docker-compose),
 #      and debootstrap for the offline base image, when missing (needs root), through
-#      docker/apt-install.sh, which waits for another apt/dpkg to release its locks.
+#      .ci/apt-install.sh, which waits for another apt/dpkg to release its locks.
 #   2. dockerd, when no engine answers.
 #   3. The base image: python:3.11-slim when it is there or can be pulled, else the local
-#      stand-in from docker/offline-base.sh (local/python:3.11-slim).
+#      stand-in from tests/standins/offline-base.sh (local/python:3.11-slim).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,7 @@ if ((${#missing[@]})); then
     exit 1
   fi
   echo "ci-setup: installing ${missing[*]}"
-  docker/apt-install.sh "${missing[@]}"
+  .ci/apt-install.sh "${missing[@]}"
 fi
 
 if ! docker info >/dev/null 2>&1; then
@@ -40,5 +40,5 @@ elif timeout 120 docker pull -q python:3.11-slim >/dev/null 2>&1; then
   echo "ci-setup: pulled python:3.11-slim"
 else
   echo "ci-setup: python:3.11-slim cannot be pulled; using the offline stand-in"
-  docker/offline-base.sh local/python:3.11-slim
+  tests/standins/offline-base.sh local/python:3.11-slim
 fi

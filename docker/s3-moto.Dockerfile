@@ -6,7 +6,7 @@
 # moto keeps objects in memory; the entrypoint records every request on the /data volume and
 # replays the recording at start, so objects survive a restart as MinIO's do.
 #
-#   docker/local-images.sh        # builds it as local/s3-moto:5.2.5
+#   tests/standins/local-images.sh        # builds it as local/s3-moto:5.2.5
 #   MINIO_IMAGE=local/s3-moto:5.2.5 in .env
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run once by the PostgreSQL image on an empty data directory (/docker-entrypoint-initdb.d;
-# docker/postgres-debian-entrypoint.sh does the same): the role MLflow connects as, not a
+# tests/standins/postgres-debian-entrypoint.sh does the same): the role MLflow connects as, not a
 # superuser, owning MLflow's database and its public schema (where MLflow creates its
 # tables), with the password from MLFLOW_DB_PASSWORD_FILE. The superuser POSTGRES_USER
 # stays with the postgres container alone.

@@ -32,7 +32,7 @@ from tests.support.tools import run
 @pytest.fixture(scope="session")
 def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
     if shutil.which(COMPOSE) is None:
-        pytest.fail(f"{COMPOSE} is not installed; run docker/ci-setup.sh (make test-docker does)")
+        pytest.fail(f"{COMPOSE} is not installed; run .ci/ci-setup.sh (make test-docker does)")
     project = copy_repository(tmp_path_factory.mktemp("team-compose") / "project")
     # A checkout of the image's user, as on a workstation (docker/entrypoint.sh refuses root's).
     # The app's writable mounts must exist, as docs/deploy.md has a fresh clone make them.

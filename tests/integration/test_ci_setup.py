@@ -1,7 +1,7 @@
-"""docker/ci-setup.sh and .ci/run install packages through docker/apt-install.sh, which waits
+""".ci/ci-setup.sh and .ci/run install packages through .ci/apt-install.sh, which waits
 for another apt/dpkg process to release its locks instead of failing at once.
 
-Marked `docker`: it needs root and Debian's mirror, like docker/ci-setup.sh itself, and runs
+Marked `docker`: it needs root and Debian's mirror, like .ci/ci-setup.sh itself, and runs
 in `make test-docker`.
 """
 
@@ -37,13 +37,13 @@ time.sleep(float(sys.argv[1]))
 """
 
 
-@pytest.mark.parametrize("script", ["docker/ci-setup.sh", ".ci/run"])
+@pytest.mark.parametrize("script", [".ci/ci-setup.sh", ".ci/run"])
 def test_every_apt_get_goes_through_the_waiting_installer(script: str) -> None:
     text = (REPO / script).read_text()
     commands = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     assert not [line for line in commands if re.search(r"\bapt(-get)?\s+(update|install)", line)]
-    assert "docker/apt-install.sh" in text
-    installer = (REPO / "docker" / "apt-install.sh").read_text()
+    assert ".ci/apt-install.sh" in text
+    installer = (REPO / ".ci" / "apt-install.sh").read_text()
     assert 'apt_get=(apt-get -qq -o "DPkg::Lock::Timeout=${timeout_s}")' in installer
 
 
@@ -51,7 +51,7 @@ def test_every_apt_get_goes_through_the_waiting_installer(script: str) -> None:
 def held_locks() -> Iterator[subprocess.Popen]:
     """apt's lists lock and dpkg's frontend lock, held for a few seconds by another process."""
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.fail("needs root on Debian, as docker/ci-setup.sh does")
+        pytest.fail("needs root on Debian, as .ci/ci-setup.sh does")
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCKS, "6", APT_LISTS_LOCK, DPKG_FRONTEND_LOCK],
         stdout=subprocess.PIPE,
@@ -74,7 +74,7 @@ def test_apt_get_alone_fails_at_once_under_the_held_lock(held_locks: subprocess.
 
 def test_the_installer_waits_for_the_lock_and_succeeds(held_locks: subprocess.Popen) -> None:
     env = tool_env({"APT_LOCK_TIMEOUT": "120"})
-    installed = run(["docker/apt-install.sh", INSTALLED], cwd=REPO, env=env, timeout=300)
+    installed = run([".ci/apt-install.sh", INSTALLED], cwd=REPO, env=env, timeout=300)
     assert installed.returncode == 0
     assert held_locks.poll() is not None  # it finished only after the holder let go
 

@@ -1,6 +1,6 @@
 """The compose stack for real: build, `docker-compose up`, and check every service.
 
-Run by `make test-docker`, which first runs docker/ci-setup.sh (Docker Engine, compose v1,
+Run by `make test-docker`, which first runs .ci/ci-setup.sh (Docker Engine, compose v1,
 dockerd and a base image, offline when no registry answers). The stack runs on a git copy
 of the repository, on free 127.0.0.1 ports, and is always taken down with its volumes.
 """
@@ -44,7 +44,7 @@ class Stack(ComposeProject):
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The whole compose stack on a git copy of the repository, taken down afterwards."""
     if shutil.which(COMPOSE) is None:
-        pytest.fail(f"{COMPOSE} is not installed; run docker/ci-setup.sh (make test-docker does)")
+        pytest.fail(f"{COMPOSE} is not installed; run .ci/ci-setup.sh (make test-docker does)")
     project = copy_repository(tmp_path_factory.mktemp("compose") / "project")
     # Owned by neither root nor the image's user: the services must write it as its owner
     # and Jupyter must start, with nothing set in the environment.

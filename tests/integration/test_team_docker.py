@@ -1,7 +1,7 @@
 """The team stack as containers: docker-compose.yml + docker/docker-compose.team.yml, up for real.
 
 The same `.env` variables a user sets; where no registry can be reached, the PostgreSQL and
-S3 images are the ones docker/local-images.sh builds (PostgreSQL 15 from Debian's packages,
+S3 images are the ones tests/standins/local-images.sh builds (PostgreSQL 15 from Debian's packages,
 moto's S3 server from PyPI), chosen through POSTGRES_IMAGE / MINIO_IMAGE as a user would.
 One `up` for the scenario, one `down`/`up` to show that nothing is lost.
 """

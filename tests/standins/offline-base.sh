@@ -2,7 +2,7 @@
 # Build a local stand-in for `python:3.11-slim` when no container registry can be reached
 # (air-gapped or proxied CI). Debian bookworm's python3 is 3.11, like the official image.
 #
-#   docker/offline-base.sh [TAG]       # default TAG: local/python:3.11-slim
+#   tests/standins/offline-base.sh [TAG]       # default TAG: local/python:3.11-slim
 #   docker compose build --build-arg BASE_IMAGE=local/python:3.11-slim
 #   (or set BASE_IMAGE=local/python:3.11-slim in .env)
 #

@@ -1,11 +1,11 @@
 # A stand-in for the pinned `postgres` image where no registry can be reached: PostgreSQL
-# from Debian's packages on the project's base (docker/offline-base.sh builds one offline).
+# from Debian's packages on the project's base (tests/standins/offline-base.sh builds one offline).
 # It keeps the official image's contract as far as the team stack uses it: POSTGRES_USER,
 # POSTGRES_PASSWORD, POSTGRES_DB from the environment, the data in
 # /var/lib/postgresql/data, `pg_isready` for the healthcheck. Bookworm ships PostgreSQL 15:
 # its data directory is not the pinned 16's, so a volume stays with the image that made it.
 #
-#   docker/local-images.sh        # builds it as local/postgres:15-bookworm
+#   tests/standins/local-images.sh   # builds it as local/postgres:15-bookworm
 #   POSTGRES_IMAGE=local/postgres:15-bookworm in .env
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
@@ -22,7 +22,7 @@ RUN mkdir -p /etc/postgresql-common/createcluster.d \
 
 ENV PATH=/usr/lib/postgresql/${PG_MAJOR}/bin:$PATH \
     PGDATA=/var/lib/postgresql/data
-COPY docker/postgres-debian-entrypoint.sh /usr/local/bin/postgres-entrypoint
+COPY tests/standins/postgres-debian-entrypoint.sh /usr/local/bin/postgres-entrypoint
 EXPOSE 5432
 STOPSIGNAL SIGINT
 ENTRYPOINT ["postgres-entrypoint"]

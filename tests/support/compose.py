@@ -24,7 +24,8 @@ UP_TIMEOUT_S = 900
 
 
 def base_image() -> str:
-    """python:3.11-slim when the engine has it, else the stand-in docker/offline-base.sh built."""
+    """python:3.11-slim when the engine has it, else the stand-in that
+    tests/standins/offline-base.sh built."""
     try:
         return team.base_image()
     except team.StackError as exc:

@@ -1,7 +1,7 @@
 """The team stack (docker-compose.yml + docker/docker-compose.team.yml) on this machine, as
 the integration tests (tests/integration/conftest.py, `team_stack`) and the benchmark's
 `team` figure bring it up: the settings a user writes into .env, the SECRETS_DIR folder with
-a test CA, and the images (the pinned upstream ones, or docker/local-images.sh's stand-ins).
+a test CA, and the images (the pinned upstream ones, or tests/standins/local-images.sh's stand-ins).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.support.repository import REPO
 
 COMPOSE = "docker-compose"  # Debian's v1 tool; `docker compose` (v2) reads the same file
 FILES = ["-f", "docker-compose.yml", "-f", "docker/docker-compose.team.yml"]
-# Pinned upstream images, and the stand-ins docker/local-images.sh builds.
+# Pinned upstream images, and the stand-ins tests/standins/local-images.sh builds.
 UPSTREAM = {
     "POSTGRES_IMAGE": "postgres:16.14",
     "MINIO_IMAGE": "minio/minio:RELEASE.2025-09-07T16-13-09Z",
@@ -161,22 +161,25 @@ def write_secrets(folder: Path) -> Path:
 
 
 def base_image() -> str:
-    """python:3.11-slim when the engine has it, else the stand-in docker/offline-base.sh built."""
+    """python:3.11-slim when the engine has it, else the stand-in that
+    tests/standins/offline-base.sh built."""
     override = os.environ.get("DOCKER_BASE_IMAGE")
     candidates = [override] if override else ["python:3.11-slim", "local/python:3.11-slim"]
     for image in candidates:
         if has_image(image):
             return image
-    raise StackError(
-        f"none of {candidates} is built; run docker/ci-setup.sh (make test-docker does)"
-    )
+    raise StackError(f"none of {candidates} is built; run .ci/ci-setup.sh (make test-docker does)")
 
 
 def images() -> dict[str, str]:
     """The pinned images where the engine has them, else the locally built stand-ins."""
     if all(has_image(image) for image in UPSTREAM.values()):
         return UPSTREAM
-    run(["bash", REPO / "docker" / "local-images.sh", base_image()], REPO, BUILD_TIMEOUT_S)
+    run(
+        ["bash", REPO / "tests" / "standins" / "local-images.sh", base_image()],
+        REPO,
+        BUILD_TIMEOUT_S,
+    )
     return {name: _pinned(image) for name, image in LOCAL.items()}
 
 
