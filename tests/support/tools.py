@@ -142,4 +142,8 @@ def make(
     # output with "Entering directory" lines.
     command = ["make", "--no-print-directory", "-o", ".venv/.synced", *args]
     command += [f"UV={uv}"] if uv else []
+    # `uv run` (the Makefile's RUN) would sync the linked venv too: the project reinstalled
+    # from the copy, the `mlpipeline` script's first line naming the copy's python, gone
+    # with the copy (test_cli then failed on the session's own script).
+    env = {**(env if env is not None else tool_env()), "UV_NO_SYNC": "1"}
     return run(command, cwd=root, env=env, timeout=timeout, check=check)
