@@ -144,6 +144,7 @@ def make(
     command += [f"UV={uv}"] if uv else []
     # `uv run` (the Makefile's RUN) would sync the linked venv too: the project reinstalled
     # from the copy, the `mlpipeline` script's first line naming the copy's python, gone
-    # with the copy (test_cli then failed on the session's own script).
-    env = {**(env if env is not None else tool_env()), "UV_NO_SYNC": "1"}
+    # with the copy (test_cli then failed on the session's own script). Instead the copy's
+    # package comes first on the path, so `mlpipeline` runs the copy's code on the copy.
+    env = {**(env if env is not None else tool_env()), "UV_NO_SYNC": "1", "PYTHONPATH": str(root)}
     return run(command, cwd=root, env=env, timeout=timeout, check=check)
