@@ -52,7 +52,7 @@ plots: setup ## Draw the dvc plots charts offline: SVG, PNG, index.html → dvc_
 	$(MLPIPELINE) report plots $(PLOTS_ARGS)
 
 # Compose v2 (`docker compose`) when the engine has it, else v1 (`docker-compose`, Debian 12's
-# package and what docker/ci-setup.sh installs); the docs write v2's spelling.
+# package and what .ci/ci-setup.sh installs); the docs write v2's spelling.
 COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || command -v docker-compose 2>/dev/null)
 COMPOSE_MISSING := neither `docker compose` (v2) nor `docker-compose` (v1) is installed (docs/deploy.md)
 

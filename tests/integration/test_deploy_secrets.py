@@ -1,7 +1,7 @@
 """Every snippet of docs/deploy.md that handles a secret, run as written (bash, in a
 temporary HOME and checkout): the files it makes are private (0600, or the documented
 exceptions), no secret reaches any command's arguments, and the DVC remote one pushes to
-and pulls from an S3 server that checks its key (docker/s3-moto-server.py, the stand-in's
+and pulls from an S3 server that checks its key (tests/standins/s3-moto-server.py, the stand-in's
 server). The MinIO admin snippet is not run: it needs MinIO's admin API (docs/deploy.md
 says why)."""
 
@@ -116,7 +116,7 @@ def keyed_s3(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = tool_env({"MINIO_ROOT_USER": KEY_ID, "MINIO_ROOT_PASSWORD": SECRET})
-    command = ["python", REPO / "docker" / "s3-moto-server.py", "127.0.0.1", str(port)]
+    command = ["python", REPO / "tests" / "standins" / "s3-moto-server.py", "127.0.0.1", str(port)]
     with serving(command, f"{url}/moto-api/", tmp_path / "s3.log", env):
         boto3.client(
             "s3", endpoint_url=url, region_name="us-east-1",

@@ -12,5 +12,5 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 docker build -q -t local/postgres:15-bookworm --build-arg BASE_IMAGE="$base" \
   -f "$root/tests/standins/postgres-debian.Dockerfile" "$root" >/dev/null
 docker build -q -t local/s3-moto:5.2.5 --build-arg BASE_IMAGE="$base" \
-  -f "$root/docker/s3-moto.Dockerfile" "$root" >/dev/null
+  -f "$root/tests/standins/s3-moto.Dockerfile" "$root" >/dev/null
 echo "local-images: built local/postgres:15-bookworm and local/s3-moto:5.2.5 on $base"

@@ -15,7 +15,7 @@ ready=/tmp/s3-moto.ready
 export MOTO_ENABLE_RECORDING=true MOTO_RECORDER_FILEPATH="$recording"
 mkdir -p /data
 rm -f "$ready"
-# docker/s3-moto-server.py: moto's server, which with MINIO_ROOT_USER / MINIO_ROOT_PASSWORD_FILE
+# tests/standins/s3-moto-server.py: moto's server, which with MINIO_ROOT_USER / MINIO_ROOT_PASSWORD_FILE
 # set accepts only requests signed with that key, keeps its own API to this container and
 # writes each recorded request whole.
 python /usr/local/lib/s3-moto-server.py 0.0.0.0 9000 &

@@ -1,4 +1,4 @@
-"""moto's S3 server as the team's object store stand-in (docker/s3-moto-entrypoint.sh).
+"""moto's S3 server as the team's object store stand-in (tests/standins/s3-moto-entrypoint.sh).
 
 Three changes to `moto_server`:
 

@@ -115,7 +115,8 @@ def test_every_command_line_the_docs_give_exists(page: Path) -> None:
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
 def test_every_documented_project_image_build_names_its_base_image(page: Path) -> None:
     # docker/Dockerfile's default base comes from Docker Hub: offline, a build works only
-    # with BASE_IMAGE pointing at docker/offline-base.sh's stand-in, as make test-docker does.
+    # with BASE_IMAGE pointing at tests/standins/offline-base.sh's stand-in, as make
+    # test-docker does.
     commands = re.findall(r"docker build(?:\\\n|[^\n])*", page.read_text())
     for command in (c for c in commands if "docker/Dockerfile" in c):
         assert "--build-arg BASE_IMAGE=" in command, f"{page.name}: {command}"
