@@ -83,5 +83,5 @@ def test_ci_installs_java_for_spark_when_missing() -> None:
     """The Spark engine's tests need a Java 17+ runtime; .ci/run installs Debian's."""
     text = (REPO / ".ci" / "run").read_text()
     guard = text.index("if ! command -v java >/dev/null; then")
-    assert "docker/apt-install.sh openjdk-17-jre-headless" in text[guard:].split("fi")[0]
+    assert ".ci/apt-install.sh openjdk-17-jre-headless" in text[guard:].split("fi")[0]
     assert guard < text.index("make test-slow")
