@@ -8,7 +8,7 @@ from mlpipeline.domain.evaluation import evaluate_model, file_stem, png_images, 
 from mlpipeline.domain.params import Params
 from mlpipeline.files import hashes, paths, pickles, tables
 from mlpipeline.files.outputs import read_json, staged_outputs
-from mlpipeline.tracking import datasets, lineage, runs
+from mlpipeline.tracking import lineage, model_log, runs
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +22,13 @@ def main(params: Params) -> None:
     evaluation = evaluate_model(model, test, params.evaluate)
     images = png_images(render_figures(evaluation, params.evaluate.top_features))
     # Outputs are written inside the run, so a failure writing them ends the run FAILED.
-    with runs.mlflow_run(run_id=run_id):
-        runs.log_evaluation(evaluation.metrics, images, {"evaluate": params.evaluate.model_dump()})
-        datasets.log_table(test, paths.TEST_SET, "testing", hashes.file_md5(paths.TEST_SET))
+    with model_log.evaluation_run(
+        run_id,
+        evaluation.metrics,
+        images,
+        {"evaluate": params.evaluate.model_dump()},
+        model_log.Table(test, hashes.file_md5(paths.TEST_SET)),
+    ):
         with staged_outputs() as outputs:
             outputs.json(paths.METRICS, evaluation.metrics)
             outputs.table(paths.PREDICTIONS_PLOT, evaluation.predictions)

@@ -11,7 +11,7 @@ from mlpipeline.domain.params import Params
 from mlpipeline.domain.training import bundle_pipeline, logged_params, train_model
 from mlpipeline.files import hashes, paths, pickles, tables
 from mlpipeline.files.outputs import staged_outputs
-from mlpipeline.tracking import access, datasets, drift_reference, lineage, runs
+from mlpipeline.tracking import access, lineage, model_log, runs
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,16 @@ def main(params: Params) -> None:
     raw = tables.read_table(paths.RAW_DATA)
     example = split_xy(raw)[0].head(5)
     tags = lineage.lineage_tags(paths.TRAIN_SET, orchestrator="dvc")
-    # Outputs are written inside the run, so a failure writing them ends the run FAILED.
-    with runs.mlflow_run(run_name=tags.get("dvc_experiment")) as run:
-        model_uri = runs.log_training(logged_params(params), pipeline, example, tags)
-        drift_reference.log_reference(reference)
-        datasets.log_table(raw, paths.RAW_DATA, "raw", hashes.file_md5(paths.RAW_DATA))
-        datasets.log_table(train, paths.TRAIN_SET, "training", hashes.file_md5(paths.TRAIN_SET))
+    with model_log.training_run(
+        tags.get("dvc_experiment"),
+        logged_params(params),
+        pipeline,
+        example=example,
+        reference=reference,
+        tags=tags,
+        raw=model_log.Table(raw, hashes.file_md5(paths.RAW_DATA)),
+        train=model_log.Table(train, hashes.file_md5(paths.TRAIN_SET)),
+    ) as (run, model_uri):
         run_info = {
             "run_id": run.info.run_id,
             "experiment_id": run.info.experiment_id,

@@ -30,7 +30,7 @@ from mlpipeline.domain.params import (
 from mlpipeline.domain.promotion import decision_line
 from mlpipeline.files import dvc_yaml, hashes, paths, pickles, tables
 from mlpipeline.files.outputs import write_table
-from mlpipeline.tracking import datasets, drift_reference, lineage, registry
+from mlpipeline.tracking import lineage, model_log, registry
 from mlpipeline.tracking import runs as tracking
 from zenml_pipeline.materializers import HashedDataFrameMaterializer
 
@@ -130,11 +130,17 @@ def train(
         raw_md5 = hashes.file_md5(raw_file)
     example = dataset.split_xy(raw_dataset)[0].head(5)
     reference = drift.training_reference(train_set, scaler)
-    with tracking.mlflow_run(run_name=get_step_context().pipeline_run.name) as run:
-        model_uri = tracking.log_training(logged_params, pipeline, example, tags | zenml_tags())
-        drift_reference.log_reference(reference)
-        datasets.log_table(raw_dataset, paths.RAW_DATA, "raw", raw_md5)
-        datasets.log_table(train_set, paths.TRAIN_SET, "training", train_md5)
+    with model_log.training_run(
+        get_step_context().pipeline_run.name,
+        logged_params,
+        pipeline,
+        example=example,
+        reference=reference,
+        tags=tags | zenml_tags(),
+        raw=model_log.Table(raw_dataset, raw_md5),
+        train=model_log.Table(train_set, train_md5),
+    ) as (run, model_uri):
+        pass  # ZenML keeps the step's outputs as artifacts: nothing to write inside the run
     return model, pipeline, run.info.run_id, model_uri
 
 
@@ -156,9 +162,10 @@ def evaluate(
     images = evaluation.png_images(evaluation.render_figures(scored, params.top_features))
     with written_as_dvc_would(test_set, paths.TEST_SET.name) as test_file:
         test_md5 = hashes.file_md5(test_file)
-    with tracking.mlflow_run(run_id=mlflow_run_id):
-        tracking.log_evaluation(scored.metrics, images, {"evaluate": params.model_dump()})
-        datasets.log_table(test_set, paths.TEST_SET, "testing", test_md5)
+    settings = {"evaluate": params.model_dump()}
+    test = model_log.Table(test_set, test_md5)
+    with model_log.evaluation_run(mlflow_run_id, scored.metrics, images, settings, test):
+        pass  # as in train: ZenML keeps the outputs
     return scored.metrics, scored.predictions, scored.feature_importance
 
 

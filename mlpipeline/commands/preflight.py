@@ -35,7 +35,7 @@ from mlpipeline.commands.console import command, params_option
 from mlpipeline.domain.errors import PipelineError, TrackingError
 from mlpipeline.files import dvc_cache, paths
 from mlpipeline.tracking import runs as tracking
-from mlpipeline.tracking import servable, store, verified
+from mlpipeline.tracking import servable, server, store, verified
 from mlpipeline.tracking.failures import is_not_found
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def _client(uri: str) -> MlflowClient:
     from mlflow import MlflowClient
 
     tracking.use_client_defaults()
-    tracking.check_reachable(uri)
+    server.check_reachable(uri)
     # Error messages name the store from here on (mlpipeline.runner.exit_on_user_error).
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -129,7 +129,7 @@ def lost_run(run_info: Path, uri: str, client: MlflowClient | None = None) -> st
     if client is None:
         from mlflow import MlflowClient
 
-        tracking.check_reachable(uri)
+        server.check_reachable(uri)
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     model_uri = recorded.get("model_uri")
     state = _run_state(client, uri, run_id, model_uri)

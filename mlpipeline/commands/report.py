@@ -67,7 +67,7 @@ def decision_from_store(alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     from mlpipeline.domain.errors import TrackingError
-    from mlpipeline.tracking import runs, store
+    from mlpipeline.tracking import runs, server, store
 
     info = run_info(None)
     uri = runs.tracking_uri()
@@ -75,7 +75,7 @@ def decision_from_store(alias: str) -> str | None:
     if info is None or (database is not None and not database.exists()):
         return None
     try:
-        runs.check_reachable(uri)  # fails in seconds; MLflow's client retries for minutes
+        server.check_reachable(uri)  # fails in seconds; MLflow's client retries for minutes
         tags = MlflowClient(tracking_uri=uri).get_run(info["run_id"]).data.tags
     except (TrackingError, MlflowException) as exc:
         log.info("no decision from %s: %s", uri, exc)

@@ -32,7 +32,7 @@ from mlpipeline.domain.errors import PipelineError
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.files.paths import ROOT, RUN_INFO
 from mlpipeline.tool_env import tool_env
-from mlpipeline.tracking import git, lineage, store
+from mlpipeline.tracking import git, lineage, server, store
 from mlpipeline.tracking import runs as tracking
 from mlpipeline.tracking.failures import is_not_found, no_alias, store_failed
 
@@ -349,7 +349,7 @@ def reproduce(text: str, allow_dirty: bool = False, keep: bool = False, root: Pa
     target = parse_target(text)
     uri = tracking.tracking_uri()
     tracking.use_client_defaults()
-    tracking.check_reachable(uri)
+    server.check_reachable(uri)
     store.require_existing(uri)
     from mlflow import MlflowClient
 

@@ -37,7 +37,7 @@ import click
 from mlpipeline.commands.console import command
 from mlpipeline.domain.errors import AuthenticationError, TrackingError
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.tracking import access, runs
+from mlpipeline.tracking import access, runs, server
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -139,12 +139,12 @@ def _required_env(name: str) -> str:
 
 def _as_admin(uri: str) -> None:
     """Make MLflow's clients in this process log in as the admin."""
-    os.environ[runs.USERNAME_ENV] = _required_env("MLFLOW_AUTH_ADMIN_USERNAME")
-    os.environ[runs.PASSWORD_ENV] = _required_env("MLFLOW_AUTH_ADMIN_PASSWORD")
+    os.environ[server.USERNAME_ENV] = _required_env("MLFLOW_AUTH_ADMIN_USERNAME")
+    os.environ[server.PASSWORD_ENV] = _required_env("MLFLOW_AUTH_ADMIN_PASSWORD")
     for name, value in _HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)
     try:
-        runs.check_reachable(uri)
+        server.check_reachable(uri)
     except AuthenticationError as exc:
         if exc.status in (401, 403):  # a 429 (turned away) says what to do itself
             raise TrackingError(
@@ -184,10 +184,10 @@ def set_account(uri: str, role: str, username: str, password: str) -> tuple[bool
 @click.argument("role", type=click.Choice(sorted(ROLE_PERMISSIONS)))
 @click.argument("username", required=False)
 def users(role: str, username: str | None) -> None:
-    if role == "pipeline" and username in (None, os.environ.get(runs.USERNAME_ENV)):
+    if role == "pipeline" and username in (None, os.environ.get(server.USERNAME_ENV)):
         # The pipeline's own account, as app, jupyter and serve log in.
-        account = _required_env(runs.USERNAME_ENV)
-        password, generated = _required_env(runs.PASSWORD_ENV), False
+        account = _required_env(server.USERNAME_ENV)
+        password, generated = _required_env(server.PASSWORD_ENV), False
     else:
         # Anybody else (a teammate who runs pipelines too: ROLE=pipeline NAME=bob) gets a
         # password of their own, never the pipeline's from .env.

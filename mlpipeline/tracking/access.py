@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING
 
 from mlpipeline.domain.errors import TrackingError
-from mlpipeline.tracking import runs
+from mlpipeline.tracking import server
 
 if TYPE_CHECKING:
     from mlflow.exceptions import MlflowException
@@ -47,10 +47,10 @@ def one_line(exc: MlflowException) -> str:
 def check_can_write(uri: str, experiment_name: str, model_name: str) -> None:
     """Fail unless the logged-in account may log runs in the experiment and register
     versions of the model, both existing; a no-op without a login or off the auth app."""
-    username = os.environ.get(runs.USERNAME_ENV)
+    username = os.environ.get(server.USERNAME_ENV)
     if not username or not uri.startswith(("http://", "https://")):
         return
-    runs.check_reachable(uri)
+    server.check_reachable(uri)
 
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException

@@ -16,7 +16,7 @@ from mlpipeline.domain.alias_history import AliasMove, moves_of, tag_key
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.tracking import lineage, store
 from mlpipeline.tracking.failures import no_alias
-from mlpipeline.tracking.runs import USERNAME_ENV
+from mlpipeline.tracking.server import USERNAME_ENV
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -27,7 +27,7 @@ from mlpipeline.domain.promotion import (
 )
 from mlpipeline.files import paths
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.tracking import history, model_cards, servable, store
+from mlpipeline.tracking import history, model_cards, servable, server, store
 from mlpipeline.tracking import runs as tracking
 from mlpipeline.tracking.failures import cause, is_not_found, no_alias, store_failed
 
@@ -215,7 +215,7 @@ def _client(uri: str) -> MlflowClient:
     from mlflow import MlflowClient
 
     tracking.use_client_defaults()
-    tracking.check_reachable(uri)
+    server.check_reachable(uri)
     store.require_existing(uri)
     import mlflow
 

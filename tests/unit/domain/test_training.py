@@ -13,7 +13,7 @@ from mlpipeline.domain.params import Params, TrainParams
 from mlpipeline.domain.preprocessing import split_dataset
 from mlpipeline.domain.training import bundle_pipeline, logged_params, train_model
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.tracking.runs import flatten
+from mlpipeline.tracking.model_log import flatten
 from tests.support.iris import CLASSES, features_labels
 from tests.support.repository import IRIS_PARAMS
 

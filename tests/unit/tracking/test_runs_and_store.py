@@ -18,7 +18,9 @@ import pytest
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.files.paths import ROOT, workspace_root
 from mlpipeline.tracking import store
-from mlpipeline.tracking.runs import HEALTH_TIMEOUT_S, check_reachable, flatten, tracking_uri
+from mlpipeline.tracking.model_log import flatten
+from mlpipeline.tracking.runs import tracking_uri
+from mlpipeline.tracking.server import HEALTH_TIMEOUT_S, check_reachable
 
 
 @pytest.mark.parametrize(
