@@ -1,22 +1,23 @@
 """Is the tracking server there, and does it let this account in? One cheap probe.
 
-Plain urllib, not MLflow's client (a second of import, and minutes of retries): it sends
-what MLflow's client would send for the same settings (MLFLOW_TRACKING_USERNAME/_PASSWORD
-as basic auth; MLFLOW_TRACKING_SERVER_CERT_PATH or MLFLOW_TRACKING_INSECURE_TLS for TLS),
-so a server this probe passes is one the client reaches. urllib.request and ssl (~0.05 s)
-are imported only for a server's URI.
+Not MLflow's client (a second of import, and minutes of retries) but the library it speaks
+through, requests, given what MLflow's client would be given: MLFLOW_TRACKING_USERNAME and
+_PASSWORD as `auth=`, MLFLOW_TRACKING_SERVER_CERT_PATH or MLFLOW_TRACKING_INSECURE_TLS as
+`verify=`, MLFLOW_TRACKING_CLIENT_CERT_PATH as `cert=` (MLflow's `http_request` does the same).
+So a server this probe passes is one the client reaches. requests is imported only for a
+server's URI.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlpipeline.domain.errors import AuthenticationError, TrackingError
+from mlpipeline.tracking.failures import chain
 
 if TYPE_CHECKING:
-    import ssl
-    import urllib.error
+    import requests
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 HEALTH_TIMEOUT_S = 5.0
@@ -35,41 +36,66 @@ def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
     """Fail fast, naming the URI, when an HTTP tracking server does not answer or let us in."""
     if not uri.startswith(("http://", "https://")):
         return
-    import urllib.error
-    import urllib.request
+    import requests
 
     base = uri.rstrip("/")
-    headers = _basic_auth_header()
-    try:
+    # Per request, as MLflow gives them: a Session's `verify` loses to REQUESTS_CA_BUNDLE.
+    auth, verify = _credentials(), _verify()
+    cert = os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH") or None
+    with requests.Session() as session:
         for path, wait in (("/health", timeout), (API_PROBE_PATH, API_PROBE_TIMEOUT_S)):
-            request = urllib.request.Request(base + path, headers=headers)
-            with urllib.request.urlopen(
-                request, timeout=max(wait, timeout), context=_tls_context()
-            ) as response:
-                response.read()
-    except urllib.error.HTTPError as exc:
-        if exc.code in (401, 403):
-            raise AuthenticationError(_authentication_failure(uri, exc.code), exc.code) from None
-        if exc.code == 429:
-            raise AuthenticationError(_turned_away(uri, exc), exc.code) from None
-        raise TrackingError(_unreachable(uri, f"HTTP {exc.code} {exc.reason}")) from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise TrackingError(_unreachable(uri, getattr(exc, "reason", exc))) from None
+            try:
+                answer = session.get(
+                    base + path, timeout=max(wait, timeout), auth=auth, verify=verify, cert=cert
+                )
+            except requests.RequestException as exc:
+                raise TrackingError(_unreachable(uri, _reason(exc))) from None
+            _judge(uri, answer)
 
 
-def _tls_context() -> ssl.SSLContext | None:
+def _judge(uri: str, answer: requests.Response) -> None:
+    """Raise for an answer that is not a success: a login refused, an address turned away,
+    anything else as a server that does not serve."""
+    status = answer.status_code
+    if status in (401, 403):
+        raise AuthenticationError(_authentication_failure(uri, status), status)
+    if status == 429:
+        raise AuthenticationError(_turned_away(uri, answer), status)
+    if status >= 400:
+        raise TrackingError(_unreachable(uri, f"HTTP {status} {answer.reason}"))
+
+
+def _credentials() -> tuple[str, str] | None:
+    username, password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
+    return (username, password) if username and password else None
+
+
+def _verify() -> bool | str:
     """What MLflow's client trusts: the CA of MLFLOW_TRACKING_SERVER_CERT_PATH (a private
-    CA, docs/deploy.md) or, with MLFLOW_TRACKING_INSECURE_TLS=true, any certificate; else
-    the system's CAs (None)."""
+    CA, docs/deploy.md), any certificate with MLFLOW_TRACKING_INSECURE_TLS=true, else the
+    CAs requests trusts."""
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        return False
+    return os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+
+
+def _reason(exc: BaseException) -> str:
+    """The short cause under requests' wrapping: the TLS error, the refused connection, or
+    that the server did not answer in time."""
     import ssl
 
-    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    cert_path = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
-    return ssl.create_default_context(cafile=cert_path) if cert_path else None
+    import requests
+
+    wrapped = list(chain(exc))
+    for error in wrapped:
+        if isinstance(error, ssl.SSLError):
+            return str(error)
+    if isinstance(exc, requests.Timeout):
+        return "no answer in time"
+    for error in wrapped:
+        if isinstance(error, OSError) and error.errno is not None and error.strerror:
+            return f"[Errno {error.errno}] {error.strerror}"
+    return " ".join(str(exc).split())[:300]
 
 
 def _unreachable(uri: str, reason: object) -> str:
@@ -77,17 +103,6 @@ def _unreachable(uri: str, reason: object) -> str:
         f"MLflow tracking server {uri} is unreachable ({reason}). Start it, or unset "
         f"{TRACKING_URI_ENV} to use the embedded SQLite store."
     )
-
-
-def _basic_auth_header() -> dict[str, str]:
-    """The Authorization header MLflow's client sends for MLFLOW_TRACKING_USERNAME/_PASSWORD."""
-    username, password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
-    if not (username and password):
-        return {}
-    import base64
-
-    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-    return {"Authorization": f"Basic {token}"}
 
 
 def _authentication_failure(uri: str, status: int) -> str:
@@ -104,10 +119,10 @@ def _authentication_failure(uri: str, status: int) -> str:
     )
 
 
-def _turned_away(uri: str, answer: urllib.error.HTTPError) -> str:
+def _turned_away(uri: str, answer: Any) -> str:
     """What to do about a 429: the team stack's front door answers it to an address with
     too many failed logins (or requests), with how long to wait (docs/deploy.md)."""
-    said = answer.read(200).decode("utf-8", "replace").strip().splitlines()
+    said = answer.text[:200].strip().splitlines()
     wait = answer.headers.get("Retry-After")
     return (
         f"MLflow tracking server {uri} turned this address away for now (HTTP 429: "
