@@ -11,6 +11,7 @@ server's URI.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from mlpipeline.domain.errors import AuthenticationError, TrackingError
@@ -37,12 +38,15 @@ def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
     if not uri.startswith(("http://", "https://")):
         return
     import requests
+    import urllib3
 
     base = uri.rstrip("/")
     # Per request, as MLflow gives them: a Session's `verify` loses to REQUESTS_CA_BUNDLE.
     auth, verify = _credentials(), _verify()
     cert = os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH") or None
-    with requests.Session() as session:
+    with requests.Session() as session, warnings.catch_warnings():
+        # The user chose MLFLOW_TRACKING_INSECURE_TLS: no warning per probe for it.
+        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
         for path, wait in (("/health", timeout), (API_PROBE_PATH, API_PROBE_TIMEOUT_S)):
             try:
                 answer = session.get(
