@@ -27,6 +27,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def _check_range(low: float, high: float, *, log: bool, stepped: bool, log_low: int | None) -> None:
+    """A range's rules: ordered ends; a log scale starts at `log_low` (or above 0) and takes
+    no step."""
+    if low > high:
+        raise ValueError(f"low {low} is above high {high}")
+    if log and log_low is not None and low < log_low:
+        raise ValueError(f"a log scale needs low >= {log_low}")
+    if log and log_low is None and low <= 0:
+        raise ValueError("a log scale needs low > 0")
+    if log and stepped:
+        raise ValueError("a log scale takes no step")
+
+
 class IntRange(_Strict):
     # A YAML list is a fine pair (the field is lax); its members are integers, never 1.5 or "1".
     int_: tuple[Annotated[int, Strict()], Annotated[int, Strict()]] = Field(
@@ -39,13 +52,7 @@ class IntRange(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> IntRange:
-        low, high = self.int_
-        if low > high:
-            raise ValueError(f"low {low} is above high {high}")
-        if self.log and low < 1:
-            raise ValueError("a log scale needs low >= 1")
-        if self.log and self.step != 1:
-            raise ValueError("a log scale takes no step")
+        _check_range(*self.int_, log=self.log, stepped=self.step != 1, log_low=1)
         return self
 
 
@@ -59,13 +66,7 @@ class FloatRange(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> FloatRange:
-        low, high = self.float_
-        if low > high:
-            raise ValueError(f"low {low} is above high {high}")
-        if self.log and low <= 0:
-            raise ValueError("a log scale needs low > 0")
-        if self.log and self.step is not None:
-            raise ValueError("a log scale takes no step")
+        _check_range(*self.float_, log=self.log, stepped=self.step is not None, log_low=None)
         return self
 
 
