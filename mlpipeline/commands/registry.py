@@ -3,6 +3,7 @@ moved by hand, and who moved it.
 
 mlpipeline model list [--limit 20 --page 2]    # versions, scores, aliases; newest first
 mlpipeline model promote 3 --reason "..."      # move @champion to version 3
+mlpipeline model promote 4 --challenger        # move @challenger to version 4 (not @champion)
 mlpipeline model rollback --reason "..."       # back to the previous version
 mlpipeline model history [--page 2] [--json]   # the moves of @champion, newest first
 mlpipeline model card 3                        # version 3's model card
@@ -22,6 +23,7 @@ import click
 
 from mlpipeline.commands.console import command, params_option
 from mlpipeline.domain import alias_history
+from mlpipeline.domain.challenger import CHALLENGER_ALIAS
 from mlpipeline.domain.params import Params
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.tracking import registry
@@ -61,10 +63,25 @@ def list_versions(limit: int, page: int, model: str | None, params: Path) -> Non
 @command("registry", help="Move the champion alias to a version (recorded in its history).")
 @click.argument("version")
 @click.option("--reason", help="why, for the history")
+@click.option(
+    "--challenger",
+    is_flag=True,
+    help=f"move @{CHALLENGER_ALIAS} instead (never @champion): the version "
+    "`model score --with-challenger` compares with the champion",
+)
 @model_option
 @params_option
-def promote(version: str, reason: str | None, model: str | None, params: Path) -> None:
+def promote(
+    version: str, reason: str | None, challenger: bool, model: str | None, params: Path
+) -> None:
     model_name, settings = _names(params, model)
+    if challenger:
+        champion_alias = settings.mlflow.champion_alias
+        before = registry.promote_challenger(model_name, champion_alias, version, reason)
+        log.info(
+            "%s@%s: version %s (was %s)", model_name, CHALLENGER_ALIAS, version, before or "unset"
+        )
+        return
     alias = settings.mlflow.champion_alias
     before = registry.promote(
         model_name, alias, version, reason, metric=settings.save.champion_metric

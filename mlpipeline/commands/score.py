@@ -22,13 +22,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
 from mlpipeline.commands.console import EXIT_DRIFT, EXIT_OK, command, params_option
+from mlpipeline.domain.challenger import CHALLENGER_ALIAS, Comparison
 from mlpipeline.domain.drift import BatchCounts, DriftReport, compare
 from mlpipeline.domain.drift_report import render_html, render_png
 from mlpipeline.domain.errors import PipelineError
@@ -37,6 +38,7 @@ from mlpipeline.domain.scoring import (
     PREDICTION_COLUMN,
     REASON_COLUMN,
     ROW_COLUMN,
+    ScoredChunk,
     Tally,
     check_schema,
     choose_id_column,
@@ -56,6 +58,9 @@ SCORES_DIR = paths.ROOT / "scores"
 CHUNK_ROWS = 100_000
 SUMMARY_FILE = "summary.json"
 DRIFT_FILES = ("drift.json", "drift.html", "drift.png")
+# --with-challenger: the challenger's results, a folder inside the champion's; the comparison.
+CHALLENGER_DIR = "challenger"
+COMPARISON_FILE = "comparison.json"
 
 
 ENGINES = ("local", "spark")
@@ -70,6 +75,7 @@ class Request:
     chunk_rows: int = CHUNK_ROWS
     engine: str = "local"  # or "spark" (mlpipeline/spark/)
     spark_master: str | None = None  # default $SPARK_MASTER, else local[*]
+    challenger: str | None = None  # a second model scoring the same rows (local engine)
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,15 @@ class _Prepared:
     reference: dict[str, Any] | None
 
 
+@dataclass(frozen=True)
+class _Extra:
+    """What a champion's scoring beside its challenger adds to its run and summary."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    summary: dict[str, object] = field(default_factory=dict)
+
+
 @dataclass
 class _Scored:
     """What an engine hands back: the tally, the drift counts, and what it records."""
@@ -95,9 +110,26 @@ class _Scored:
     metrics: dict[str, float]
 
 
-def score(request: Request, params: Params) -> tuple[dict[str, object], DriftReport | None]:
+@dataclass(frozen=True)
+class ChallengerResult:
+    """What `--with-challenger` adds: the challenger's summary and drift, and the comparison."""
+
+    summary: dict[str, object]
+    drift: DriftReport | None
+    comparison: Comparison
+
+
+@dataclass(frozen=True)
+class Result:
+    summary: dict[str, object]
+    drift: DriftReport | None  # None when the model has no reference
+    challenger: ChallengerResult | None = None
+
+
+def score(request: Request, params: Params) -> Result:
     """Score `request.input` into `request.output`: the summary it wrote and logged, and the
-    batch's drift report (None when the model has no reference).
+    batch's drift report; with `request.challenger`, the same for the challenger (in
+    `challenger/`) and the comparison of the two (comparison.json).
 
     One scoring at a time writes a folder (a second is refused, naming the first); SIGTERM,
     SIGHUP or the end of the process that started it stop it with nothing written.
@@ -106,11 +138,15 @@ def score(request: Request, params: Params) -> tuple[dict[str, object], DriftRep
         return _score(request, params)
 
 
-def _score(request: Request, params: Params) -> tuple[dict[str, object], DriftReport | None]:
+def _score(request: Request, params: Params) -> Result:
     """Both engines: checks, the pinned model, the scoring, its summary and run."""
     if request.engine not in ENGINES:
         raise PipelineError(f"--engine {request.engine}: choose one of {', '.join(ENGINES)}")
+    if request.challenger is not None and request.engine != "local":
+        raise PipelineError("--with-challenger scores on the local engine only; drop --engine")
     prepared = _prepare(request, params)
+    if request.challenger is not None:
+        return _score_with_challenger(request, params, prepared, request.challenger)
     if request.engine == "spark":
         from mlpipeline.spark import engine
 
@@ -132,8 +168,46 @@ def _score(request: Request, params: Params) -> tuple[dict[str, object], DriftRe
         started = time.perf_counter()
         with staged_outputs() as outputs:
             folder = outputs.folder(request.output)
-            scored = _score_locally(request, prepared, folder)
+            (scored,) = _score_locally(request, [(prepared, folder)])
             summary, drift = _finish(request, params, prepared, scored, folder, started)
+    _log_done(summary, request.output)
+    return Result(summary, drift)
+
+
+def _score_with_challenger(
+    request: Request, params: Params, champion: _Prepared, challenger_uri: str
+) -> Result:
+    """Both models over the same chunks, each into its folder as a scoring alone would write
+    it (the challenger's in `challenger/`), their comparison in comparison.json: all or none."""
+    try:
+        challenger = _prepare(request, params, challenger_uri)
+    except scoring.NoSuchModelError:
+        raise PipelineError(
+            f"--with-challenger: no {challenger_uri} is set; set one with `mlpipeline model "
+            "promote VERSION --challenger`"
+        ) from None
+    comparison = Comparison()
+    started = time.perf_counter()
+    with staged_outputs() as outputs:
+        folder = outputs.folder(request.output)
+        challenger_folder = folder / CHALLENGER_DIR
+        challenger_folder.mkdir()
+        lanes = [(champion, folder), (challenger, challenger_folder)]
+        scored = _score_locally(request, lanes, comparison)
+        compared = comparison.as_dict()
+        (folder / COMPARISON_FILE).write_text(json.dumps(compared, indent=2, sort_keys=True) + "\n")
+        extra = _Extra(
+            metrics={"challenger.agreement": comparison.agreement or 0.0},
+            artifacts={str(folder / COMPARISON_FILE): "scoring"},
+            summary={"challenger": {"model_version": challenger.model.version, **compared}},
+        )
+        summary, drift = _finish(request, params, champion, scored[0], folder, started, extra)
+        rival = _finish(request, params, challenger, scored[1], challenger_folder, started)
+    _log_done(summary, request.output)
+    return Result(summary, drift, ChallengerResult(rival[0], rival[1], comparison))
+
+
+def _log_done(summary: dict[str, object], output: Path) -> None:
     metrics = summary["metrics"]
     assert isinstance(metrics, dict)
     log.info(
@@ -143,18 +217,19 @@ def _score(request: Request, params: Params) -> tuple[dict[str, object], DriftRe
         metrics["rejected_rows"],
         metrics["seconds"],
         metrics["rows_per_second"],
-        request.output,
+        output,
     )
-    return summary, drift
 
 
-def _prepare(request: Request, params: Params) -> _Prepared:
+def _prepare(request: Request, params: Params, model_uri: str | None = None) -> _Prepared:
+    """Check the input and the output folder, pin and load the model (`request.model`, or
+    `model_uri`), check the input's columns against it and read its drift reference."""
     source = request.input
     chunked_tables.check_readable(source, folders=request.engine == "spark")
     check_output(request.output)
     columns = chunked_tables.columns_of(source)
     runs.configure(params.mlflow.experiment_name + scoring.EXPERIMENT_SUFFIX)
-    model = scoring.resolve_model(request.model)
+    model = scoring.resolve_model(model_uri or request.model)
     pipeline = scoring.load_pipeline(model)
     features = feature_columns(pipeline)
     check_schema(str(source), columns, features)
@@ -180,38 +255,67 @@ def _job_of(prepared: _Prepared, request: Request) -> Any:
     )
 
 
-def _score_locally(request: Request, prepared: _Prepared, folder: Path) -> _Scored:
-    """The local engine: the file in chunks, in this process."""
-    source, id_column = prepared.source, prepared.id_column
+def _score_locally(
+    request: Request,
+    lanes: list[tuple[_Prepared, Path]],
+    comparison: Comparison | None = None,
+) -> list[_Scored]:
+    """The local engine: the file in chunks, in this process, each chunk scored by every
+    model of `lanes` (model, its results' folder); `comparison` matches the first two's labels."""
+    source, id_column = lanes[0][0].source, lanes[0][0].id_column
     suffix = source.suffix
     parquet = suffix == ".parquet"
-    counts = BatchCounts(prepared.reference) if prepared.reference is not None else None
-    tally = Tally()
-    predictions = chunked_tables.ChunkWriter(folder / f"predictions{suffix}", parquet)
-    rejects = chunked_tables.ChunkWriter(folder / f"rejects{suffix}", parquet)
+    writers = [_LaneWriter(prepared, folder, suffix, parquet) for prepared, folder in lanes]
     chunks = chunked_tables.read_chunks(
         source, request.chunk_rows, [id_column] if id_column else []
     )
     sample = None
-    drift_seconds = 0.0  # counting the batch into the reference's bins
+    first_row = 1
     with _progress(chunked_tables.row_count(source)) as progress:
         for chunk in chunks:
             if sample is None:
                 sample = chunk.head(100)  # the input's schema, for MLflow
-            scored = score_chunk(prepared.pipeline, chunk, tally.rows + 1, id_column)
-            predictions.write(scored.predictions)
-            rejects.write(scored.rejects)
-            tally.add(scored)
-            if counts is not None:
-                counting = time.perf_counter()
-                counts.add(scored.features, scored.predictions[PREDICTION_COLUMN])
-                drift_seconds += time.perf_counter() - counting
+            scored = [writer.add(chunk, first_row, id_column) for writer in writers]
+            if comparison is not None:
+                comparison.add(scored[0].predictions, scored[1].predictions)
+            first_row += len(chunk)
             progress.update(len(chunk))
-    tally.check_usable(str(source))
-    predictions.close()
-    rejects.close(columns=[ROW_COLUMN, *([id_column] if id_column else []), REASON_COLUMN])
-    metrics = {"drift_seconds": drift_seconds} if counts is not None else {}
-    return _Scored(tally, counts, sample, {"engine": "local"}, metrics)
+    # Whose refusal of every row it is, when a second model refuses them all.
+    names = [str(source)] + [f"{source} ({p.model.describe()})" for p, _ in lanes[1:]]
+    return [
+        writer.close(name, sample, id_column) for writer, name in zip(writers, names, strict=True)
+    ]
+
+
+class _LaneWriter:
+    """One model's side of a local scoring: its predictions, rejects, tally and drift counts."""
+
+    def __init__(self, prepared: _Prepared, folder: Path, suffix: str, parquet: bool) -> None:
+        self.pipeline = prepared.pipeline
+        reference = prepared.reference
+        self.counts = BatchCounts(reference) if reference is not None else None
+        self.tally = Tally()
+        self.predictions = chunked_tables.ChunkWriter(folder / f"predictions{suffix}", parquet)
+        self.rejects = chunked_tables.ChunkWriter(folder / f"rejects{suffix}", parquet)
+        self.drift_seconds = 0.0  # counting the batch into the reference's bins
+
+    def add(self, chunk: Any, first_row: int, id_column: str | None) -> ScoredChunk:
+        scored = score_chunk(self.pipeline, chunk, first_row, id_column)
+        self.predictions.write(scored.predictions)
+        self.rejects.write(scored.rejects)
+        self.tally.add(scored)
+        if self.counts is not None:
+            counting = time.perf_counter()
+            self.counts.add(scored.features, scored.predictions[PREDICTION_COLUMN])
+            self.drift_seconds += time.perf_counter() - counting
+        return scored
+
+    def close(self, source: str, sample: Any, id_column: str | None) -> _Scored:
+        self.tally.check_usable(source)
+        self.predictions.close()
+        self.rejects.close(columns=[ROW_COLUMN, *([id_column] if id_column else []), REASON_COLUMN])
+        metrics = {"drift_seconds": self.drift_seconds} if self.counts is not None else {}
+        return _Scored(self.tally, self.counts, sample, {"engine": "local"}, metrics)
 
 
 def _finish(
@@ -221,9 +325,11 @@ def _finish(
     scored: _Scored,
     folder: Path,
     started: float,
+    extra: _Extra | None = None,
 ) -> tuple[dict[str, object], DriftReport | None]:
     """Both engines' end: metrics, the drift report, summary.json and the scoring run."""
     source, model, tally = prepared.source, prepared.model, scored.tally
+    extra = extra or _Extra()
     tally.check_usable(str(source))
     seconds = time.perf_counter() - started
     metrics = {
@@ -234,6 +340,7 @@ def _finish(
         "rows_per_second": tally.rows / seconds if seconds > 0 else 0.0,
         **{f"class_share.{label}": share for label, share in tally.class_shares().items()},
         **scored.metrics,
+        **extra.metrics,
     }
     drift = None
     artifacts = {}
@@ -257,6 +364,7 @@ def _finish(
             "class_counts": dict(sorted(tally.classes.items())),
             "metrics": metrics,
             "drift": None if drift is None else drift.as_dict()["summary"],
+            **extra.summary,
         }
         summary_path = folder / SUMMARY_FILE
         summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -266,7 +374,7 @@ def _finish(
             model,
             params={"input": source, "id_column": prepared.id_column or "-", **scored.params},
             metrics=metrics,
-            artifacts={str(summary_path): "scoring", **artifacts},
+            artifacts={str(summary_path): "scoring", **artifacts, **extra.artifacts},
             tags=_gate_tags(drift),
         )
     return summary, drift
@@ -366,6 +474,13 @@ def _progress(total: int | None) -> Any:
     envvar="SPARK_MASTER",
     help="with --engine spark: local[*] (default), spark://host:7077, yarn, k8s://...",
 )
+@click.option(
+    "--with-challenger",
+    is_flag=True,
+    help="also score with @challenger (`model promote VERSION --challenger`) into "
+    "<output>/challenger/, and compare the two: agreement, classes, confusion "
+    "(comparison.json); the exit status stays the champion's drift gate",
+)
 @params_option
 def score_file(
     input_file: Path,
@@ -375,19 +490,31 @@ def score_file(
     chunk_rows: int,
     engine: str,
     spark_master: str | None,
+    with_challenger: bool,
     params: Path,
 ) -> int:
     settings = load_params(params)
+    names = settings.mlflow
     request = Request(
         input=input_file,
-        model=model or settings.mlflow.champion_uri,
+        model=model or names.champion_uri,
         output=output or SCORES_DIR / input_file.stem,
         id_column=id_column,
         chunk_rows=chunk_rows,
         engine=engine,
         spark_master=spark_master,
+        challenger=(
+            f"models:/{names.registered_model_name}@{CHALLENGER_ALIAS}" if with_challenger else None
+        ),
     )
-    _, drift = score(request, settings)
+    result = score(request, settings)
+    if result.challenger is not None:
+        rival = result.challenger
+        print(rival.comparison.report(_version_of(result.summary), _version_of(rival.summary)))
+        if rival.drift is not None:
+            # The challenger serves nothing yet: its drift informs the move, it does not gate.
+            log.info("challenger's drift (not gated): %s", rival.drift.gate_line())
+    drift = result.drift
     if drift is not None and drift.drifted:
         if settings.monitor.fail_on_drift:
             log.error("drift gate: %s", drift.gate_line())
@@ -396,3 +523,8 @@ def score_file(
     elif drift is not None:
         log.info("drift gate: %s", drift.gate_line())
     return EXIT_OK
+
+
+def _version_of(summary: dict[str, object]) -> str:
+    version = summary["model_version"]
+    return str(summary["model_uri"]) if version is None else f"version {version}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlpipeline.domain.alias_history import AliasMove, previous_version, unrecorded_move
+from mlpipeline.domain.challenger import CHALLENGER_ALIAS
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.domain.model_card import with_current_alias
 from mlpipeline.domain.params import MlflowParams, SaveParams
@@ -349,21 +350,54 @@ def promote(
     default params.yaml's save.champion_metric) is made, with a warning giving both scores."""
     uri = tracking.tracking_uri()
     client = _client(uri)
+    before = _move_by_hand(client, uri, model_name, alias, str(version), reason, "promote")
+    _warn_if_lower(client, model_name, str(version), before, metric)
+    return before
+
+
+def promote_challenger(
+    model_name: str, champion_alias: str, version: str, reason: str | None = None
+) -> str | None:
+    """Move @challenger to `version` of `model_name` (checked as a champion's move is: the
+    version exists and loads) and record it in its history; returns the version that held it
+    before. Only that alias moves: `champion_alias` is read, to warn when both are one version."""
+    if champion_alias == CHALLENGER_ALIAS:
+        raise TrackingError(
+            f"params.yaml's mlflow.champion_alias is {CHALLENGER_ALIAS!r}, the challenger's "
+            "alias; give the champion another name"
+        )
+    uri = tracking.tracking_uri()
+    client = _client(uri)
+    before = _move_by_hand(
+        client, uri, model_name, CHALLENGER_ALIAS, str(version), reason, "promote --challenger"
+    )
+    if history.current_version(client, model_name, champion_alias) == str(version):
+        log.warning(
+            "version %s is @%s too: a scoring --with-challenger will show no change",
+            version,
+            champion_alias,
+        )
+    return before
+
+
+def _move_by_hand(
+    client: MlflowClient,
+    uri: str,
+    model_name: str,
+    alias: str,
+    version: str,
+    reason: str | None,
+    via: str,
+) -> str | None:
+    """The checks of a move by hand (the model, the version, that it loads), then the move,
+    recorded; returns the version that held `alias` before."""
     _require_model(client, model_name)
-    _require_version(client, model_name, str(version))
-    _check_servable(client, model_name, alias, str(version))
+    _require_version(client, model_name, version)
+    _check_servable(client, model_name, alias, version)
     before = history.current_version(client, model_name, alias)
     history.move_alias(
-        client,
-        uri,
-        model_name,
-        alias,
-        before,
-        str(version),
-        reason or "(no reason given)",
-        "promote",
+        client, uri, model_name, alias, before, version, reason or "(no reason given)", via
     )
-    _warn_if_lower(client, model_name, str(version), before, metric)
     return before
 
 

@@ -20,6 +20,10 @@ _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<ve
 EXPERIMENT_SUFFIX = "-scoring"
 
 
+class NoSuchModelError(TrackingError):
+    """The registry has no such version, or no version holds the alias."""
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     """The model a scoring uses, pinned: an alias is resolved to its version once."""
@@ -56,7 +60,7 @@ def resolve_model(requested: str) -> ResolvedModel:
     except MlflowException as exc:
         if not no_alias(exc):
             raise  # the store did not answer: the edge says so, naming the call
-        raise TrackingError(
+        raise NoSuchModelError(
             f"no model version {requested} in the MLflow registry {mlflow.get_registry_uri()}; "
             "`mlpipeline model list` shows the versions"
         ) from None
