@@ -88,6 +88,7 @@ reproduce: setup ## Rebuild a model from its lineage, compare bit for bit (MODEL
 
 # INPUT: a .csv or .parquet of feature rows; results in scores/<input name>/ (SCORE_ARGS="--output DIR").
 # On Spark: SCORE_ARGS="--engine spark [--spark-master URL]" (INPUT may be a folder of Parquet parts).
+# Beside @challenger, compared: SCORE_ARGS=--with-challenger (docs/champion.md).
 # make turns every failure into exit 2: scripts that need 3 (drift) call
 # `.venv/bin/mlpipeline model score` themselves (docs/scoring.md).
 score: setup ## Score a CSV/Parquet file: INPUT=new.csv [MODEL=models:/<name>@<alias>, default the champion]

@@ -2,6 +2,7 @@
 
 mlpipeline model score data/new/batch.csv
 mlpipeline model score batch.parquet --model models:/iris_classifier/3
+mlpipeline model score batch.csv --with-challenger   # and @challenger, compared
 
 The alias is resolved once, so a promotion during the scoring does not mix two models. The
 file is read in chunks (memory stays flat whatever its size); every row is judged by the
@@ -15,6 +16,11 @@ Each batch is compared with the training split's profile the model was logged wi
 run, and a batch whose drift exceeds params.yaml's `monitor` thresholds exits 3 (its results
 are written). It fails (exit 1, nothing written) when the columns do not match the model's
 or the model refuses every row.
+
+With --with-challenger each chunk is scored by @challenger too, through the same functions:
+its results go to challenger/ in the same folder, the two models' labels are compared row by
+row (mlpipeline/domain/challenger.py) into comparison.json, and only the champion's drift
+sets the exit status.
 """
 
 from __future__ import annotations

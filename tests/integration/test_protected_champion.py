@@ -115,9 +115,10 @@ def test_only_the_pipeline_and_releasers_move_the_champion(server: str, tmp_path
     )  # fmt: skip
     assert deleted.status_code == 403 and champion(server) == "2"
 
-    # EDIT still means EDIT elsewhere: the editor sets another alias; the reader does not.
-    assert set_alias(server, EDITOR, "staging", "1")[0] == 200
-    assert set_alias(server, READER, "staging", "2")[0] == 403
+    # EDIT still means EDIT elsewhere: the editor sets @challenger, which is not protected
+    # (docs/champion.md); the reader does not.
+    assert set_alias(server, EDITOR, "challenger", "1")[0] == 200
+    assert set_alias(server, READER, "challenger", "2")[0] == 403
 
     # A client sees the server's one line as its error.
     env = tool_env({"MLFLOW_TRACKING_URI": server, "MLFLOW_TRACKING_USERNAME": EDITOR[0],
