@@ -17,7 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import clone_built, make, run, set_params, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import clone_built, set_params
+from tests.support.tools import make, run
 
 # Two trainings and three scorings of real files: minutes, so `make test-slow`.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
