@@ -84,8 +84,11 @@ def test_every_move_is_recorded_and_a_move_elsewhere_is_reported(
     assert first["current_version"] == "1" and first["unrecorded_move"] is None
     [saved] = first["moves"]
     assert (saved["who"], saved["via"], saved["from_version"], saved["to_version"]) == (
-        "pipeline", "save (dvc)", None, "1",
-    )  # fmt: skip
+        "pipeline",
+        "save (dvc)",
+        None,
+        "1",
+    )
     assert saved["why"].startswith(f"registered {MODEL} version 1; now @champion: score ")
     assert saved["commit"] == commit
 
@@ -98,8 +101,11 @@ def test_every_move_is_recorded_and_a_move_elsewhere_is_reported(
     moved = history(project, server, RELEASER)
     last = moved["moves"][-1]
     assert (last["who"], last["via"], last["from_version"], last["to_version"]) == (
-        RELEASER[0], "promote", current, target,
-    )  # fmt: skip
+        RELEASER[0],
+        "promote",
+        current,
+        target,
+    )
     assert last["why"] == "canary looked fine"
     assert moved["current_version"] == target and moved["unrecorded_move"] is None
     table = registry(project, server, RELEASER, "history").stdout

@@ -55,8 +55,15 @@ def shell(tmp_path: Path):
     env["PATH"] = f"{shims}:{env['PATH']}"
 
     def bash(script: str, cwd: Path, stdin: str = "") -> tuple[subprocess.CompletedProcess, str]:
-        proc = subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env=env, input=stdin,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        proc = subprocess.run(
+            ["bash", "-e", "-c", script],
+            cwd=cwd,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         return proc, log.read_text() if log.exists() else ""
 
     return bash, home
@@ -119,9 +126,12 @@ def keyed_s3(tmp_path: Path) -> Iterator[str]:
     command = ["python", REPO / "tests" / "standins" / "s3-moto-server.py", "127.0.0.1", str(port)]
     with serving(command, f"{url}/moto-api/", tmp_path / "s3.log", env):
         boto3.client(
-            "s3", endpoint_url=url, region_name="us-east-1",
-            aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
-        ).create_bucket(Bucket="dvc-remote")  # fmt: skip
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id=KEY_ID,
+            aws_secret_access_key=SECRET,
+        ).create_bucket(Bucket="dvc-remote")
         yield url
 
 
@@ -149,9 +159,12 @@ def test_the_dvc_remote_key_goes_to_private_files_only(
     assert SECRET not in argv and SECRET not in proc.stdout + proc.stderr
     assert "dvc push" in argv and "dvc pull" in argv
     stored = boto3.client(
-        "s3", endpoint_url=keyed_s3, region_name="us-east-1",
-        aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
-    ).list_objects_v2(Bucket="dvc-remote", Prefix="store/")  # fmt: skip
+        "s3",
+        endpoint_url=keyed_s3,
+        region_name="us-east-1",
+        aws_access_key_id=KEY_ID,
+        aws_secret_access_key=SECRET,
+    ).list_objects_v2(Bucket="dvc-remote", Prefix="store/")
     assert stored["KeyCount"] == 1, stored
     credentials = home / ".config" / "dvc-team" / "credentials"
     config_local = checkout / ".dvc" / "config.local"

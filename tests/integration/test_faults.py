@@ -61,8 +61,7 @@ def one_error(proc: subprocess.CompletedProcess[str], prefix: str) -> str:
 
 def mount_tmpfs(folder: Path, size: str, mounts: list[Path]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                   check=True)  # fmt: skip
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
     mounts.append(folder)
 
 
@@ -261,9 +260,13 @@ def test_a_run_whose_store_was_locked_ends_failed_at_the_next_command(tracked: P
     """A locker takes SQLite's exclusive lock once train's run is RUNNING."""
     db = tracked / "mlflow.db"
     victim = subprocess.Popen(
-        ["python", "-m", "stages.train"], cwd=tracked, env=tool_env(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        ["python", "-m", "stages.train"],
+        cwd=tracked,
+        env=tool_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     holder = None
     try:
         stuck = catch_running(db, victim)
@@ -307,8 +310,9 @@ def test_a_full_disk_leaves_no_running_run_and_no_unfinished_model(
     assert proc.returncode != 0
     assert snapshot(project, RUN_OUTPUTS) == before
     (folder / "filler").unlink()  # the disk has room again
-    settled = run(["python", "-m", "mlpipeline", "check", "preflight"], cwd=project, env=env,
-                  check=False)  # fmt: skip
+    settled = run(
+        ["python", "-m", "mlpipeline", "check", "preflight"], cwd=project, env=env, check=False
+    )
     store = client_for(uri)
     experiment = store.get_experiment_by_name(EXPERIMENT).experiment_id
     runs = store.search_runs([experiment])
@@ -413,9 +417,13 @@ def test_a_server_that_goes_silent_mid_train_fails_it_within_30_s(
     env = tool_env({"MLFLOW_TRACKING_URI": uri})
     started = time.monotonic()
     train = subprocess.Popen(
-        ["python", "-m", "stages.train"], cwd=project, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        ["python", "-m", "stages.train"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         stuck = catch_running(db, train)
         deadline = time.monotonic() + 120
@@ -439,8 +447,9 @@ def test_a_server_that_goes_silent_mid_train_fails_it_within_30_s(
         assert snapshot(project, RUN_OUTPUTS) == before
 
     relay.silence.clear()  # the server answers again: the next command ends the run FAILED
-    listing = run(["python", "-m", "mlpipeline", "model", "list"], cwd=project, env=env,
-                  check=False)  # fmt: skip
+    listing = run(
+        ["python", "-m", "mlpipeline", "model", "list"], cwd=project, env=env, check=False
+    )
     assert f"MLflow run {stuck} was left RUNNING" in listing.stderr, listing.stderr[-3000:]
     assert client_for(f"sqlite:///{db}").get_run(stuck).info.status == "FAILED", stderr[-3000:]
 
@@ -466,8 +475,11 @@ def test_the_champion_loads_from_a_read_only_artifact_store(tracked: Path, mount
     copy = tracked.parent / "served-model"
     copy.mkdir()
     env = tool_env({"MLFLOW_TRACKING_URI": f"sqlite:///{tracked / 'mlflow.db'}"})
-    run(["mlflow", "artifacts", "download", "-u", f"models:/{MODEL}@champion", "-d", copy],
-        cwd=tracked.parent, env=env)  # fmt: skip
+    run(
+        ["mlflow", "artifacts", "download", "-u", f"models:/{MODEL}@champion", "-d", copy],
+        cwd=tracked.parent,
+        env=env,
+    )
     assert list(copy.rglob("MLmodel"))
 
 

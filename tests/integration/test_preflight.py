@@ -124,8 +124,11 @@ def leave_a_dead_run(root: Path) -> str:
     gone.wait()
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("iris_classification").experiment_id
-    tags = {store.HOST_TAG: store.this_host(), store.PID_TAG: str(gone.pid),
-            store.STARTED_TAG: "1.000"}  # fmt: skip
+    tags = {
+        store.HOST_TAG: store.this_host(),
+        store.PID_TAG: str(gone.pid),
+        store.STARTED_TAG: "1.000",
+    }
     return client.create_run(experiment, tags=tags).info.run_id
 
 

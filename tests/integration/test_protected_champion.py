@@ -54,8 +54,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             f"auth.create_user({EDITOR[0]!r}, {EDITOR[1]!r})\n"
             f"auth.grant_user_permission({EDITOR[0]!r}, 'registered_model', {MODEL!r}, 'EDIT')\n"
         )
-        as_admin = {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": ADMIN[0],
-                    "MLFLOW_TRACKING_PASSWORD": ADMIN[1]}  # fmt: skip
+        as_admin = {
+            "MLFLOW_TRACKING_URI": url,
+            "MLFLOW_TRACKING_USERNAME": ADMIN[0],
+            "MLFLOW_TRACKING_PASSWORD": ADMIN[1],
+        }
         run(["python", "-c", editor], cwd=folder, env=tool_env(as_admin))
         admin = {
             "MLFLOW_TRACKING_URI": url,
@@ -63,10 +66,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
         }
         users = ["python", "-m", "mlpipeline", "team", "users"]
-        for role, (name, password) in [("pipeline", PIPELINE), ("releaser", RELEASER),
-                                       ("reader", READER)]:  # fmt: skip
-            env = {**admin, "MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": password,
-                   "TEAM_USER_PASSWORD": password}  # fmt: skip
+        for role, (name, password) in [
+            ("pipeline", PIPELINE),
+            ("releaser", RELEASER),
+            ("reader", READER),
+        ]:
+            env = {
+                **admin,
+                "MLFLOW_TRACKING_USERNAME": name,
+                "MLFLOW_TRACKING_PASSWORD": password,
+                "TEAM_USER_PASSWORD": password,
+            }
             run([*users, role, name], cwd=REPO, env=tool_env(env))
         yield url
 
@@ -87,9 +97,11 @@ def champion(url: str) -> str:
     import requests
 
     answer = requests.get(
-        f"{url}/api/2.0/mlflow/registered-models/get", params={"name": MODEL}, auth=ADMIN,
+        f"{url}/api/2.0/mlflow/registered-models/get",
+        params={"name": MODEL},
+        auth=ADMIN,
         timeout=30,
-    )  # fmt: skip
+    )
     aliases = {a["alias"]: a["version"] for a in answer.json()["registered_model"]["aliases"]}
     return aliases.get("champion", "-")
 
@@ -111,8 +123,10 @@ def test_only_the_pipeline_and_releasers_move_the_champion(server: str, tmp_path
         assert champion(server) == "2"
     deleted = requests.delete(
         f"{server}/api/2.0/mlflow/registered-models/alias",
-        json={"name": MODEL, "alias": "champion"}, auth=EDITOR, timeout=30,
-    )  # fmt: skip
+        json={"name": MODEL, "alias": "champion"},
+        auth=EDITOR,
+        timeout=30,
+    )
     assert deleted.status_code == 403 and champion(server) == "2"
 
     # EDIT still means EDIT elsewhere: the editor sets @challenger, which is not protected
@@ -121,8 +135,13 @@ def test_only_the_pipeline_and_releasers_move_the_champion(server: str, tmp_path
     assert set_alias(server, READER, "challenger", "2")[0] == 403
 
     # A client sees the server's one line as its error.
-    env = tool_env({"MLFLOW_TRACKING_URI": server, "MLFLOW_TRACKING_USERNAME": EDITOR[0],
-                    "MLFLOW_TRACKING_PASSWORD": EDITOR[1]})  # fmt: skip
+    env = tool_env(
+        {
+            "MLFLOW_TRACKING_URI": server,
+            "MLFLOW_TRACKING_USERNAME": EDITOR[0],
+            "MLFLOW_TRACKING_PASSWORD": EDITOR[1],
+        }
+    )
     script = (
         "from mlflow import MlflowClient\n"
         f"MlflowClient().set_registered_model_alias({MODEL!r}, 'champion', '1')\n"

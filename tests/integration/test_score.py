@@ -253,12 +253,19 @@ def test_a_second_scoring_to_the_same_folder_is_refused_naming_the_first(
     raw_features(built_project).to_csv(source, index=False)
     out = tmp_path / "out"
     first = subprocess.Popen(  # a scoring in progress, as far as the folder's lock goes
-        ["python", "-c", "import sys; from pathlib import Path; "
-         "from mlpipeline.files.output_lock import output_lock\n"
-         f"with output_lock(Path({str(out)!r})): print('held', flush=True); sys.stdin.read()"],
-        cwd=built_project, env=env_for(built_project), text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            "python",
+            "-c",
+            "import sys; from pathlib import Path; "
+            "from mlpipeline.files.output_lock import output_lock\n"
+            f"with output_lock(Path({str(out)!r})): print('held', flush=True); sys.stdin.read()",
+        ],
+        cwd=built_project,
+        env=env_for(built_project),
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     try:
         assert first.stdout.readline().strip() == "held"
         staged = tmp_path / f".{out.name}.1234abcd.tmp"  # the first one's work in progress

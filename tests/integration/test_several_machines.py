@@ -44,8 +44,20 @@ def test_two_workers_queue_experiments_a_third_clone_pulls_lists_and_reproduces_
     for name, clone in workers.items():
         run(["git", "clone", "-q", str(remote), str(clone)], cwd=tmp_path, env=env)
         for trees in TREES[name]:
-            run(["dvc", "exp", "run", "--queue", "-n", f"{name}-{trees}",
-                 "-S", f"train.n_estimators={trees}"], cwd=clone, env=worker_env)  # fmt: skip
+            run(
+                [
+                    "dvc",
+                    "exp",
+                    "run",
+                    "--queue",
+                    "-n",
+                    f"{name}-{trees}",
+                    "-S",
+                    f"train.n_estimators={trees}",
+                ],
+                cwd=clone,
+                env=worker_env,
+            )
     # Both workers at once: four pipelines against one server.
     with ThreadPoolExecutor(max_workers=len(workers)) as pool:
         queues = [pool.submit(run_queue, clone, worker_env, 2, 900) for clone in workers.values()]

@@ -55,8 +55,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
         cluster.wait_for_nodes()
         try:
-            yield {"env": env, "lead": lead, "server": server, "cluster": cluster,
-                   "nodes": nodes, "storage": f"sqlite:///{tmp / 'study.db'}"}  # fmt: skip
+            yield {
+                "env": env,
+                "lead": lead,
+                "server": server,
+                "cluster": cluster,
+                "nodes": nodes,
+                "storage": f"sqlite:///{tmp / 'study.db'}",
+            }
         finally:
             cluster.shutdown()
 
@@ -64,8 +70,18 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 def sweep_command(setup: dict, *args: str, address: str | None = None) -> list[str]:
     """The sweep on the module's cluster (or at ADDRESS), its study in the module's database."""
     address = address or setup["cluster"].address
-    return ["python", "-m", "mlpipeline", "model", "sweep", "--ray-address", address,
-            "--storage", setup["storage"], *args]  # fmt: skip
+    return [
+        "python",
+        "-m",
+        "mlpipeline",
+        "model",
+        "sweep",
+        "--ray-address",
+        address,
+        "--storage",
+        setup["storage"],
+        *args,
+    ]
 
 
 def sweep(setup: dict, *args: str, timeout: float = 900) -> tuple[int, str]:
@@ -117,8 +133,9 @@ def test_four_trials_are_experiments_child_runs_and_study_trials(setup: dict) ->
     assert f"dvc exp apply {best}" in output
     # Trials register nothing: the registry stays empty until `make run` after an apply.
     assert client.search_registered_models() == []
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], cwd=setup["lead"],
-                           env=setup["env"]).stdout)  # fmt: skip
+    shown = json.loads(
+        run(["dvc", "exp", "show", "--json"], cwd=setup["lead"], env=setup["env"]).stdout
+    )
     shown_names = {exp["name"] for row in shown for exp in row.get("experiments") or []}
     assert names <= shown_names
 
@@ -153,8 +170,12 @@ def test_a_trial_whose_params_fail_validation_fails_alone_with_one_line(
     setup: dict, tmp_path: Path
 ) -> None:
     params = yaml.safe_load((setup["lead"] / "params.yaml").read_text())
-    params["sweep"] = {"space": {"train.min_samples_split": {"int": [1, 1]}},
-                       "trials": 1, "parallel": 1, "study_name": "invalid"}  # fmt: skip
+    params["sweep"] = {
+        "space": {"train.min_samples_split": {"int": [1, 1]}},
+        "trials": 1,
+        "parallel": 1,
+        "study_name": "invalid",
+    }
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(params, sort_keys=False))
     status, output = sweep(setup, "--params", str(bad))

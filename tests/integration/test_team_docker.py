@@ -89,15 +89,26 @@ def teammate_clone(team_stack: TeamStack, tmp_path_factory: pytest.TempPathFacto
         " && dvc push -r team"
     )
     team_stack.compose(
-        "run", "--rm", "--no-deps", *(arg for name in S3_KEYS for arg in ("-e", name)),
-        "app", "sh", "-c", push, env=S3_KEYS, timeout=600,
-    )  # fmt: skip
+        "run",
+        "--rm",
+        "--no-deps",
+        *(arg for name in S3_KEYS for arg in ("-e", name)),
+        "app",
+        "sh",
+        "-c",
+        push,
+        env=S3_KEYS,
+        timeout=600,
+    )
     clone = copy_repository(tmp_path_factory.mktemp("teammate") / "clone")
     shutil.copyfile(team_stack.project / "dvc.lock", clone / "dvc.lock")
     env = tool_env(S3_KEYS)
     run(["dvc", "remote", "add", "--local", "team", "s3://dvc-remote/store"], cwd=clone, env=env)
-    run(["dvc", "remote", "modify", "--local", "team", "endpointurl", team_stack.s3_url],
-        cwd=clone, env=env)  # fmt: skip
+    run(
+        ["dvc", "remote", "modify", "--local", "team", "endpointurl", team_stack.s3_url],
+        cwd=clone,
+        env=env,
+    )
     run(["dvc", "pull", "-r", "team"], cwd=clone, env=env, timeout=600)
     return clone
 
@@ -108,9 +119,10 @@ def make_account(stack: TeamStack, role: str, account: tuple[str, str]) -> None:
     made = run(
         [VENV_BIN / "python", "-m", "mlpipeline", "team", "users", role, account[0]],
         cwd=stack.project,
-        env=tool_env({"MLFLOW_TRACKING_URI": stack.mlflow_url, **admin,
-                      "TEAM_USER_PASSWORD": account[1]}),
-    )  # fmt: skip
+        env=tool_env(
+            {"MLFLOW_TRACKING_URI": stack.mlflow_url, **admin, "TEAM_USER_PASSWORD": account[1]}
+        ),
+    )
     assert account[1] not in made.stdout + made.stderr
 
 
@@ -137,8 +149,12 @@ def test_a_teammates_experiment_lands_in_the_same_experiment_and_a_reader_sees_b
     make_account(team_stack, "reader", READER)
     ours = json.loads((team_stack.project / "models" / "mlflow_run.json").read_text())
     # The teammate works from another machine: through the proxy, as docs/deploy.md says.
-    run(["dvc", "exp", "run", "-S", "train.n_estimators=30"], cwd=teammate_clone,
-        env=as_account(team_stack, TEAMMATE, through_proxy=True), timeout=900)  # fmt: skip
+    run(
+        ["dvc", "exp", "run", "-S", "train.n_estimators=30"],
+        cwd=teammate_clone,
+        env=as_account(team_stack, TEAMMATE, through_proxy=True),
+        timeout=900,
+    )
     theirs = json.loads((teammate_clone / "models" / "mlflow_run.json").read_text())
     assert theirs["run_id"] != ours["run_id"]
     assert theirs["experiment_id"] == ours["experiment_id"]
@@ -154,9 +170,13 @@ def test_a_teammates_experiment_lands_in_the_same_experiment_and_a_reader_sees_b
     assert refused.value.error_code == "PERMISSION_DENIED"
 
     # The reader's own experiment: refused before any stage works, in the project's one line.
-    tried = run(["dvc", "exp", "run", "-S", "train.n_estimators=31"], cwd=teammate_clone,
-                env=as_account(team_stack, READER, through_proxy=True), check=False,
-                timeout=300)  # fmt: skip
+    tried = run(
+        ["dvc", "exp", "run", "-S", "train.n_estimators=31"],
+        cwd=teammate_clone,
+        env=as_account(team_stack, READER, through_proxy=True),
+        check=False,
+        timeout=300,
+    )
     output = tried.stdout + tried.stderr
     assert tried.returncode != 0
     expected = (
@@ -199,12 +219,19 @@ def test_a_killed_database_fails_train_in_seconds_and_repro_heals(
     before = {found.info.run_id for found in mlflow.search_runs([experiment_id])}
     versions = {v.version for v in mlflow.search_model_versions("name='iris_classifier'")}
     set_params(teammate_clone, train__n_estimators=300)
-    env = as_account(team_stack, (secrets()["MLFLOW_TRACKING_USERNAME"],
-                                  secrets()["MLFLOW_TRACKING_PASSWORD"]))  # fmt: skip
+    env = as_account(
+        team_stack, (secrets()["MLFLOW_TRACKING_USERNAME"], secrets()["MLFLOW_TRACKING_PASSWORD"])
+    )
     log = tmp_path / "repro.log"
     with log.open("w") as output:
-        repro = subprocess.Popen(["dvc", "repro"], cwd=teammate_clone, env=env, stdout=output,
-                                 stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        repro = subprocess.Popen(
+            ["dvc", "repro"],
+            cwd=teammate_clone,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     try:
         killed_run = _wait_for_trains_run(mlflow, experiment_id, before, repro, log)
         postgres = team_stack.container("postgres")
@@ -278,16 +305,18 @@ def test_four_pipelines_at_once_all_land_and_load(
     second = tmp_path / "second"
     # The clone as it is (its pulled cache too), without its DVC temporary state.
     shutil.copytree(teammate_clone, second, symlinks=True, ignore=_dvc_tmp)
-    env = as_account(team_stack, (secrets()["MLFLOW_TRACKING_USERNAME"],
-                                  secrets()["MLFLOW_TRACKING_PASSWORD"]))  # fmt: skip
+    env = as_account(
+        team_stack, (secrets()["MLFLOW_TRACKING_USERNAME"], secrets()["MLFLOW_TRACKING_PASSWORD"])
+    )
     settings = {teammate_clone: (11, 12), second: (13, 14)}
     for clone, values in settings.items():
         for n_estimators in values:
             queue = ["dvc", "exp", "run", "--queue", "-S", f"train.n_estimators={n_estimators}"]
             run(queue, cwd=clone, env=env)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        statuses = list(pool.map(lambda clone: run_queue(clone, env, jobs=2, timeout=1800),
-                                 settings))  # fmt: skip
+        statuses = list(
+            pool.map(lambda clone: run_queue(clone, env, jobs=2, timeout=1800), settings)
+        )
     for status in statuses:
         assert status.count("Success") == 2, status
 

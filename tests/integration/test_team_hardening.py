@@ -270,10 +270,24 @@ def test_wrong_passwords_in_a_row_bar_the_address_for_a_while(team_stack: TeamSt
     _wait_for_proxy(team_stack)
     network = f"{team_stack.env['COMPOSE_PROJECT_NAME']}_default"
     guesser = subprocess.Popen(
-        ["docker", "run", "--rm", "-i", "--network", network, "--entrypoint", "python", IMAGE,
-         "-c", GUESSER],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            "docker",
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            network,
+            "--entrypoint",
+            "python",
+            IMAGE,
+            "-c",
+            GUESSER,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert guesser.stdin is not None and guesser.stdout is not None
         guesser.stdin.write(
@@ -283,8 +297,11 @@ def test_wrong_passwords_in_a_row_bar_the_address_for_a_while(team_stack: TeamSt
         guesser.stdin.close()
         barred = json.loads(guesser.stdout.readline() or "{}")
         # The host, another address, is let in meanwhile.
-        host = _https(team_stack, "/api/2.0/mlflow/experiments/search?max_results=1",
-                      headers=_pipeline_login())  # fmt: skip
+        host = _https(
+            team_stack,
+            "/api/2.0/mlflow/experiments/search?max_results=1",
+            headers=_pipeline_login(),
+        )
         after = json.loads(guesser.stdout.readline() or "{}")
         guesser.wait(timeout=120)
     finally:
@@ -344,16 +361,43 @@ def test_mlflow_connects_to_postgresql_as_a_role_that_is_not_a_superuser(
     postgres = team_stack.container("postgres")
     query = "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles ORDER BY 1"
     listed = run(
-        ["docker", "exec", "-u", "postgres", postgres,
-         "psql", "-U", "postgres", "-d", "mlflow", "-tA", "-F", " ", "-c", query],
+        [
+            "docker",
+            "exec",
+            "-u",
+            "postgres",
+            postgres,
+            "psql",
+            "-U",
+            "postgres",
+            "-d",
+            "mlflow",
+            "-tA",
+            "-F",
+            " ",
+            "-c",
+            query,
+        ],
         cwd=team_stack.project,
-    )  # fmt: skip
+    )
     roles = dict(line.split(" ", 1) for line in listed.stdout.splitlines() if line)
     assert roles["mlflow"] == "f f f", roles
     # ... and it is the role the server uses: it owns MLflow's tables.
     owner = run(
-        ["docker", "exec", "-u", "postgres", postgres, "psql", "-U", "postgres", "-d", "mlflow",
-         "-tAc", "SELECT tableowner FROM pg_tables WHERE tablename = 'experiments'"],
+        [
+            "docker",
+            "exec",
+            "-u",
+            "postgres",
+            postgres,
+            "psql",
+            "-U",
+            "postgres",
+            "-d",
+            "mlflow",
+            "-tAc",
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'experiments'",
+        ],
         cwd=team_stack.project,
-    )  # fmt: skip
+    )
     assert owner.stdout.strip() == "mlflow"

@@ -98,15 +98,28 @@ def postgres() -> Iterator[Postgres]:
     port = free_port()
     env = tool_env({"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"})
     run(
-        [*as_user, initdb, "-D", data, "-U", DB_USER, "--auth=scram-sha-256",
-         f"--pwfile={password_file}", "--no-sync", "--encoding=UTF8"],
-        cwd=base, env=env,
-    )  # fmt: skip
+        [
+            *as_user,
+            initdb,
+            "-D",
+            data,
+            "-U",
+            DB_USER,
+            "--auth=scram-sha-256",
+            f"--pwfile={password_file}",
+            "--no-sync",
+            "--encoding=UTF8",
+        ],
+        cwd=base,
+        env=env,
+    )
     options = f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off"
     run(
         [*as_user, pg_ctl, "-D", data, "-o", options, "-l", base / "server.log", "-w", "start"],
-        cwd=base, env=env, timeout=60,
-    )  # fmt: skip
+        cwd=base,
+        env=env,
+        timeout=60,
+    )
     try:
         import psycopg2
 
@@ -119,8 +132,12 @@ def postgres() -> Iterator[Postgres]:
         connection.close()
         yield Postgres(port)
     finally:
-        run([*as_user, pg_ctl, "-D", data, "-m", "fast", "-w", "stop"], cwd=base, env=env,
-            check=False)  # fmt: skip
+        run(
+            [*as_user, pg_ctl, "-D", data, "-m", "fast", "-w", "stop"],
+            cwd=base,
+            env=env,
+            check=False,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -143,10 +160,18 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         # The compose `buckets` job's command; it runs on every `up`, so twice here.
         for _ in range(2):
             made = run(
-                [VENV_BIN / "python", "-m", "mlpipeline", "team", "buckets", ARTIFACT_BUCKET,
-                 DVC_BUCKET],
-                cwd=REPO, env=tool_env({**S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": url}),
-            )  # fmt: skip
+                [
+                    VENV_BIN / "python",
+                    "-m",
+                    "mlpipeline",
+                    "team",
+                    "buckets",
+                    ARTIFACT_BUCKET,
+                    DVC_BUCKET,
+                ],
+                cwd=REPO,
+                env=tool_env({**S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": url}),
+            )
         assert "created none; already there: mlflow-artifacts, dvc-remote" in made.stderr
         names = {bucket["Name"] for bucket in s3_client(url).list_buckets()["Buckets"]}
         assert {ARTIFACT_BUCKET, DVC_BUCKET} <= names
@@ -391,8 +416,11 @@ def test_a_wrong_password_fails_train_at_once_naming_the_server(
     env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow, **credentials((PIPELINE[0], wrong))})
     failed = run(
         ["dvc", "repro", "--force", "--single-item", "train"],
-        cwd=team_project, env=env, check=False, timeout=30,
-    )  # fmt: skip
+        cwd=team_project,
+        env=env,
+        check=False,
+        timeout=30,
+    )
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0, output
     assert f"MLflow tracking server {team_mlflow}" in output, output[-2000:]
@@ -483,8 +511,12 @@ def test_accounts_are_idempotent_and_follow_a_role_change(
     team_experiment = experiment_id(team_mlflow, experiment_name)
     search = "/api/2.0/mlflow/experiments/search?max_results=1"
     first, second = ("dave-pw-" + os.urandom(6).hex() for _ in range(2))
-    steps = [("reader", first, "READ"), ("reader", second, "READ"), ("releaser", second, "EDIT"),
-             ("reader", second, "READ")]  # fmt: skip
+    steps = [
+        ("reader", first, "READ"),
+        ("reader", second, "READ"),
+        ("releaser", second, "EDIT"),
+        ("reader", second, "READ"),
+    ]
     for role, password, model_permission in steps:
         made = run(
             [*USERS, role, "dave"],
@@ -538,8 +570,9 @@ def test_a_renamed_experiment_is_granted_not_owned(
     """params.yaml names another experiment and model after the users job ran."""
     project = copy_repository(tmp_path / "project")
     experiment_name, model_name = "iris_renamed", "iris_renamed_model"
-    set_params(project, mlflow__experiment_name=experiment_name,
-               mlflow__registered_model_name=model_name)  # fmt: skip
+    set_params(
+        project, mlflow__experiment_name=experiment_name, mlflow__registered_model_name=model_name
+    )
     env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow, **credentials(PIPELINE)})
     refused = run(["dvc", "repro"], cwd=project, env=env, check=False)
     output = refused.stdout + refused.stderr
@@ -553,8 +586,11 @@ def test_a_renamed_experiment_is_granted_not_owned(
     assert experiment_id(team_mlflow, experiment_name) is None  # and created nothing
 
     # What the message says to do: the admin runs the users job on the new names.
-    run([*USERS, "pipeline"], cwd=project,
-        env=tool_env({**admin_env(team_mlflow), **credentials(PIPELINE)}))  # fmt: skip
+    run(
+        [*USERS, "pipeline"],
+        cwd=project,
+        env=tool_env({**admin_env(team_mlflow), **credentials(PIPELINE)}),
+    )
     run(["dvc", "repro"], cwd=project, env=env)
     renamed = experiment_id(team_mlflow, experiment_name)
     assert permission(team_mlflow, PIPELINE[0], "experiment", renamed, monkeypatch) == "EDIT"
@@ -615,9 +651,13 @@ def test_a_teammates_experiment_lands_in_the_same_experiment(
     teammate = ("erin", "erin-pw-" + os.urandom(6).hex())
     # As `make team-users ROLE=pipeline NAME=erin` runs it: .env's pipeline login is in the
     # environment, and erin's password is TEAM_USER_PASSWORD, not the pipeline's.
-    made = run([*USERS, "pipeline", teammate[0]], cwd=team_project,
-               env=tool_env({**admin_env(team_mlflow), **credentials(PIPELINE),
-                             "TEAM_USER_PASSWORD": teammate[1]}))  # fmt: skip
+    made = run(
+        [*USERS, "pipeline", teammate[0]],
+        cwd=team_project,
+        env=tool_env(
+            {**admin_env(team_mlflow), **credentials(PIPELINE), "TEAM_USER_PASSWORD": teammate[1]}
+        ),
+    )
     assert "created pipeline erin" in made.stderr, made.stderr
     search = "/api/2.0/mlflow/experiments/search?max_results=1"
     assert api(team_mlflow, search, teammate).status_code == 200
@@ -631,23 +671,41 @@ def test_a_teammates_experiment_lands_in_the_same_experiment(
     assert theirs["experiment_id"] == ours["experiment_id"]
 
     # A reader sees both runs, and may not write to the teammate's.
-    found = api(team_mlflow, "/api/2.0/mlflow/runs/search", READER,
-                {"experiment_ids": [ours["experiment_id"]], "max_results": 1000})  # fmt: skip
+    found = api(
+        team_mlflow,
+        "/api/2.0/mlflow/runs/search",
+        READER,
+        {"experiment_ids": [ours["experiment_id"]], "max_results": 1000},
+    )
     assert found.status_code == 200, found.text
     listed = {item["info"]["run_id"] for item in found.json()["runs"]}
     assert {ours["run_id"], theirs["run_id"]} <= listed
-    logged = api(team_mlflow, "/api/2.0/mlflow/runs/log-metric", READER,
-                 {"run_id": theirs["run_id"], "key": "x", "value": 1, "timestamp": 0})  # fmt: skip
+    logged = api(
+        team_mlflow,
+        "/api/2.0/mlflow/runs/log-metric",
+        READER,
+        {"run_id": theirs["run_id"], "key": "x", "value": 1, "timestamp": 0},
+    )
     assert logged.status_code == 403, logged.text
 
 
 def test_a_readers_zenml_run_stops_before_zenml_starts(team_mlflow: str, tmp_path: Path):
     """The ZenML entry point makes the same check as the load stage, before any step."""
     project = copy_repository(tmp_path / "project")
-    env = tool_env({"MLFLOW_TRACKING_URI": team_mlflow, **credentials(READER),
-                    "ZENML_CONFIG_PATH": str(tmp_path / "zenml-config")})  # fmt: skip
-    refused = run([VENV_BIN / "python", "-m", "zenml_pipeline"], cwd=project, env=env,
-                  check=False, timeout=120)  # fmt: skip
+    env = tool_env(
+        {
+            "MLFLOW_TRACKING_URI": team_mlflow,
+            **credentials(READER),
+            "ZENML_CONFIG_PATH": str(tmp_path / "zenml-config"),
+        }
+    )
+    refused = run(
+        [VENV_BIN / "python", "-m", "zenml_pipeline"],
+        cwd=project,
+        env=env,
+        check=False,
+        timeout=120,
+    )
     output = refused.stdout + refused.stderr
     assert refused.returncode == 1, output[-2000:]
     assert f"user {READER[0]!r} may READ experiment 'iris_classification'" in output, output

@@ -90,8 +90,11 @@ def test_queued_and_temp_experiments_on_a_fresh_store_all_land(
     }[form]
     env = tool_env({"MLFLOW_TRACKING_URI": given} if given else {})
     for trees in (11, 12, 13):
-        run(["dvc", "exp", "run", "--queue", "-S", f"train.n_estimators={trees}"],
-            cwd=baseline, env=env)  # fmt: skip
+        run(
+            ["dvc", "exp", "run", "--queue", "-S", f"train.n_estimators={trees}"],
+            cwd=baseline,
+            env=env,
+        )
     run_queue(baseline, env, jobs=2)
     run(["dvc", "exp", "run", "--temp", "-S", "train.n_estimators=14"], cwd=baseline, env=env)
 
@@ -272,8 +275,7 @@ def broken_store(kind: str, folder: Path, project: Path, mounts: list[Path]) -> 
     if kind == "corrupt":
         db.write_bytes(b"this is not a database, it was overwritten\n" * 200)
     elif kind == "full":
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)],
-                       check=True)  # fmt: skip
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)], check=True)
         mounts.append(folder)
         create_store(project, uri)
         fill_disk(folder)

@@ -35,6 +35,10 @@ def test_make_run_moves_the_cache_to_an_ascii_path_keeping_its_contents(tmp_path
 
     again = make(project, "run", env=env)
     assert MOVED not in again.stderr  # once per clone
-    temp = run(["dvc", "exp", "run", "--temp", "-S", "train.n_estimators=10"], cwd=project,
-               env=env, timeout=900)  # fmt: skip
+    temp = run(
+        ["dvc", "exp", "run", "--temp", "-S", "train.n_estimators=10"],
+        cwd=project,
+        env=env,
+        timeout=900,
+    )
     assert "Ran experiment(s)" in temp.stdout + temp.stderr, temp.stdout[-2000:]

@@ -145,10 +145,16 @@ def presigned_by(key: tuple[str, str], environ) -> str | None:
         for name in signed_headers
     )
     path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ["PATH_INFO"]
-    canonical = "\n".join([
-        environ["REQUEST_METHOD"], path.split("?", 1)[0], "&".join(f"{k}={v}" for k, v in pairs),
-        headers, ";".join(signed_headers), "UNSIGNED-PAYLOAD",
-    ])  # fmt: skip
+    canonical = "\n".join(
+        [
+            environ["REQUEST_METHOD"],
+            path.split("?", 1)[0],
+            "&".join(f"{k}={v}" for k, v in pairs),
+            headers,
+            ";".join(signed_headers),
+            "UNSIGNED-PAYLOAD",
+        ]
+    )
     scope = f"{day}/{region}/{service}/aws4_request"
     to_sign = "\n".join(
         ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]

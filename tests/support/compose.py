@@ -125,8 +125,10 @@ class TeamStack(ComposeProject):
         (HTTPS, trusting the test CA) as a teammate on another machine uses it."""
         if not through_proxy:
             return {"MLFLOW_TRACKING_URI": self.mlflow_url}
-        return {"MLFLOW_TRACKING_URI": self.proxy_url,
-                "MLFLOW_TRACKING_SERVER_CERT_PATH": str(self.ca_file)}  # fmt: skip
+        return {
+            "MLFLOW_TRACKING_URI": self.proxy_url,
+            "MLFLOW_TRACKING_SERVER_CERT_PATH": str(self.ca_file),
+        }
 
 
 def client(

@@ -83,9 +83,20 @@ def mlflow_server_in(folder: Path) -> Iterator[tuple[int, subprocess.Popen]]:
     """A real `mlflow server` on a free 127.0.0.1 port, one worker, its SQLite store
     (folder/server.db), artifacts and log (server.log) in FOLDER: its port and process."""
     port = free_port()
-    command = ["mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-               "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-               "--artifacts-destination", str(folder / "server-artifacts")]  # fmt: skip
+    command = [
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'server.db'}",
+        "--artifacts-destination",
+        str(folder / "server-artifacts"),
+    ]
     health = f"http://127.0.0.1:{port}/health"
     with serving(command, health, folder / "server.log", tool_env(), timeout=120) as process:
         yield port, process
@@ -104,9 +115,19 @@ def team_server_in(
     ARGS go to `mlflow server`. Yields its URL and the script's process."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = tool_env({"MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
-                    "TMPDIR": str(folder), **settings})  # fmt: skip
-    command = ["sh", TEAM_SERVER_SCRIPT, "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "1", *args]  # fmt: skip
+    env = tool_env(
+        {"MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(), "TMPDIR": str(folder), **settings}
+    )
+    command = [
+        "sh",
+        TEAM_SERVER_SCRIPT,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        *args,
+    ]
     with serving(command, f"{url}/health", folder / "mlflow.log", env, cwd=folder) as process:
         yield url, process

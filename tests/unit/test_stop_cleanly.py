@@ -32,9 +32,12 @@ with exit_on_user_error(logging.getLogger("w")), stop_cleanly("scoring"):
 
 def start(out: Path, *wrapper: str) -> subprocess.Popen[str]:
     process = subprocess.Popen(
-        [*wrapper, sys.executable, "-c", WRITER, str(out)], cwd=ROOT, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [*wrapper, sys.executable, "-c", WRITER, str(out)],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert process.stdout.readline().strip() == "writing", process.stderr.read()
     return process
 
@@ -62,15 +65,20 @@ def test_the_command_dies_with_the_process_that_started_it(tmp_path: Path) -> No
     pid_file = tmp_path / "writer.pid"
     # A parent (as make's `uv run`) that starts the writer and waits for it.
     parent = subprocess.Popen(
-        [sys.executable, "-c",
-         "import subprocess, sys\n"
-         f"child = subprocess.Popen([sys.executable, '-c', {WRITER!r}, {str(out)!r}],"
-         " stdout=subprocess.PIPE)\n"
-         f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
-         "print(child.stdout.readline().decode().strip(), flush=True)\n"
-         "child.wait()\n"],
-        cwd=ROOT, text=True, stdout=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys\n"
+            f"child = subprocess.Popen([sys.executable, '-c', {WRITER!r}, {str(out)!r}],"
+            " stdout=subprocess.PIPE)\n"
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+            "print(child.stdout.readline().decode().strip(), flush=True)\n"
+            "child.wait()\n",
+        ],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+    )
     assert parent.stdout.readline().strip() == "writing"
     writer_pid = int(pid_file.read_text())
     parent.kill()

@@ -34,7 +34,12 @@ def test_the_section_is_optional_and_defaults_fill_in() -> None:
     sweep = validate_params(with_sweep()).sweep
     assert sweep is not None
     assert (sweep.trials, sweep.metric, sweep.direction, sweep.parallel, sweep.study_name) == (
-        10, "f1_score", "maximize", 2, "sweep")  # fmt: skip
+        10,
+        "f1_score",
+        "maximize",
+        2,
+        "sweep",
+    )
 
 
 @pytest.mark.parametrize(
@@ -98,9 +103,14 @@ def test_bad_settings_are_named(key: str, value: Any, named: str) -> None:
 
 
 def test_overrides_read_back_as_the_values_drawn() -> None:
-    values = {"train.max_depth": None, "train.max_features": 0.5, "train.bootstrap": False,
-              "train.n_estimators": 30, "preprocess.scaler": "minmax",
-              "train.class_weight": "null"}  # fmt: skip
+    values = {
+        "train.max_depth": None,
+        "train.max_features": 0.5,
+        "train.bootstrap": False,
+        "train.n_estimators": 30,
+        "preprocess.scaler": "minmax",
+        "train.class_weight": "null",
+    }
     raw = apply_overrides(copy.deepcopy(COMMITTED), overrides(values))
     for key, value in values.items():
         section, name = key.split(".")

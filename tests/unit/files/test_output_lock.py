@@ -24,9 +24,12 @@ def hold(folder: Path) -> subprocess.Popen[str]:
         "    print('held', flush=True); sys.stdin.read()\n"
     )
     holder = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=ROOT, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-    )  # fmt: skip
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     assert holder.stdout.readline().strip() == "held"
     return holder
 
