@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -88,12 +90,15 @@ def run_sweep(params: Params, options: SweepOptions, root: Path = ROOT) -> Sweep
     if stale:
         log.info("trials %s, left running by a sweep that stopped, are marked failed", stale)
     ray = _connect(address, sweep.parallel)
+    # One machine: the workers' copies live here and go with the sweep (a cluster's nodes keep
+    # theirs in their own temp folder).
+    copies = None if address else tempfile.mkdtemp(prefix=f"sweep-{sweep.study_name}-")
     try:
         with runs.mlflow_run(**_parent_run(study, sweep)) as parent:
             study.set_user_attr(studies.PARENT_RUN_ATTR, parent.info.run_id)
             outcome = SweepOutcome(sweep.study_name, parent.info.run_id)
             cache = None if address else _dvc_cache_dir(root)
-            spec = _SpecMaker(sweep, commit, source, uri, parent.info.run_id, cache)
+            spec = _SpecMaker(sweep, commit, source, uri, parent.info.run_id, cache, copies)
             _trial_loop(
                 ray, study, sweep, spec, outcome, pull_from=(source, root) if address else None
             )
@@ -101,6 +106,8 @@ def run_sweep(params: Params, options: SweepOptions, root: Path = ROOT) -> Sweep
     finally:
         _end_orphans(outcome_parent(study))
         ray.shutdown()
+        if copies:
+            shutil.rmtree(copies, ignore_errors=True)
     if options.apply_best and outcome.best_experiment:
         apply_best(outcome.best_experiment, root)
     return outcome
@@ -177,6 +184,7 @@ def _connect(address: str | None, parallel: int) -> Any:
     # worker ever registers. The trials run the venv's Python and need no uv of their own.
     # Read when ray is first imported.
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    started = time.monotonic()
     import ray
 
     if address:
@@ -189,6 +197,7 @@ def _connect(address: str | None, parallel: int) -> Any:
             log_to_driver=False,
             logging_level=logging.WARNING,
         )
+    log.info("Ray ready in %.1f s", time.monotonic() - started)
     return ray
 
 
@@ -238,6 +247,7 @@ class _SpecMaker:
     uri: str
     parent_run_id: str
     shared_cache: str | None  # one machine: the repository's DVC cache
+    copies: str | None  # one machine: the folder of the workers' working copies
 
     def __call__(self, number: int, values: dict[str, Any]) -> TrialSpec:
         env = {
@@ -255,6 +265,7 @@ class _SpecMaker:
             metric=self.sweep.metric,
             env=env,
             shared_cache=self.shared_cache,
+            copies=self.copies,
         )
 
 
@@ -338,13 +349,14 @@ def _tell(
     study.tell(number, value)
     outcome.finished.append(result)
     log.info(
-        "trial %d (%s): %s = %.4f in %.1f s on %s",
+        "trial %d (%s): %s = %.4f in %.1f s on %s (%s)",
         number,
         result.experiment,
         sweep.metric,
         value,
         result.seconds,
         result.node,
+        ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.steps.items()),
     )
 
 
