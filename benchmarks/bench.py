@@ -25,7 +25,10 @@ machine, in throwaway git copies of the repository under a temporary folder:
 8. the team server (`--only team`);
 9. the registry after months of use (`--only registry`): `mlpipeline model list`, `list --page
    LAST`, `history`, `card` and the save stage on a built project's store, then on the same
-   store grown to 10,000 versions, 100,000 runs and 1,000 alias moves (registry_seed.py).
+   store grown to 10,000 versions, 100,000 runs and 1,000 alias moves (registry_seed.py);
+10. the sweep (benchmarks/sweep.py): 8 trials (--quick: 2) as a plain `dvc exp run` loop
+   against `mlpipeline model sweep` on 1 and 2 local Ray workers, rounds interleaved: Ray's
+   own cost per trial, each step of a trial's task, the speed-up of 2 workers.
 
 Every figure is the median of the runs with min and max. Results go to benchmarks/results.json
 and benchmarks/results.md (--quick or --only: results-quick.*, git-ignored; `--only FIGURE
@@ -127,7 +130,17 @@ TARGETS = {
         "≤ 1.5× (flat)",
         1.5,
     ),
+    # Issue #34: the sweep's fixed costs per trial and what a second worker buys on 2 cores.
+    "sweep_ray_cost_s": ("sweep, 1 Ray worker: Ray's own cost per trial", "≤ 2 s", 2.0),
+    "sweep_2_vs_loop": (
+        "sweep of {sweep_trials} trials on 2 Ray workers: wall time",
+        "≤ 0.625× the `dvc exp run` loop (≥ 1.6× faster)",
+        0.625,
+    ),
 }
+# The sweep's trials (--quick: 2).
+SWEEP_TRIALS = 8
+SWEEP_TRIALS_QUICK = 2
 # Scoring sizes (--quick: 10k and 100k); the batch is Iris resampled with a little noise.
 SCORING_ROWS = [1_000_000, 10_000_000]
 SCORING_ROWS_QUICK = [10_000, 100_000]
@@ -145,6 +158,7 @@ FIGURES = (
     "engines",
     "team",
     "registry",
+    "sweep",
 )
 # The registry after months of use (issue #35): versions, runs and recorded alias moves.
 REGISTRY_SIZE = {"versions": 10_000, "runs": 100_000, "moves": 1_000}
@@ -950,7 +964,12 @@ def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if len(scored) >= 2:
             growth = last["peak_rss_mib"]["max"] / first["peak_rss_mib"]["max"]
             values["scoring_rss_growth"] = growth
+    sweep = results.get("sweep")
+    if sweep:
+        values["sweep_ray_cost_s"] = sweep["ray_cost_per_trial_s"]["median"]
+        values["sweep_2_vs_loop"] = 1 / sweep["speedup_2_workers"]["median"]
     labels = {
+        "sweep_trials": str(sweep["trials"]) if sweep else "N",
         "large": rows_label(sizes[-1] if sizes else None),
         "small": rows_label(sizes[-2] if len(sizes) >= 2 else None),
         "score_small": rows_label(scored[0]["rows"] if scored else None),
@@ -1142,6 +1161,10 @@ def render_markdown(results: dict[str, Any], notes: Mapping[str, str]) -> str:
         lines += scoring_engines.render(results["engines"], statistics.median)
     lines += render_team(results.get("team"))
     lines += render_registry(results.get("registry"))
+    if results.get("sweep"):
+        from benchmarks import sweep  # it imports this module's helpers
+
+        lines += sweep.render(results["sweep"])
     notes_file = HERE / "notes.md"
     if notes_file.exists():
         lines += ["", notes_file.read_text().rstrip()]
@@ -1326,6 +1349,21 @@ def auto_notes(results: dict[str, Any]) -> dict[str, str]:
             f"{score:,.0f} vs {predict:,.0f} rows/s; of the scoring, the drift computation "
             f"{drift:.2f} s"
         )
+    sweep = results.get("sweep")
+    if sweep:
+        steps = sweep["steps_per_trial_1_worker"]
+        made = sum(steps[name]["median"] for name in ("clone", "checkout", "data") if name in steps)
+        notes["sweep_ray_cost_s"] = (
+            f"of the fixed costs, Ray's start {sweep['ray_start_s']['median']:.1f} s once per sweep"
+            if "ray_start_s" in sweep
+            else "see Sweep"
+        )
+        notes["sweep_2_vs_loop"] = (
+            f"a trial's task {sweep['sweep_1_task_s']['median']:.1f} s against the loop's "
+            f"{sweep['loop_per_trial_s']['median']:.1f} s: its working copy (once per worker) "
+            f"{made:.1f} s, `dvc exp run` {steps.get('exp run', {}).get('median', 0):.1f} s, the "
+            f"push {steps.get('push', {}).get('median', 0):.1f} s per trial; 2 trials share 2 cores"
+        )
     return notes
 
 
@@ -1454,6 +1492,12 @@ def main(argv: list[str] | None = None) -> None:
             results["registry"] = bench.registry(
                 REGISTRY_SIZE_QUICK if args.quick else REGISTRY_SIZE
             )
+        if "sweep" in only:
+            log.info("10. the sweep: a dvc exp run loop vs 1 and 2 Ray workers, interleaved")
+            from benchmarks import sweep  # it imports this module's helpers
+
+            trials = SWEEP_TRIALS_QUICK if args.quick else SWEEP_TRIALS
+            results["sweep"] = sweep.measure(trials, bench.fresh_dir("sweep"), runs)
     finally:
         if args.keep:
             log.info("kept %s", workdir)
