@@ -191,7 +191,10 @@ def _connect(address: str | None, parallel: int) -> Any:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
         cpus = math.ceil(parallel * TRIAL_CPUS)
+        # "local": a Ray of our own even when this machine runs another (`ray start`, a test's
+        # cluster): with no address Ray joins the last one started here, and refuses num_cpus.
         ray.init(
+            address="local",
             num_cpus=cpus,
             include_dashboard=False,
             log_to_driver=False,
