@@ -1,5 +1,7 @@
 """`make sweep` on a laptop: no RAY_ADDRESS, so Ray starts here, under make's `uv run`.
 
+Here means a Ray of the sweep's own, even when another Ray runs on the machine.
+
 Its own module, so the module of tests/integration/test_sweep.py keeps its one cluster: this
 sweep's Ray is started by the sweep itself (sized to `--parallel 2`, two CPUs, the driver
 holding none) and stopped when it ends. Three tiny-forest trials on two workers: the third
@@ -8,6 +10,7 @@ runs in the working copy a worker made for its first, reset to the sweep's commi
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import yaml
 from mlpipeline.tool_env import tool_env
 from mlpipeline.tracking import store
 from tests.support.repository import copy_repository
+from tests.support.servers import free_port
 from tests.support.tools import make, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -33,12 +37,20 @@ def test_make_sweep_starts_ray_here_and_reuses_each_workers_copy(tmp_path: Path)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["sweep"] = {"space": SPACE, "trials": 3, "parallel": 2, "study_name": STUDY}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {k: v for k, v in tool_env().items() if k != "RAY_ADDRESS"}
+    # Another Ray on this machine (a `ray start`, a test's cluster; here only its address in
+    # Ray's temp folder, short for Ray's socket paths): Ray with no address would join it.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    (ray_tmp / "ray").mkdir()
+    (ray_tmp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{free_port()}")
+    env = {k: v for k, v in tool_env({"RAY_TMPDIR": str(ray_tmp)}).items() if k != "RAY_ADDRESS"}
     run(["git", "commit", "-qam", "sweep section"], cwd=root, env=env)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     copies = set(Path(tempfile.gettempdir()).glob(f"sweep-{STUDY}-*"))
 
-    done = make(root, "sweep", f"SWEEP_ARGS=--storage {storage}", env=env, timeout=800)
+    try:
+        done = make(root, "sweep", f"SWEEP_ARGS=--storage {storage}", env=env, timeout=800)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
     output = done.stdout + done.stderr
     study = optuna.load_study(study_name=STUDY, storage=storage)
