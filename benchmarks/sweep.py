@@ -60,21 +60,32 @@ def sweep_once(
     command = ["python", "-m", "mlpipeline", "model", "sweep", "--trials", str(trials)]
     command += ["--parallel", str(workers), "--storage", storage, "--params", str(params)]
     done = timed(command, root, env)
-    finished = FINISHED.findall(done.stderr)
+    finished = finished_trials(done.stderr)
     if len(finished) != trials:
         raise RuntimeError(f"{len(finished)} of {trials} trials finished:\n{done.stderr[-3000:]}")
     steps: dict[str, float] = {}
-    for _, listed in finished:
-        for part in listed.split(", "):
-            step, seconds = part.rsplit(" ", 2)[:2]
-            steps[step] = steps.get(step, 0.0) + float(seconds)
+    for _, seconds_by_step in finished:
+        for step, seconds in seconds_by_step.items():
+            steps[step] = steps.get(step, 0.0) + seconds
     ready = RAY_READY.search(done.stderr)
     return {
         "seconds": done.seconds,
-        "task_seconds": sum(float(seconds) for seconds, _ in finished),
+        "task_seconds": sum(seconds for seconds, _ in finished),
         "ray_start_s": float(ready.group(1)) if ready else None,
         "steps_per_trial": {step: total / trials for step, total in steps.items()},
     }
+
+
+def finished_trials(log: str) -> list[tuple[float, dict[str, float]]]:
+    """Each finished trial in the sweep's log: its task's seconds and each step's."""
+    found = []
+    for seconds, listed in FINISHED.findall(log):
+        steps: dict[str, float] = {}
+        for part in listed.split(", "):
+            step, value = part.rsplit(" ", 2)[:2]
+            steps[step] = float(value)
+        found.append((float(seconds), steps))
+    return found
 
 
 def loop_once(root: Path, trials: int, label: str, env: Mapping[str, str]) -> float:

@@ -188,3 +188,33 @@ def test_issue_32_targets_judge_make_run_cpu_and_the_team_server() -> None:
     missing = verdicts({"team": {"available": False, "reason": "no docker"}})
     assert missing["team_p50_ms"]["status"] == "n/a"
     assert verdicts({})["make_run_vs_noop_cpu"]["status"] == "n/a"
+
+
+def test_the_sweep_figure_reads_the_sweeps_log_and_judges_issue_34_targets() -> None:
+    from benchmarks import sweep
+
+    log = (
+        "[mlpipeline.sweeps.engine] INFO Ray ready in 4.2 s\n"
+        "[mlpipeline.sweeps.engine] INFO trial 0 (r0w1-0): f1_score = 0.9667 in 20.5 s on host "
+        "(clone 0.1 s, checkout 0.2 s, data 3.0 s, exp run 15.0 s, push 0.1 s)\n"
+        "[mlpipeline.sweeps.engine] INFO trial 1 (r0w1-1): f1_score = 1.0000 in 15.5 s on host "
+        "(reset 0.1 s, exp run 15.0 s, push 0.1 s)\n"
+    )
+    assert sweep.finished_trials(log) == [
+        (20.5, {"clone": 0.1, "checkout": 0.2, "data": 3.0, "exp run": 15.0, "push": 0.1}),
+        (15.5, {"reset": 0.1, "exp run": 15.0, "push": 0.1}),
+    ]
+    steps = {"exp run": 15.0, "push": 0.1}
+    one = {"seconds": 40.0, "task_seconds": 36.0, "ray_start_s": 4.2, "steps_per_trial": steps}
+    two = {**one, "seconds": 20.0}
+    figures = sweep.summarize(2, [{"loop": 34.0, 1: one, 2: two}])
+    assert figures["ray_cost_per_trial_s"]["median"] == pytest.approx(2.0)
+    assert figures["speedup_2_workers"]["median"] == pytest.approx(1.7)
+    verdict = verdicts({"sweep": figures})
+    assert verdict["sweep_ray_cost_s"]["status"] == "PASS"
+    assert verdict["sweep_2_vs_loop"]["what"] == "sweep of 2 trials on 2 Ray workers: wall time"
+    assert verdict["sweep_2_vs_loop"]["value"] == pytest.approx(20 / 34)
+    assert verdict["sweep_2_vs_loop"]["status"] == "PASS"
+    section = "\n".join(sweep.render(figures))
+    assert "| sweep, 2 workers | 20.0 s (20.0–20.0) | 10.0 s |" in section
+    assert verdicts({})["sweep_2_vs_loop"]["status"] == "n/a"
