@@ -78,7 +78,7 @@ BASE ?= HEAD
 report: setup ## Markdown report, workspace vs BASE: metrics, params, champion, charts → report/report.md
 	$(MLPIPELINE) report report --base "$(BASE)" $(REPORT_ARGS)
 
-bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min; BENCH_ARGS=--quick: a smoke run → results-quick.md; "--only scoring --merge": one figure into results.md)
+bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min, the sweep ~15 more; BENCH_ARGS=--quick: a smoke run → results-quick.md; "--only scoring --merge": one figure into results.md)
 	$(RUN) python -m benchmarks.bench $(BENCH_ARGS)
 
 # MODEL: a models:/ URI or a run id; default params.yaml's champion. The exit status users script
