@@ -2,7 +2,7 @@
 
     mlpipeline model list|promote|rollback|history|card|score|serve|reproduce|sweep
     mlpipeline report plots|report|exps|comment
-    mlpipeline team users|buckets|zenml-stack
+    mlpipeline team users|buckets|zenml-server|zenml-stack
     mlpipeline check preflight|params
 
 A command's module is imported only when that command runs (`mlpipeline check params` never
@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         {
             "users": ("team_users:users", "Create or update a team MLflow account and its role."),
             "buckets": ("buckets:buckets", "Create S3 buckets unless they exist."),
+            "zenml-server": ("zenml_server:zenml_server", "The ZenML server, with a login."),
             "zenml-stack": ("zenml_stack:zenml_stack", "A ZenML server and containerised stack."),
         },
     ),

@@ -5,10 +5,12 @@
 
 What it sets up (docs/zenml.md, "Every step in its own container"):
 
-- a local ZenML server (`zenml login --local`, port ZENML_SERVER_PORT, default 8237) that the
-  step containers report to;
+- a local ZenML server with ZenML's password login (`team zenml-server`, port
+  ZENML_SERVER_PORT, default 8237) that this client logs in to and the step containers
+  report to;
 - the `local_docker` orchestrator (host networking, so a step reaches the servers on
-  127.0.0.1) with ZenML's local image builder beside it;
+  127.0.0.1; the image's non-root user, no capability, limits, a read-only root) with
+  ZenML's local image builder beside it;
 - an S3 artifact store at ZENML_S3_PATH (s3://bucket/prefix) on the S3 server
   MLFLOW_S3_ENDPOINT_URL (else AWS_ENDPOINT_URL, else AWS itself); its bucket is created if
   missing;
@@ -16,26 +18,24 @@ What it sets up (docs/zenml.md, "Every step in its own container"):
   account.
 
 Credentials come from the environment only (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
-MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD) and go into two ZenML secrets,
-`<stack>-s3` and `<stack>-mlflow`; the components hold `{{secret.key}}` references, never a
-value, and nothing secret is on a command line. Idempotent: a second run updates the secrets,
-components and stack in place.
+MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD) and go into two private ZenML secrets
+(only the server's account reads them), `<stack>-s3` and `<stack>-mlflow`; the components
+hold `{{secret.key}}` references, never a value, and nothing secret is on a command line.
+Idempotent: a second run updates the secrets, components and stack in place.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from mlpipeline.commands.buckets import endpoint_url, ensure_buckets
 from mlpipeline.commands.console import command
+from mlpipeline.commands.zenml_server import DEFAULT_SERVER_PORT, ensure_logged_in
 from mlpipeline.domain.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -45,10 +45,27 @@ if TYPE_CHECKING:
 log = logging.getLogger("mlpipeline.zenml_stack")
 
 DEFAULT_STACK = "docker"
-DEFAULT_SERVER_PORT = 8237
 # Keys of the `<stack>-mlflow` secret: the step containers get them as environment variables
 # (ZenML sets a component's secrets in the step's environment), the names MLflow reads.
 MLFLOW_LOGIN_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+# docker-py's `containers.run` arguments for every step container, as the compose services
+# run: the image's own non-root user (not ZenML's default, the caller's uid: root under
+# sudo), no capability and no way to gain one, memory and process limits (a step of the
+# Iris pipeline peaks under 1 GB), a read-only root filesystem with tmpfs where a step
+# writes: /app (ZenML downloads the code there) and /tmp, the step's HOME (ZenML's config).
+# Host networking: a step reaches the ZenML, MLflow and S3 servers on the addresses the host
+# uses (127.0.0.1 included).
+STEP_CONTAINER_RUN_ARGS = {
+    "user": "app",
+    "network_mode": "host",
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges:true"],
+    "mem_limit": "2g",
+    "pids_limit": 256,
+    "read_only": True,
+    "tmpfs": {"/app": "size=512m,mode=1777", "/tmp": "size=512m,mode=1777"},
+    "environment": {"HOME": "/tmp"},
+}
 
 
 @dataclass(frozen=True)
@@ -100,25 +117,11 @@ def settings_from_env(name: str) -> StackSettings:
     )
 
 
-def login_local(port: int) -> None:
-    """Start (or reconnect to) the local ZenML server, as `zenml login --local` does."""
-    env = {**os.environ, "ZENML_AUTO_OPEN_DASHBOARD": "false"}
-    login = subprocess.run(
-        [Path(sys.executable).with_name("zenml"), "login", "--local", "--port", str(port)],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if login.returncode != 0:
-        last = (login.stderr.strip() or login.stdout.strip() or "?").splitlines()[-1]
-        raise PipelineError(f"zenml login --local --port {port} failed: {last}")
-
-
 def put_secret(client: Client, name: str, values: dict[str, str]) -> None:
     from zenml.exceptions import EntityExistsError
 
     try:
-        client.create_secret(name=name, values=values)
+        client.create_secret(name=name, values=values, private=True)
     except EntityExistsError:
         client.update_secret(name, add_or_update_values=values)
 
@@ -177,14 +180,12 @@ def register_stack(settings: StackSettings) -> None:
     name = settings.name
     put_component(client, StackComponentType.ARTIFACT_STORE, name, "s3", s3_config)
     put_component(client, StackComponentType.IMAGE_BUILDER, name, "local", {})
-    # Host networking: a step container reaches the ZenML, MLflow and S3 servers on the
-    # addresses the host uses (127.0.0.1 included).
     put_component(
         client,
         StackComponentType.ORCHESTRATOR,
         name,
         "local_docker",
-        {"run_args": {"network_mode": "host"}},
+        {"run_args": STEP_CONTAINER_RUN_ARGS},
     )
     put_component(
         client,
@@ -232,7 +233,7 @@ def register_stack(settings: StackSettings) -> None:
 def zenml_stack(name: str, port: int) -> None:
     settings = settings_from_env(name)
     created = ensure_buckets([settings.bucket], settings.s3_endpoint)
-    login_local(port)
+    ensure_logged_in(port)
     register_stack(settings)
     log.info(
         "ZenML server http://127.0.0.1:%d; stack %s: local_docker, s3 %s%s, mlflow %s",
