@@ -255,3 +255,42 @@ def test_the_tls_key_is_readable_by_the_proxys_user_only(team_stack: TeamStack) 
     listed = run(["docker", "exec", proxy, "stat", "-c", "%a %U", "/run/secrets/tls_private_key"],
                  cwd=team_stack.project)  # fmt: skip
     assert listed.stdout.split() == ["600", "www-data"]
+
+
+# Run in a container of the jupyter service (its networks, its reader login): what a
+# notebook's code can reach. Prints one word per probe.
+NETWORK_PROBE = """
+import base64, os, urllib.error, urllib.request
+
+def status(url, login):
+    auth = base64.b64encode(login.encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": "Basic " + auth})
+    try:
+        return str(urllib.request.urlopen(request, timeout=10).status)
+    except urllib.error.HTTPError as error:
+        return str(error.code)
+    except OSError:
+        return "unreachable"
+
+login = os.environ["MLFLOW_TRACKING_USERNAME"] + ":" + os.environ["MLFLOW_TRACKING_PASSWORD"]
+search = "/api/2.0/mlflow/experiments/search?max_results=1"
+print(status("http://mlflow:5000" + search, login))
+print(os.environ["MLFLOW_TRACKING_URI"], status(os.environ["MLFLOW_TRACKING_URI"] + search, login))
+wrong = [status("http://proxy:8000" + search, "reader:wrong-password") for _ in range(6)]
+print(" ".join(wrong))
+"""
+
+
+def test_mlflows_own_port_is_closed_to_the_users_containers(team_stack: TeamStack) -> None:
+    """From jupyter, mlflow:5000 is not on the network; the proxy's inner door answers, with
+    the front door's failed-login ban (PROXY_LOGIN_FAILURES=5, then 429)."""
+    proc = team_stack.compose(
+        "run", "--rm", "--no-deps", "jupyter", "python", "-c", NETWORK_PROBE, check=False
+    )
+    assert proc.stdout.split() == [
+        "unreachable",
+        "http://proxy:8000",
+        "200",
+        *["401"] * 5,
+        "429",
+    ], (proc.stdout, proc.stderr)
