@@ -590,7 +590,9 @@ class Bench:
             cold = timed(command, cwd=project, env=env).seconds
             cached = timed(command, cwd=project, env=env).seconds
         finally:
-            subprocess.run([VENV_BIN / "zenml", "logout", "--local"], env=env, capture_output=True)
+            stop = [sys.executable, "-m", "mlpipeline", "team", "zenml-server", "--stop"]
+            subprocess.run(stop, cwd=project, env={**env, "ZENML_SERVER_PORT": str(zenml_port)},
+                           capture_output=True)  # fmt: skip
             for server in servers:
                 server.terminate()
                 server.wait(timeout=30)
