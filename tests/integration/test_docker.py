@@ -330,6 +330,18 @@ def test_team_override_resolves_and_keeps_secrets_out_of_the_configuration(
             f"mlflow_{account}_password"
         ]
     assert services["app"]["depends_on"]["users"]["condition"] == "service_completed_successfully"
+    # MLflow's own port is off the network of the containers a user works in: they reach it
+    # through the proxy's inner door (test_team_security.py probes it from jupyter).
+    networks = {
+        name: tuple(sorted(spec.get("networks") or ["default"])) for name, spec in services.items()
+    }
+    assert networks == {
+        **dict.fromkeys(("mlflow", "postgres", "minio", "buckets", "users"), ("backend",)),
+        "proxy": ("backend", "default"),
+        **dict.fromkeys(("app", "jupyter", "serve"), ("default",)),
+    }
+    for client in ("app", "jupyter", "serve"):
+        assert services[client]["environment"]["MLFLOW_TRACKING_URI"] == "http://proxy:8000"
     # Every image pinned to a release: no `latest`, no bare major version.
     for name in ("postgres", "minio"):
         image = services[name]["image"]
