@@ -18,7 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, free_port, run, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import REPO
+from tests.support.servers import free_port
+from tests.support.tools import run
 
 pytestmark = pytest.mark.integration
 
