@@ -294,3 +294,12 @@ def test_a_server_behind_a_private_ca_is_reached_with_the_ca_mlflow_is_given(
     monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
     monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
     assert check_reachable(uri) is None
+
+
+def test_logged_models_pin_pip_so_mlflow_does_not_warn() -> None:
+    """MLflow pins pip in a logged model's conda.yaml, and warns "Failed to resolve installed
+    pip version" on every model it logs when the environment has no pip (a uv venv)."""
+    import mlflow.sklearn
+
+    dependencies = mlflow.sklearn.get_default_conda_env()["dependencies"]
+    assert any(str(item).startswith("pip<=") for item in dependencies), dependencies
