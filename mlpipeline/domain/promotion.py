@@ -15,6 +15,24 @@ from mlpipeline.domain.errors import PipelineError
 PROMOTE_COMMAND = "mlpipeline model promote"
 
 
+def exploratory_reason(orchestrator: str | None) -> str | None:
+    """Why a version trained by `orchestrator` may never hold the alias; None when it may.
+
+    The rule for exploratory runs, one for both orchestrators: the alias only goes to a
+    version `mlpipeline model reproduce` can rebuild from DVC's lineage. A ZenML run's data
+    and model live in ZenML's artifact store, so it cannot; a `--temp` or queued DVC
+    experiment can (its experiment ref), and competes when `save.experiments_compete` says so.
+    """
+    if orchestrator != "zenml":
+        return None
+    return (
+        "it was trained by the ZenML pipeline, an exploratory run that `mlpipeline model "
+        "reproduce` cannot rebuild (its data and model live in ZenML's artifact store), and "
+        "only a version that can be rebuilt holds the alias; to serve these params, train "
+        "them in the DVC workspace (`dvc exp run -S ...`) and promote that version"
+    )
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A freshly registered version and what its score means.
@@ -25,6 +43,7 @@ class Candidate:
             test split); None when unknown.
         temp_experiment: the DVC experiment's name when it ran in a temporary copy
             (`--temp`, queue), which does not change the workspace.
+        orchestrator: what trained it (the run's `orchestrator` tag: `dvc`, `zenml`).
     """
 
     version: str
@@ -32,6 +51,7 @@ class Candidate:
     inputs: Sequence[tuple[str, str]]
     evaluation_data: str | None
     temp_experiment: str | None = None
+    orchestrator: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +134,8 @@ def decide(
     only if the two are comparable: the same input columns (else the served model would
     reject the requests the champion answers) and scores computed on the same data (a
     score on another dataset or test split says nothing about which model is better).
-    A `--temp` or queued experiment competes only when `experiments_compete` is set.
+    A `--temp` or queued experiment competes only when `experiments_compete` is set; a
+    ZenML-trained version never does (`exploratory_reason`).
     """
     score, version = candidate.score, candidate.version
     promote = f"`{PROMOTE_COMMAND} {version}`"
@@ -122,6 +143,9 @@ def decide(
         return Decision(True, f"version {version} already holds the alias")
     if score < min_score:
         return Decision(False, f"score {score:.4f} is below save.min_score {min_score:.4f}")
+    exploratory = exploratory_reason(candidate.orchestrator)
+    if exploratory is not None:
+        return Decision(False, f"score {score:.4f}, but {exploratory}")
     if candidate.temp_experiment and not experiments_compete:
         return Decision(
             False,

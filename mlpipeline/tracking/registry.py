@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlpipeline.domain.alias_history import AliasMove, previous_version, unrecorded_move
 from mlpipeline.domain.challenger import CHALLENGER_ALIAS
-from mlpipeline.domain.errors import TrackingError
+from mlpipeline.domain.errors import PipelineError, TrackingError
 from mlpipeline.domain.model_card import with_current_alias
 from mlpipeline.domain.params import MlflowParams, SaveParams
 from mlpipeline.domain.promotion import (
@@ -24,6 +24,7 @@ from mlpipeline.domain.promotion import (
     champion_score,
     decide,
     decision_line,
+    exploratory_reason,
     lower_score_warning,
 )
 from mlpipeline.files import paths
@@ -157,6 +158,7 @@ def publish(
             inputs=input_columns(signature),
             evaluation_data=evaluated_on,
             temp_experiment=temp_experiment(),
+            orchestrator=training_run.data.tags.get("orchestrator"),
         )
         champion = _champion(client, model_name, alias, metric)
         decision = decide(candidate, champion, save.min_score, save.experiments_compete)
@@ -173,7 +175,7 @@ def publish(
                 expected=champion.version if champion else None,
                 to_version=version,
                 why=decision_line(registration, alias),
-                via=saved_by(training_run.data.tags.get("orchestrator")),
+                via=saved_by(candidate.orchestrator),
             )
         if not reused or model_cards.CARD_TAG not in registered.tags:
             model_cards.log_card(
@@ -393,12 +395,32 @@ def _move_by_hand(
     recorded; returns the version that held `alias` before."""
     _require_model(client, model_name)
     _require_version(client, model_name, version)
+    if alias != CHALLENGER_ALIAS:  # a challenger is scored beside the champion, never serves
+        _check_reproducible(client, model_name, alias, version)
     _check_servable(client, model_name, alias, version)
     before = history.current_version(client, model_name, alias)
     history.move_alias(
         client, uri, model_name, alias, before, version, reason or "(no reason given)", via
     )
     return before
+
+
+def _check_reproducible(client: MlflowClient, model_name: str, alias: str, version: str) -> None:
+    """A PipelineError when `version` was trained by a run that cannot be rebuilt (ZenML's):
+    the save gate's rule for exploratory runs holds for a hand-made move too."""
+    from mlflow.exceptions import MlflowException
+
+    run_id = client.get_model_version(model_name, version).run_id
+    orchestrator = None
+    if run_id:
+        try:
+            orchestrator = client.get_run(run_id).data.tags.get("orchestrator")
+        except MlflowException as exc:
+            if not is_not_found(exc):
+                raise  # a store that did not answer cannot say what trained it
+    reason = exploratory_reason(orchestrator)
+    if reason is not None:
+        raise PipelineError(f"{model_name} version {version} cannot be {alias}: {reason}")
 
 
 def _check_servable(client: MlflowClient, model_name: str, alias: str, version: str) -> None:

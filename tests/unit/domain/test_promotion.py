@@ -159,6 +159,30 @@ TABLE_INPUTS = [("a", "double"), ("b", "double")]
             True,
             "beats 0.9300",
         ),
+        # A ZenML run is exploratory: it cannot be rebuilt, so it never takes the alias, not
+        # on a tie, not as the first version, not when experiments compete.
+        *[
+            (
+                Candidate("2", score, IRIS_INPUTS, IRIS_DATA, orchestrator="zenml"),
+                champion,
+                compete,
+                False,
+                "trained by the ZenML pipeline, an exploratory run that `mlpipeline model "
+                "reproduce` cannot rebuild",
+            )
+            for score, champion, compete in [
+                (0.93, Champion("1", 0.93, IRIS_INPUTS, IRIS_DATA), False),
+                (0.99, Champion("1", 0.93, IRIS_INPUTS, IRIS_DATA), True),
+                (0.99, None, False),
+            ]
+        ],
+        (
+            Candidate("2", 0.99, IRIS_INPUTS, IRIS_DATA, orchestrator="dvc"),
+            Champion("1", 0.93, IRIS_INPUTS, IRIS_DATA),
+            False,
+            True,
+            "beats 0.9300",
+        ),
         # A rerun of save for the version that already holds the alias keeps it.
         (
             Candidate("1", 0.5, IRIS_INPUTS, IRIS_DATA),
