@@ -15,6 +15,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -25,6 +26,9 @@ from mlpipeline.domain.report import Image, decision_from_log, render_report
 from mlpipeline.files.outputs import staged_outputs
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.files.paths import PARAMS, ROOT, RUN_INFO
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger("mlpipeline.report")
 
@@ -61,8 +65,10 @@ def run_links(revisions: dict[str, str | None], server: str | None) -> dict[str,
     return links
 
 
-def decision_from_store(alias: str) -> str | None:
-    """What the registry says of the workspace's training run: its version, alias or not."""
+def decision_from_store(alias: str, model_name: str) -> str | None:
+    """What the registry says of the workspace's training run: the save gate's line for its
+    version (with the reason), and which version holds the alias now, which later saves,
+    promotes and rollbacks may have moved."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -76,15 +82,33 @@ def decision_from_store(alias: str) -> str | None:
         return None
     try:
         server.check_reachable(uri)  # fails in seconds; MLflow's client retries for minutes
-        tags = MlflowClient(tracking_uri=uri).get_run(info["run_id"]).data.tags
+        client = MlflowClient(tracking_uri=uri)
+        tags = client.get_run(info["run_id"]).data.tags
+        version = tags.get("registered_model_version")
+        if version is None:
+            return None
+        holder = _alias_holder(client, model_name, alias)
     except (TrackingError, MlflowException) as exc:
         log.info("no decision from %s: %s", uri, exc)
         return None
-    version = tags.get("registered_model_version")
-    if version is None:
-        return None
     verdict = "now" if tags.get(f"{alias}_promoted") == "True" else "not"
-    return f"run {info['run_id']} registered version {version}; {verdict} @{alias}"
+    # Runs saved before the line was recorded give the verdict without its reason.
+    line = tags.get(f"{alias}_decision") or f"registered version {version}; {verdict} @{alias}"
+    now = f"@{alias} is now version {holder}" if holder else f"no version holds @{alias} now"
+    return f"{line} (recorded by run {info['run_id']}'s save; {now})"
+
+
+def _alias_holder(client: MlflowClient, model_name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    from mlpipeline.tracking.failures import no_alias
+
+    try:
+        return str(client.get_model_version_by_alias(model_name, alias).version)
+    except MlflowException as exc:
+        if no_alias(exc):
+            return None
+        raise
 
 
 def write_report(
@@ -103,7 +127,7 @@ def write_report(
             raise PipelineError(f"--repro-log {repro_log}: no such file")
         decision = decision_from_log(repro_log.read_text(errors="replace"))
     if decision is None and rev is None:
-        decision = decision_from_store(alias)
+        decision = decision_from_store(alias, params_file.mlflow.registered_model_name)
     decision = decision or "the save stage did not run (no decision in the log or the store)"
 
     with tempfile.TemporaryDirectory(prefix="report-plots-") as images_dir:

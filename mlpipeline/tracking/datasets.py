@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 
 from mlpipeline.files.paths import ROOT
 
+# The context of the user's own table, beside the pipeline's raw, training and testing.
+SOURCE_CONTEXT = "source"
+
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow.data.dataset import Dataset
@@ -53,6 +56,19 @@ def log_file(path: Path, context: str, md5: str, sample: pd.DataFrame, root: Pat
         schema=infer_signature(sample).inputs,
     )
     _log_input(dataset, context)
+
+
+def log_source(source: str, csv_path: str | None, root: Path = ROOT) -> None:
+    """Log the user's own table (`load.source: csv`) as the run's `source` input, with its md5,
+    so the run and the model card name the file under data/external/ a model came from."""
+    import pandas as pd
+
+    from mlpipeline.files.hashes import file_md5
+
+    if source != "csv" or not csv_path:
+        return
+    path = root / csv_path
+    log_file(path, SOURCE_CONTEXT, file_md5(path), pd.read_csv(path, nrows=5), root)
 
 
 def _log_input(dataset: Dataset, context: str) -> None:

@@ -5,16 +5,21 @@ record, log its card with its training run, read it back. mlflow is imported onl
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from typing import TYPE_CHECKING
 
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.domain.model_card import CardRecord, data_md5_from_tags, render_card
-from mlpipeline.tracking import drift_reference
+from mlpipeline.tracking import datasets, drift_reference
 from mlpipeline.tracking.failures import cause, is_not_found
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+# MLflow's tag holding a dataset input's context (raw, training, testing, source).
+CONTEXT_TAG = "mlflow.data.context"
 
 # The version tag naming the card among its training run's artifacts.
 CARD_TAG = "model_card"
@@ -56,13 +61,38 @@ def build_record(
         commit=tags.get("git_commit"),
         dirty=tags.get("git_dirty"),
         orchestrator=tags.get("orchestrator"),
-        data_md5=data_md5_from_tags(tags),
+        data_md5=data_md5(run),
         params=dict(run.data.params),
         metrics=dict(run.data.metrics),
         signature=signature,
         reference=drift_reference.load_reference(run_id),
         extra_lineage=lineage,
     )
+
+
+def data_md5(run: Run) -> dict[str, str]:
+    """The files a run used -> md5: the user's source table first, then DVC's md5s from the
+    lineage tags, then the run's other dataset inputs (a ZenML run's only record: it has no
+    DVC outputs, and logs its raw, training and testing tables with DVC's md5s as digests)."""
+    source: dict[str, str] = {}
+    others: dict[str, str] = {}
+    for item in run.inputs.dataset_inputs if run.inputs else []:
+        path = _file_of(item.dataset.source)
+        if path is None:
+            continue
+        context = next((tag.value for tag in item.tags if tag.key == CONTEXT_TAG), None)
+        (source if context == datasets.SOURCE_CONTEXT else others)[path] = item.dataset.digest
+    from_tags = data_md5_from_tags(run.data.tags)
+    return {**source, **from_tags, **{k: v for k, v in others.items() if k not in from_tags}}
+
+
+def _file_of(source: str) -> str | None:
+    """The file a dataset input names (its source's `uri`); None for any other source."""
+    try:
+        uri = json.loads(source).get("uri")
+    except (ValueError, AttributeError):
+        return None
+    return str(uri) if uri else None
 
 
 def log_card(

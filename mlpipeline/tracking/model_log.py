@@ -147,6 +147,8 @@ def training_run(
     with runs.mlflow_run(run_name=run_name) as run:
         model_uri = log_training(params, pipeline, example, tags)
         drift_reference.log_reference(reference)
+        load = params.get("load") or {}  # the user's own table, if the data came from one
+        datasets.log_source(str(load.get("source")), load.get("csv_path"))
         datasets.log_table(raw.frame, paths.RAW_DATA, "raw", raw.md5)
         datasets.log_table(train.frame, paths.TRAIN_SET, "training", train.md5)
         yield run, model_uri

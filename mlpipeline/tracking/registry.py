@@ -186,7 +186,12 @@ def publish(
                 input_columns(signature),
             )
         mlflow.set_tags(
-            {"registered_model_version": version, f"{alias}_promoted": str(decision.promoted)}
+            {
+                "registered_model_version": version,
+                f"{alias}_promoted": str(decision.promoted),
+                # The gate's line with its reason, for `make report` when nothing reruns.
+                f"{alias}_decision": decision_line(registration, alias),
+            }
         )
     return registration
 

@@ -8,6 +8,7 @@ each test checks one chapter of what it recorded.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import sqlite3
@@ -179,6 +180,18 @@ def test_under_its_own_name_it_becomes_that_models_champion(table_story: TableSt
     assert "registered tiny_classifier version 1; now @champion" in decision(table_story.own_name)
     assert story.aliases("tiny_classifier") == {"champion": "1"}
     assert story.aliases()["champion"] == "1"
+
+
+def test_the_card_names_the_users_table_and_its_md5(table_story: TableStory) -> None:
+    """The card's data table starts with the source under data/external/, then DVC's files."""
+    root = table_story.story.root
+    env = tool_env({"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"})
+    command = [sys.executable, "-m", "mlpipeline", "model", "card", "1", "--model"]
+    card = run([*command, "tiny_classifier"], cwd=root, env=env).stdout
+    table_md5 = hashlib.md5((root / "data/external/tiny.csv").read_bytes()).hexdigest()
+    data = card.split("## Data\n")[1].split("\n\n")[1].splitlines()
+    assert data[2] == f"| data/external/tiny.csv | {table_md5} |", card
+    assert any(line.startswith("| data/raw/dataset.csv | ") for line in data[3:]), card
 
 
 def test_registry_command_lists_and_moves_the_alias_from_a_subfolder(story: Story) -> None:

@@ -104,6 +104,26 @@ def test_the_report_has_both_values_and_the_change(two_commits: Path, tmp_path: 
     assert re.search(r"registered iris_classifier version \d+; (now|not) @champion: ", decision)
 
 
+def test_with_nothing_rerun_the_champion_line_comes_from_the_store_with_its_reason(
+    two_commits: Path, tmp_path: Path
+) -> None:
+    """CI with nothing to rerun: the save stage printed no line, the store still has it."""
+    skipped = tmp_path / "repro.log"
+    skipped.write_text("Stage 'save' didn't change, skipping\n")
+    out = tmp_path / "report"
+    command = ["report", "report", "--base", "HEAD~1", "-o", out, "--repro-log", skipped]
+    run([sys.executable, "-m", "mlpipeline", *command], cwd=two_commits)
+    text = (out / "report.md").read_text()
+    line = next(line for line in text.splitlines() if line.startswith("**Champion:**"))
+    run_id = json.loads((two_commits / "models/mlflow_run.json").read_text())["run_id"]
+    # The gate's own line, its reason included, then where the alias stands now.
+    assert re.search(
+        rf"registered iris_classifier version (\d+); (now|not) @champion: .+ "
+        rf"\(recorded by run {run_id}'s save; @champion is now version \d+\)",
+        line,
+    ), line
+
+
 def test_every_linked_image_exists_and_is_drawn(two_commits: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     text = report(two_commits, out)

@@ -43,6 +43,9 @@ class Workspace:
     def zenml(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run([sys.executable, "-m", "zenml_pipeline", *args], self.root, self.env, check)
 
+    def mlpipeline(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run([sys.executable, "-m", "mlpipeline", *args], self.root, self.env, check)
+
     def state(self) -> tuple[str, str]:
         dvc = run(["dvc", "status"], self.root, self.env).stdout
         git = run(["git", "status", "--porcelain", "--untracked-files=all"], self.root, self.env)
@@ -151,14 +154,26 @@ def test_metrics_and_mlflow_match_dvc_repro(workspace: Workspace, zenml_client: 
     version = output(run, "save", "model_version")
     registered = client.get_model_version("iris_classifier", version)
     assert registered.run_id == zenml_run.info.run_id
-    # Equal to the DVC run's score: a tie keeps the alias on the DVC-built version, under
-    # the same rule for both orchestrators.
+    # A ZenML run is exploratory: `mlpipeline model reproduce` cannot rebuild it, so its
+    # version never takes the alias (here it ties the DVC-built champion, which keeps it).
     assert str(client.get_model_version_by_alias("iris_classifier", "champion").version) != version
     # The save step says so, as the DVC save stage does.
     assert f"registered iris_classifier version {version}; not @champion: score" in (
         workspace.first_log
     )
-    assert "a tie keeps the alias where it is" in workspace.first_log
+    assert "trained by the ZenML pipeline, an exploratory run" in workspace.first_log
+    # Its card lists the data it used (ZenML records no DVC outputs: its dataset inputs,
+    # whose digests are DVC's md5s), as the DVC-built version's does.
+    card = workspace.mlpipeline("model", "card", version).stdout
+    raw_md5 = dvc_run.data.tags["md5.data/raw/dataset.csv"]
+    assert f"| data/raw/dataset.csv | {raw_md5} |" in card, card
+    assert f"| data/processed/train.parquet | {tags['train_data_md5']} |" in card, card
+    # Nor can a hand-made promote give it the alias: one line, exit 1, the alias unmoved.
+    promote = workspace.mlpipeline("model", "promote", version, check=False)
+    assert promote.returncode == 1, promote.stderr
+    refusal = f"iris_classifier version {version} cannot be champion: it was trained by the ZenML"
+    assert refusal in promote.stderr
+    assert str(client.get_model_version_by_alias("iris_classifier", "champion").version) != version
 
 
 def test_rerun_is_cached_and_train_param_reruns_downstream(
