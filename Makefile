@@ -59,6 +59,7 @@ COMPOSE_MISSING := neither `docker compose` (v2) nor `docker-compose` (v1) is in
 up: ## Start the compose stack, docker compose v2 or docker-compose v1 (COMPOSE_ARGS="-f docker-compose.yml -f docker/docker-compose.team.yml")
 	@[ -n "$(COMPOSE)" ] || { echo '$(COMPOSE_MISSING)' >&2; exit 2; }
 	@mkdir -p .dvc/cache .dvc/tmp  # the app container's only writable .dvc folders: bind mounts need them
+	@sh docker/checkout-owner.sh  # a root-owned checkout refused; root's leftovers back to the owner
 	$(COMPOSE) $(COMPOSE_ARGS) up -d $(SERVICES)
 
 down: ## Stop the compose stack (keeps its volumes; COMPOSE_ARGS as for up)
