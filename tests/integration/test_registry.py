@@ -189,7 +189,7 @@ def test_the_card_names_the_users_table_and_its_md5(table_story: TableStory) -> 
     command = [sys.executable, "-m", "mlpipeline", "model", "card", "1", "--model"]
     card = run([*command, "tiny_classifier"], cwd=root, env=env).stdout
     table_md5 = hashlib.md5((root / "data/external/tiny.csv").read_bytes()).hexdigest()
-    data = card.split("## Data\n")[1].split("\n\n")[1].splitlines()
+    data = card.split("## Data\n\n")[1].split("\n\n")[0].splitlines()
     assert data[2] == f"| data/external/tiny.csv | {table_md5} |", card
     assert any(line.startswith("| data/raw/dataset.csv | ") for line in data[3:]), card
 
