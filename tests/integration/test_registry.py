@@ -182,6 +182,7 @@ def test_under_its_own_name_it_becomes_that_models_champion(table_story: TableSt
     assert story.aliases()["champion"] == "1"
 
 
+@pytest.mark.slow  # the table story's two dvc repro, which only slow tests share
 def test_the_card_names_the_users_table_and_its_md5(table_story: TableStory) -> None:
     """The card's data table starts with the source under data/external/, then DVC's files."""
     root = table_story.story.root
