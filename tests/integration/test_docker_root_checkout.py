@@ -17,15 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_repository, free_port, run, tool_env
-from tests.integration.conftest import (
-    APP_UID,
-    COMPOSE,
-    IMAGE,
-    UP_TIMEOUT_S,
-    ComposeProject,
-    base_image,
-)
+from mlpipeline.tool_env import tool_env
+from tests.support.compose import APP_UID, IMAGE, UP_TIMEOUT_S, ComposeProject, base_image
+from tests.support.repository import copy_repository
+from tests.support.servers import free_port
+from tests.support.team import COMPOSE
+from tests.support.tools import run
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1800)]
 
