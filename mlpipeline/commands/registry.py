@@ -23,8 +23,8 @@ import click
 
 from mlpipeline.commands.console import command, params_option
 from mlpipeline.domain import alias_history
-from mlpipeline.domain.challenger import CHALLENGER_ALIAS
 from mlpipeline.domain.params import Params
+from mlpipeline.domain.promotion import CHALLENGER_ALIAS
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.tracking import registry
 

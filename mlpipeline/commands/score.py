@@ -35,11 +35,12 @@ from typing import Any
 import click
 
 from mlpipeline.commands.console import EXIT_DRIFT, EXIT_OK, command, params_option
-from mlpipeline.domain.challenger import CHALLENGER_ALIAS, Comparison
+from mlpipeline.domain.challenger import Comparison
 from mlpipeline.domain.drift import BatchCounts, DriftReport, compare
 from mlpipeline.domain.drift_report import render_html, render_png
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.domain.params import MonitorParams, Params
+from mlpipeline.domain.promotion import CHALLENGER_ALIAS
 from mlpipeline.domain.scoring import (
     PREDICTION_COLUMN,
     REASON_COLUMN,

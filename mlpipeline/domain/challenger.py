@@ -17,9 +17,6 @@ from mlpipeline.domain.scoring import PREDICTION_COLUMN, ROW_COLUMN
 if TYPE_CHECKING:
     import pandas as pd
 
-# The alias `mlpipeline model promote --challenger` moves, and `score --with-challenger` reads.
-CHALLENGER_ALIAS = "challenger"
-
 
 @dataclass
 class Comparison:

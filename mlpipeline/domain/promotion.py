@@ -13,6 +13,8 @@ from typing import Any
 from mlpipeline.domain.errors import PipelineError
 
 PROMOTE_COMMAND = "mlpipeline model promote"
+# The alias `promote --challenger` moves and `score --with-challenger` reads; it never serves.
+CHALLENGER_ALIAS = "challenger"
 
 
 def exploratory_reason(orchestrator: str | None) -> str | None:

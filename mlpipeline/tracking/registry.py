@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlpipeline.domain.alias_history import AliasMove, previous_version, unrecorded_move
-from mlpipeline.domain.challenger import CHALLENGER_ALIAS
 from mlpipeline.domain.errors import PipelineError, TrackingError
 from mlpipeline.domain.model_card import with_current_alias
 from mlpipeline.domain.params import MlflowParams, SaveParams
 from mlpipeline.domain.promotion import (
+    CHALLENGER_ALIAS,
     Candidate,
     Champion,
     Registration,
