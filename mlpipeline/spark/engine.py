@@ -131,6 +131,7 @@ def score(spark: Any, master: str, job: Job, folder: Path) -> Outcome:
     outcome.metrics = {
         "spark_startup_seconds": _STARTUP.get(id(spark), 0.0),
         "spark_job_seconds": seconds,
+        **session.driver_peak_rss_mib(),
     }
     return outcome
 

@@ -140,6 +140,28 @@ def spark_session(
         spark.stop()
 
 
+def driver_peak_rss_mib() -> dict[str, float]:
+    """The driver's peak resident memory, MiB: this Python process and the JVM it started
+    (its child; Linux's /proc/<pid>/status VmHWM, 0 where there is no /proc)."""
+    import resource
+
+    python = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    jvm = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid ...: comm may hold spaces and parentheses
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if parent != os.getpid():
+                continue
+            status = (stat.parent / "status").read_text()
+        except (OSError, IndexError, ValueError):  # a process that ended meanwhile
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                jvm = max(jvm, int(line.split()[1]) / 1024)
+    return {"spark_driver_python_peak_rss_mib": python, "spark_driver_jvm_peak_rss_mib": jvm}
+
+
 def _probe(load: Any) -> Any:
     def probe(_: Iterator[int]) -> Iterator[tuple[str, str]]:
         try:
