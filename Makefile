@@ -79,7 +79,7 @@ BASE ?= HEAD
 report: setup ## Markdown report, workspace vs BASE: metrics, params, champion, charts → report/report.md
 	$(MLPIPELINE) report report --base "$(BASE)" $(REPORT_ARGS)
 
-bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min, the sweep ~15 more; BENCH_ARGS=--quick: a smoke run → results-quick.md; "--only scoring --merge": one figure into results.md)
+bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~30 min, the sweep ~15 more; BENCH_ARGS=--quick: a smoke run → results-quick.md; "--only scoring --merge": one figure into results.md; BENCH_ENGINES_10M=1: the scoring engines at 10M rows too)
 	$(RUN) python -m benchmarks.bench $(BENCH_ARGS)
 
 # MODEL: a models:/ URI or a run id; default params.yaml's champion. The exit status users script

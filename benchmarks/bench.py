@@ -19,9 +19,10 @@ machine, in throwaway git copies of the repository under a temporary folder:
 7. batch scoring (`mlpipeline model score`) of 1M and 10M Iris-like rows with the
    champion: rows per second against benchmarks/score_floor.py (one process, whole file,
    `model.predict`), peak RSS, and the drift computation's seconds;
-7b. scoring engines (benchmarks/scoring_engines.py): the same CSVs with the local engine,
-   `--engine spark` on local[2] and on a standalone cluster of two one-core workers, run by
-   run in turn: rows/s, Spark's start-up apart, peak RSS, and whether the outputs are equal.
+7b. scoring engines (benchmarks/scoring_engines.py): the same CSV of 1M rows (and 10M with
+   BENCH_ENGINES_10M=1) with the local engine, `--engine spark` on local[2] and on a
+   standalone cluster of two one-core workers, run by run in turn: rows/s and per core,
+   Spark's start-up apart, the driver's peak RSS, and whether the outputs are equal.
 8. the team server (`--only team`);
 9. the registry after months of use (`--only registry`): `mlpipeline model list`, `list --page
    LAST`, `history`, `card` and the save stage on a built project's store, then on the same
@@ -66,6 +67,7 @@ from benchmarks.latency import latency_by_group, parse_access_log
 from benchmarks.registry_seed import seed_registry
 from mlpipeline import tool_env as tools
 from tests.support import repository
+from tests.support import spark as spark_cluster
 from tests.support import team as team_stack
 
 log = logging.getLogger("benchmarks")
@@ -651,8 +653,8 @@ class Bench:
             batches[rows] = project.parent / f"batch-{rows}.csv"
             write_scoring_batch(project / "data" / "raw" / "dataset.csv", batches[rows], rows)
         cluster_dir = project.parent / "spark-cluster"
-        with scoring_engines.standalone_cluster(cluster_dir, env, free_port) as cluster:
-            entries = scoring_engines.measure(project, env, batches, self.runs, timed, cluster)
+        with spark_cluster.standalone_cluster(cluster_dir, env) as cluster:
+            entries = scoring_engines.measure(project, env, batches, self.runs, timed, cluster.url)
         shutil.rmtree(project.parent)
         return entries
 
@@ -1480,7 +1482,8 @@ def main(argv: list[str] | None = None) -> None:
             results["scoring"] = bench.scoring(SCORING_ROWS_QUICK if args.quick else SCORING_ROWS)
         if "engines" in only:
             log.info("7b. scoring engines: local, Spark local[2], a standalone Spark cluster")
-            results["engines"] = bench.engines(SCORING_ROWS_QUICK if args.quick else SCORING_ROWS)
+            engine_rows = scoring_engines.sizes(os.environ)
+            results["engines"] = bench.engines(SCORING_ROWS_QUICK if args.quick else engine_rows)
         if "team" in only:
             log.info("8. the team server: latency per call, stage overhead against the embedded")
             try:

@@ -16,9 +16,7 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,12 @@ import psutil
 import pytest
 
 from mlpipeline.tool_env import tool_env
-from tests.support.servers import free_port
+from tests.support.spark import (
+    ClusterError,
+    StandaloneCluster,
+    assert_same_scores,
+    seconds_after,
+)
 from tests.support.tools import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -38,112 +41,25 @@ BAD = {10: ("sepal_length", np.nan), 50_000: ("petal_width", np.inf)}
 BAD |= {120_000: ("petal_length", 1e300), 199_999: ("sepal_width", None)}
 
 
-def spark_class() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).parent / "bin" / "spark-class"
-
-
-@dataclass
-class Cluster:
-    folder: Path
-    port: int = field(default_factory=free_port)
-    ui_port: int = field(default_factory=free_port)
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"spark://127.0.0.1:{self.port}"
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        env = tool_env({"SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(self.folder)})
-        with (self.folder / f"{name}.log").open("wb") as log:
-            process = subprocess.Popen(
-                [str(spark_class()), *args],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.processes.append(process)
-        return process
-
-    def state(self) -> dict[str, object]:
-        url = f"http://127.0.0.1:{self.ui_port}/json/"
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return json.load(answer)
-
-    def wait_for(self, workers: int, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if self.state().get("aliveworkers") == workers:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        logs = "\n".join(p.read_text()[-2000:] for p in self.folder.glob("*.log"))
-        pytest.fail(f"the cluster did not have {workers} live worker(s) in {timeout} s\n{logs}")
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneCluster]:
     """A master alone; `workers` adds the two workers."""
-    cluster = Cluster(tmp_path_factory.mktemp("spark-cluster"))
-    master = "org.apache.spark.deploy.master.Master"
-    cluster.start(
-        "master",
-        master,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(cluster.port),
-        "--webui-port",
-        str(cluster.ui_port),
-    )
+    cluster = StandaloneCluster(tmp_path_factory.mktemp("spark-cluster"), tool_env())
     try:
-        cluster.wait_for(workers=0)
+        cluster.start_master()
         yield cluster
+    except ClusterError as exc:
+        pytest.fail(str(exc))
     finally:
         cluster.stop()
 
 
 @pytest.fixture(scope="module")
-def workers(cluster: Cluster) -> list[subprocess.Popen[bytes]]:
-    started = []
-    for number in (1, 2):
-        work = cluster.folder / f"worker{number}"
-        work.mkdir()
-        started.append(
-            cluster.start(
-                f"worker{number}",
-                "org.apache.spark.deploy.worker.Worker",
-                cluster.url,
-                "--host",
-                "127.0.0.1",
-                "--cores",
-                "1",
-                "--memory",
-                "1g",
-                "--work-dir",
-                str(work),
-                "--webui-port",
-                str(free_port()),
-            )
-        )
-    cluster.wait_for(workers=2)
-    return started
+def workers(cluster: StandaloneCluster) -> list[subprocess.Popen[bytes]]:
+    try:
+        return cluster.add_workers(2)
+    except ClusterError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
@@ -190,44 +106,8 @@ def local_result(
     return out
 
 
-def assert_same_results(spark_out: Path, local_out: Path) -> None:
-    for name in ("predictions", "rejects"):
-        want = pd.read_parquet(local_out / f"{name}.parquet")
-        got = pd.read_parquet(spark_out / f"{name}.parquet").sort_values("row")
-        assert list(got.columns) == list(want.columns)
-        assert len(got) == len(want)
-        for column in want.columns:
-            if column.startswith("proba_"):  # bitwise
-                assert (
-                    want[column].to_numpy().view(np.int64) == got[column].to_numpy().view(np.int64)
-                ).all()
-            else:
-                assert list(map(str, want[column])) == list(map(str, got[column])), column
-    assert (spark_out / "drift.json").read_bytes() == (local_out / "drift.json").read_bytes()
-
-
-def seconds_after(
-    mark: str, args: list[str | Path], cwd: Path, env: dict[str, str]
-) -> tuple[int, str, float]:
-    """Run the command: its exit status, stderr, and the seconds from its line holding
-    `mark` to its exit (what comes before, imports, the model's load and the driver JVM's
-    start, follows the machine's load)."""
-    process = subprocess.Popen(
-        [str(arg) for arg in args], cwd=cwd, env=env, stderr=subprocess.PIPE, text=True
-    )
-    assert process.stderr is not None
-    lines, asked = [], None
-    for line in process.stderr:
-        lines.append(line)
-        if asked is None and mark in line:
-            asked = time.monotonic()
-    status = process.wait(timeout=600)
-    assert asked is not None, "".join(lines)[-3000:]
-    return status, "".join(lines), time.monotonic() - asked
-
-
 def test_a_master_without_workers_fails_within_a_minute(
-    built_project: Path, cluster: Cluster, batch: tuple[Path, Path], tmp_path: Path
+    built_project: Path, cluster: StandaloneCluster, batch: tuple[Path, Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     args = score_args(batch[0], out, "--engine", "spark", "--spark-master", cluster.url)
@@ -244,7 +124,7 @@ def test_a_master_without_workers_fails_within_a_minute(
 
 def test_a_cluster_scores_200k_rows_as_the_local_engine_does(
     built_project: Path,
-    cluster: Cluster,
+    cluster: StandaloneCluster,
     workers: list[subprocess.Popen[bytes]],
     batch: tuple[Path, Path],
     local_result: Path,
@@ -255,7 +135,7 @@ def test_a_cluster_scores_200k_rows_as_the_local_engine_does(
     env = env_for(built_project) | {"SPARK_MASTER": cluster.url}
     proc = run(args, cwd=built_project, env=env, check=False)
     assert proc.returncode == 3, proc.stderr[-3000:]
-    assert_same_results(out, local_result)
+    assert_same_scores(out, local_result)
     assert len(list((out / "predictions.parquet").glob("part-*.parquet"))) >= 2
 
     summary = json.loads((out / "summary.json").read_text())
@@ -313,7 +193,7 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 240) -> None:
 
 def test_a_killed_executor_is_replaced_and_the_results_are_the_same(
     built_project: Path,
-    cluster: Cluster,
+    cluster: StandaloneCluster,
     workers: list[subprocess.Popen[bytes]],
     batch: tuple[Path, Path],
     local_result: Path,
@@ -338,12 +218,12 @@ def test_a_killed_executor_is_replaced_and_the_results_are_the_same(
             os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     assert not victim.is_running()
-    assert_same_results(out, local_result)
+    assert_same_scores(out, local_result)
 
 
 def test_a_killed_driver_leaves_nothing_and_the_next_run_is_clean(
     built_project: Path,
-    cluster: Cluster,
+    cluster: StandaloneCluster,
     workers: list[subprocess.Popen[bytes]],
     batch: tuple[Path, Path],
     local_result: Path,
@@ -372,4 +252,4 @@ def test_a_killed_driver_leaves_nothing_and_the_next_run_is_clean(
     assert proc.returncode == 3, proc.stderr[-3000:]
     assert "removed leftovers of an interrupted write" in proc.stderr
     assert not list(tmp_path.glob(".out.*"))
-    assert_same_results(out, local_result)
+    assert_same_scores(out, local_result)
