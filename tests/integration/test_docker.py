@@ -416,6 +416,11 @@ def test_the_spark_profile_adds_a_hardened_cluster_on_loopback(tmp_path: Path) -
         assert service["read_only"] is True
         assert service["mem_limit"] and service["pids_limit"]
         assert service["command"][0] == "spark-class"
+        # Spark's argument parser takes `--host spark-master`; `--host=spark-master` is a usage
+        # error and the daemon exits.
+        assert not [arg for arg in service["command"] if arg.startswith("--") and "=" in arg]
+    # Executors map the native libraries they unpack into /tmp: not a noexec tmpfs.
+    assert "/tmp:exec,mode=1777" in worker["tmpfs"]
     assert {port["host_ip"] for port in _ports(master)} == {"127.0.0.1"}
     assert not worker.get("ports")
     assert worker["command"][2] == "spark://spark-master:7077"
