@@ -229,7 +229,7 @@ def score_partition(job: Job, batches: Iterator[Any]) -> Iterator[Any]:
                 chunk = chunked_tables.parse_csv_lines(job.columns, text, text_columns)
                 rows = lines[keep]
             else:
-                chunk = batch.drop(columns=[_FILE, _BLOCK, _ID])
+                chunk = batch.drop(columns=[_ID])
                 rows = lines + 1
             if not len(rows):
                 continue
@@ -262,7 +262,11 @@ def run(spark: Any, job: Job, frame: Any, folder: Path) -> Outcome:
     from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
 
-    scoring = frame.mapInPandas(partial(score_partition, job), "attempt string, outcome binary")
+    # Only what a task reads crosses to Python: the file's path and block, which numbering
+    # needed, would be one more string per row to convert (as costly as the CSV line itself).
+    scoring = frame.drop(_FILE, _BLOCK).mapInPandas(
+        partial(score_partition, job), "attempt string, outcome binary"
+    )
     try:
         results = scoring.collect()
     except (Py4JJavaError, PySparkException) as exc:

@@ -163,13 +163,16 @@ def driver_peak_rss_mib() -> dict[str, float]:
 
 
 def _probe(load: Any) -> Any:
-    def probe(_: Iterator[int]) -> Iterator[tuple[str, str]]:
+    def probe(_: Iterator[Any]) -> Iterator[Any]:
+        import pandas as pd
+
         try:
             load()
         except Exception as exc:  # reported to the driver as data: the cause, not a retry
-            yield ("error", f"{type(exc).__name__}: {exc}".splitlines()[0])
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            yield pd.DataFrame({"status": ["error"], "message": [message]})
             return
-        yield ("ok", "")
+        yield pd.DataFrame({"status": ["ok"], "message": [""]})
 
     return probe
 
@@ -226,10 +229,15 @@ def check_executors(spark: Any, load: Any, master: str, wait: float = EXECUTOR_W
         "project's environment, and reach the tracking server and artifact store with "
         "MLFLOW_TRACKING_URI and the credentials passed on from here (docs/scoring.md)"
     )
+    # A DataFrame job, as the scoring is: Spark keys its pool of Python workers by their
+    # environment, and a session's SQL jobs carry its own (its artifact set), so the workers
+    # of an RDD job here were not the scoring's, and each of its tasks loaded the model again
+    # (as long as the whole start-up: 60 s of a 39-row job in the compose cluster).
+    frame = spark.range(0, cores, 1, cores)
     try:
         results = _run_job(
             context,
-            lambda c: c.parallelize(range(cores), cores).mapPartitions(_probe(load)).collect(),
+            lambda _: frame.mapInPandas(_probe(load), "status string, message string").collect(),
             None,
         )
     except SparkSetupError as exc:
