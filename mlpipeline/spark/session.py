@@ -229,10 +229,10 @@ def check_executors(spark: Any, load: Any, master: str, wait: float = EXECUTOR_W
         "project's environment, and reach the tracking server and artifact store with "
         "MLFLOW_TRACKING_URI and the credentials passed on from here (docs/scoring.md)"
     )
-    # A DataFrame job, as the scoring is: Spark keys its pool of Python workers by their
-    # environment, and a session's SQL jobs carry its own (its artifact set), so the workers
-    # of an RDD job here were not the scoring's, and each of its tasks loaded the model again
-    # (as long as the whole start-up: 60 s of a 39-row job in the compose cluster).
+    # A DataFrame job, as the scoring is: with an RDD job here the scoring's tasks loaded the
+    # model again (a 39-row job took 60 s after a 51 s start-up in the compose cluster), most
+    # likely as Spark pools Python workers per environment and a session's SQL jobs carry
+    # their own (benchmarks/notes.md, issue #33).
     frame = spark.range(0, cores, 1, cores)
     try:
         results = _run_job(
