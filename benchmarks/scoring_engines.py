@@ -5,7 +5,7 @@ Rows per second count what each engine's summary counts: for Spark, from its job
 the scoring run's end, its start-up (the session and the executors' first model load)
 reported apart, and per core against the local engine's one. The driver's peak RSS is the
 one the scoring run records (its Python and its JVM); the command's is that of its largest
-process. The cluster is benchmarks/spark_cluster.py's, as the tests start it.
+process. The cluster is tests/support/spark.py's, as the tests start it.
 """
 
 from __future__ import annotations

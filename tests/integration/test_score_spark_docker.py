@@ -2,7 +2,7 @@
 image, and `mlpipeline model score --engine spark` run from the stack's `app` container
 against them, giving what the local engine gives in the same container.
 
-Run by `make test-docker` (docker/ci-setup.sh first). The stack runs on a git copy of the
+Run by `make test-docker` (.ci/ci-setup.sh first). The stack runs on a git copy of the
 repository, on free 127.0.0.1 ports, and is always taken down with its volumes.
 """
 
@@ -19,17 +19,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import copy_repository, free_port, run, tool_env
-from tests.integration.conftest import (
-    APP_UID,
-    COMPOSE,
-    IMAGE,
-    UP_TIMEOUT_S,
-    ComposeProject,
-    assert_same_scores,
-    base_image,
-    http,
-)
+from mlpipeline.tool_env import tool_env
+from tests.support.compose import APP_UID, IMAGE, UP_TIMEOUT_S, ComposeProject, base_image
+from tests.support.http import http
+from tests.support.repository import copy_repository
+from tests.support.servers import free_port
+from tests.support.spark import assert_same_scores
+from tests.support.team import COMPOSE
+from tests.support.tools import run
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -58,7 +55,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeProject]:
     """MLflow with a champion (the app's `dvc repro`), and the spark profile's master and
     worker, on a git copy of the repository; taken down afterwards."""
     if shutil.which(COMPOSE) is None:
-        pytest.fail(f"{COMPOSE} is not installed; run docker/ci-setup.sh (make test-docker does)")
+        pytest.fail(f"{COMPOSE} is not installed; run .ci/ci-setup.sh (make test-docker does)")
     project = copy_repository(tmp_path_factory.mktemp("spark-compose") / "project")
     for folder in ("cache", "tmp"):  # the app's writable mounts, as docs/deploy.md has them
         (project / ".dvc" / folder).mkdir(exist_ok=True)
