@@ -17,7 +17,7 @@ RUN := "$(UV)" run --frozen --no-sync
 # editable install names: the same commands as the `mlpipeline` script (mlpipeline/cli.py).
 MLPIPELINE := $(RUN) python -m mlpipeline
 
-.PHONY: help setup run up down test test-slow test-docker lint format zenml zenml-stack bench readme-dag clean clean-tracking team-users exps sweep reproduce plots report notebook lab score
+.PHONY: help setup run up down test test-slow test-docker lint format zenml zenml-stack bench readme-dag clean clean-tracking team-users exps sweep reproduce gc plots report notebook lab score
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -86,6 +86,11 @@ bench: setup ## Measure workflow costs and scaling → benchmarks/results.md (~3
 # against (4: differs) is the command's: `.venv/bin/mlpipeline model reproduce` (make says 2).
 reproduce: setup ## Rebuild a model from its lineage, compare bit for bit (MODEL=<models:/… or run id>, default the champion)
 	$(MLPIPELINE) model reproduce $(if $(MODEL),"$(MODEL)") $(REPRODUCE_ARGS)
+
+# Without GC_ARGS=--yes a dry run: one line per version, run, logged model, experiment ref or
+# DVC cache object it would delete, and why (docs/retention.md).
+gc: setup ## Retention by params.yaml's retention: policy: list what goes (GC_ARGS=--yes: delete it)
+	$(MLPIPELINE) model gc $(GC_ARGS)
 
 # INPUT: a .csv or .parquet of feature rows; results in scores/<input name>/ (SCORE_ARGS="--output DIR").
 # On Spark: SCORE_ARGS="--engine spark [--spark-master URL]" (INPUT may be a folder of Parquet parts).

@@ -1,6 +1,6 @@
 """`mlpipeline`: the project's one command line, its commands grouped by who uses them.
 
-    mlpipeline model list|promote|rollback|history|card|score|serve|reproduce|sweep
+    mlpipeline model list|promote|rollback|history|card|score|serve|reproduce|sweep|gc
     mlpipeline report plots|report|exps|comment
     mlpipeline team users|buckets|zenml-server|zenml-stack
     mlpipeline check preflight|params
@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
             "serve": ("serve:serve", "Serve a registered model over HTTP behind a guarded edge."),
             "reproduce": ("reproduce:reproduce_command", "Rebuild a model; exit 4 if it differs."),
             "sweep": ("sweep:sweep", "Hyperparameter sweep: each trial a DVC experiment (Ray)."),
+            "gc": ("gc:gc_command", "Delete what the retention: policy lets go (dry run first)."),
         },
     ),
     "report": (

@@ -147,6 +147,14 @@ class MonitorParams(_Section):
     fail_on_drift: bool = True
 
 
+class RetentionParams(_Section):
+    """`mlpipeline model gc` (docs/retention.md): what it keeps besides every version that
+    holds or ever held an alias and everything a kept version's lineage names."""
+
+    keep_versions: int = Field(default=20, ge=1, description="the newest N versions per model")
+    keep_days: int = Field(default=90, ge=0, description="and everything younger than this")
+
+
 class Params(_Section):
     load: LoadParams
     preprocess: PreprocessParams
@@ -158,6 +166,8 @@ class Params(_Section):
     monitor: MonitorParams = Field(default_factory=MonitorParams)
     # `mlpipeline model sweep` (docs/sweeps.md); no stage reads it.
     sweep: SweepParams | None = None
+    # `mlpipeline model gc` (docs/retention.md); no stage reads it; every key has its default.
+    retention: RetentionParams = Field(default_factory=RetentionParams)
 
 
 def _describe(error: Mapping[str, Any], model: type[BaseModel] = Params) -> str:

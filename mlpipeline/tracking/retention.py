@@ -1,0 +1,342 @@
+"""The MLflow and DVC edges of retention (mlpipeline/domain/retention.py): read the facts a
+plan needs, then delete what it lists, in an order a rerun can finish.
+
+MLflow 3's own API does the deleting: `delete_model_version`, `delete_run` and
+`delete_logged_model` move rows to the `deleted` stage, and `mlflow gc --run-ids ...
+--logged-model-ids ...` removes them with their artifacts (files under the artifact root,
+or S3 objects). The ids about to be purged are written to a journal first, so that a gc
+stopped half-way purges them on its next run. DVC's own `dvc gc` collects the cache, keeping
+every branch, tag, commit, experiment and the workspace. mlflow is imported inside the
+functions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import yaml
+
+from mlpipeline.domain.alias_history import TAG_PREFIX, AliasMove
+from mlpipeline.domain.errors import TrackingError
+from mlpipeline.domain.retention import LoggedModelFact, Plan, RunFact, VersionFact
+from mlpipeline.files.paths import ROOT, RUN_INFO
+from mlpipeline.tracking import git
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+
+JOURNAL = Path(".dvc") / "tmp" / "mlpipeline-gc.json"
+# `dvc gc` keeps what any of these name: the workspace, every branch, tag, commit, experiment.
+DVC_GC_KEEP = ["--workspace", "--all-branches", "--all-tags", "--all-commits", "--all-experiments"]
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Facts:
+    versions: list[VersionFact]
+    aliases: dict[str, dict[str, str]]  # model → {alias: version}
+    held: dict[str, set[str]]  # model → versions that ever held an alias
+    runs: list[RunFact]
+    logged_models: list[LoggedModelFact]
+
+
+def _pages(search: Any, **kwargs: Any) -> Iterator[Any]:
+    token = None
+    while True:
+        page = search(page_token=token, **kwargs)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _held(tags: Mapping[str, str]) -> set[str]:
+    held: set[str] = set()
+    for key, value in tags.items():
+        if key.startswith(TAG_PREFIX):
+            move = AliasMove.from_tag_value(value)
+            held.update(v for v in (move.from_version, move.to_version) if v is not None)
+    return held
+
+
+def read_facts(client: MlflowClient, experiment_name: str) -> Facts:
+    """Every registered version, alias and alias history; the runs and logged models of the
+    pipeline's experiment and of every experiment a version's run lives in."""
+    from mlflow.entities import ViewType
+
+    versions: list[VersionFact] = []
+    aliases: dict[str, dict[str, str]] = {}
+    held: dict[str, set[str]] = {}
+    for listed in _pages(client.search_registered_models, max_results=PAGE):
+        model = client.get_registered_model(listed.name)
+        aliases[model.name] = {alias: str(v) for alias, v in model.aliases.items()}
+        held[model.name] = _held(dict(model.tags))
+        for version in _pages(
+            client.search_model_versions,
+            filter_string=f"name = '{model.name}'",
+            max_results=PAGE,
+        ):
+            versions.append(
+                VersionFact(
+                    model.name,
+                    str(version.version),
+                    int(version.creation_timestamp),
+                    version.run_id or None,
+                    getattr(version, "model_id", None) or None,
+                )
+            )
+    experiments: set[str] = set()
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is not None:
+        experiments.add(experiment.experiment_id)
+    runs: dict[str, RunFact] = {}
+    for experiment_id in sorted(experiments):
+        runs.update(_runs_of(client, experiment_id, ViewType.ALL))
+    for version in versions:  # a version registered from a run of another experiment
+        if version.run_id and version.run_id not in runs:
+            run = client.get_run(version.run_id)
+            if run.info.experiment_id not in experiments:
+                experiments.add(run.info.experiment_id)
+                runs.update(_runs_of(client, run.info.experiment_id, ViewType.ALL))
+    logged_models = (
+        [
+            LoggedModelFact(model.model_id, model.source_run_id or None)
+            for model in _pages(
+                client.search_logged_models, experiment_ids=sorted(experiments), max_results=PAGE
+            )
+        ]
+        if experiments
+        else []
+    )
+    return Facts(versions, aliases, held, list(runs.values()), logged_models)
+
+
+def _runs_of(client: MlflowClient, experiment_id: str, view: int) -> dict[str, RunFact]:
+    found = {}
+    for run in _pages(
+        client.search_runs, experiment_ids=[experiment_id], run_view_type=view, max_results=PAGE
+    ):
+        tags = run.data.tags
+        found[run.info.run_id] = RunFact(
+            run.info.run_id,
+            run.info.status,
+            int(run.info.start_time or 0),
+            run.info.lifecycle_stage == "deleted",
+            tags.get("dvc_experiment_ref"),
+            tags.get("mlflow.parentRunId"),
+            tags.get("git_commit"),
+        )
+    return found
+
+
+def protected_runs(root: Path = ROOT) -> set[str]:
+    """Run ids that the workspace's and every branch's and tag's `models/mlflow_run.json`
+    name: a checkout of them continues those runs."""
+    run_info = RUN_INFO.relative_to(ROOT).as_posix()
+    named: set[str] = set()
+    workspace = root / run_info
+    if workspace.is_file():
+        named.add(json.loads(workspace.read_text())["run_id"])
+    refs = git.output(["for-each-ref", "--format=%(refname)", "refs/heads", "refs/tags"], root)
+    cache = _dvc_cache_dir(root)
+    for ref in (refs or "").split():
+        lock_text = git.output(["show", f"{ref}:dvc.lock"], root)
+        if not lock_text:
+            continue
+        for stage in (yaml.safe_load(lock_text) or {}).get("stages", {}).values():
+            for out in stage.get("outs", []):
+                if out.get("path") != run_info or not out.get("md5"):
+                    continue
+                md5 = out["md5"]
+                cached = cache / "files" / "md5" / md5[:2] / md5[2:]
+                if cached.is_file():
+                    named.add(json.loads(cached.read_text())["run_id"])
+    return named
+
+
+def _dvc(args: list[str], root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True, check=False
+    )
+
+
+def _dvc_cache_dir(root: Path) -> Path:
+    found = _dvc(["cache", "dir"], root)
+    if found.returncode:
+        raise TrackingError(f"`dvc cache dir` failed in {root}: {found.stderr.strip()[-500:]}")
+    return Path(found.stdout.strip())
+
+
+def unreachable_commits(plan: Plan, facts: Facts, root: Path = ROOT) -> list[str]:
+    """Commits of kept versions that no branch, tag or experiment ref contains: `dvc gc`
+    would not keep their data, so the DVC cache is left alone while there are any."""
+    commits = set()
+    run_of = {run.run_id: run for run in facts.runs}
+    for version in plan.kept_versions:
+        run = run_of.get(version.run_id or "")
+        if run and run.experiment_ref:
+            continue  # kept with its experiment (--all-experiments)
+        if run and run.commit:
+            commits.add(run.commit)
+    return sorted(
+        commit
+        for commit in commits
+        if not (git.output(["for-each-ref", "--contains", commit, "--count=1"], root) or "").strip()
+    )
+
+
+def dvc_gc(root: Path, dry: bool) -> list[str]:
+    """DVC's own gc of the local cache (`--dry`: list only); the objects it names."""
+    proc = _dvc(["gc", *DVC_GC_KEEP, "--force", *(["--dry"] if dry else [])], root)
+    if proc.returncode:
+        raise TrackingError(f"`dvc gc` failed: {(proc.stderr or proc.stdout).strip()[-800:]}")
+    return [
+        line.removeprefix("Removing ").strip()
+        for line in proc.stdout.splitlines()
+        if line.startswith("Removing ")
+    ]
+
+
+def read_journal(root: Path = ROOT) -> dict[str, list[str]]:
+    """What a gc stopped half-way was deleting: runs, logged models, experiment refs."""
+    path = root / JOURNAL
+    if not path.is_file():
+        return {}
+    return dict(json.loads(path.read_text()))
+
+
+def _write_journal(plan: Plan, root: Path) -> None:
+    path = root / JOURNAL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "runs": [run.run_id for run in plan.runs],
+        "logged_models": [model.model_id for model in plan.logged_models],
+        "experiment_refs": plan.experiment_refs,
+    }
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(entry, indent=1))
+    partial.replace(path)
+
+
+def pending_logged_models(client: MlflowClient, journal: Mapping[str, list[str]]) -> list[str]:
+    """Logged models an interrupted gc deleted but did not purge (still in the store)."""
+    from mlflow.exceptions import MlflowException
+
+    from mlpipeline.tracking.failures import is_not_found
+
+    pending = []
+    for model_id in journal.get("logged_models", []):
+        try:
+            client.get_logged_model(model_id)
+        except MlflowException as exc:
+            if not is_not_found(exc):
+                raise
+            continue
+        pending.append(model_id)
+    return pending
+
+
+def existing_refs(refs: list[str], root: Path = ROOT) -> list[str]:
+    verify = ["rev-parse", "--verify", "--quiet"]
+    return [ref for ref in refs if git.run([*verify, ref], root).returncode == 0]
+
+
+def delete_mlflow(
+    client: MlflowClient, plan: Plan, uri: str, backend_store_uri: str, root: Path = ROOT
+) -> None:
+    """Delete the plan's versions, runs and logged models, then purge them with `mlflow gc`.
+
+    The journal names them first: a gc stopped anywhere here is finished by the next one.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from mlpipeline.tracking.failures import is_not_found
+
+    _write_journal(plan, root)
+    for version in plan.versions:
+        try:
+            client.delete_model_version(version.model, version.version)
+        except MlflowException as exc:
+            if not is_not_found(exc):
+                raise
+        log.info("deleted version %s/%s", version.model, version.version)
+    for run in plan.runs:
+        if not run.deleted:
+            client.delete_run(run.run_id)
+    for model in plan.logged_models:
+        try:
+            client.delete_logged_model(model.model_id)
+        except MlflowException as exc:
+            if not is_not_found(exc):
+                raise
+    if not plan.runs:
+        # `mlflow gc` without --run-ids purges every deleted run of the store.
+        return
+    locations = [client.get_run(run.run_id).info.artifact_uri for run in plan.runs]
+    locations += [_model_location(client, model.model_id) for model in plan.logged_models]
+    run_ids = ",".join(run.run_id for run in plan.runs)
+    command = [sys.executable, "-m", "mlflow", "gc", "--backend-store-uri", backend_store_uri,
+               "--tracking-uri", uri, "--run-ids", run_ids]  # fmt: skip
+    if plan.logged_models:
+        command += ["--logged-model-ids", ",".join(m.model_id for m in plan.logged_models)]
+    purged = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    if purged.returncode:
+        raise TrackingError(
+            f"`mlflow gc` failed (rerun `mlpipeline model gc --yes` to finish): "
+            f"{(purged.stderr or purged.stdout).strip()[-800:]}"
+        )
+    for location in filter(None, locations):
+        _remove_empty_folders(location)
+    log.info("purged %d runs and %d logged models", len(plan.runs), len(plan.logged_models))
+
+
+def _model_location(client: MlflowClient, model_id: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    from mlpipeline.tracking.failures import is_not_found
+
+    try:
+        return str(client.get_logged_model(model_id).artifact_location)
+    except MlflowException as exc:
+        if not is_not_found(exc):
+            raise
+        return None
+
+
+def _remove_empty_folders(location: str) -> None:
+    """`mlflow gc` deletes `<root>/<run or models/id>/artifacts` of a local artifact root
+    and leaves the folder above it, empty; remove that too (object stores have no folders)."""
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file"):
+        return
+    artifacts = Path(parsed.path)
+    for folder in (artifacts, artifacts.parent):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def remove_experiment_refs(refs: list[str], root: Path = ROOT) -> None:
+    """`dvc exp remove` of each ref that still exists."""
+    refs = existing_refs(refs, root)
+    if not refs:
+        return
+    removed = _dvc(["exp", "remove", *refs], root)
+    if removed.returncode:
+        raise TrackingError(
+            f"`dvc exp remove` failed (rerun `mlpipeline model gc --yes` to finish): "
+            f"{(removed.stderr or removed.stdout).strip()[-800:]}"
+        )
+
+
+def finish(root: Path = ROOT) -> None:
+    (root / JOURNAL).unlink(missing_ok=True)
