@@ -170,10 +170,16 @@ def _dvc(args: list[str], root: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def last_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The line of a tool's output that says why it failed: its last one."""
+    lines = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+    return lines[-1].strip() if lines else f"exit status {proc.returncode}"
+
+
 def _dvc_cache_dir(root: Path) -> Path:
     found = _dvc(["cache", "dir"], root)
     if found.returncode:
-        raise TrackingError(f"`dvc cache dir` failed in {root}: {found.stderr.strip()[-500:]}")
+        raise TrackingError(f"`dvc cache dir` failed in {root}: {last_line(found)}")
     return Path(found.stdout.strip())
 
 
@@ -199,7 +205,7 @@ def dvc_gc(root: Path, dry: bool) -> list[str]:
     """DVC's own gc of the local cache (`--dry`: list only); the objects it names."""
     proc = _dvc(["gc", *DVC_GC_KEEP, "--force", *(["--dry"] if dry else [])], root)
     if proc.returncode:
-        raise TrackingError(f"`dvc gc` failed: {(proc.stderr or proc.stdout).strip()[-800:]}")
+        raise TrackingError(f"`dvc gc` failed: {last_line(proc)}")
     return [
         line.removeprefix("Removing ").strip()
         for line in proc.stdout.splitlines()
@@ -292,8 +298,7 @@ def delete_mlflow(
     purged = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
     if purged.returncode:
         raise TrackingError(
-            f"`mlflow gc` failed (rerun `mlpipeline model gc --yes` to finish): "
-            f"{(purged.stderr or purged.stdout).strip()[-800:]}"
+            f"`mlflow gc` failed (rerun `mlpipeline model gc --yes` to finish): {last_line(purged)}"
         )
     for location in filter(None, locations):
         _remove_empty_folders(location)
@@ -334,7 +339,7 @@ def remove_experiment_refs(refs: list[str], root: Path = ROOT) -> None:
     if removed.returncode:
         raise TrackingError(
             f"`dvc exp remove` failed (rerun `mlpipeline model gc --yes` to finish): "
-            f"{(removed.stderr or removed.stdout).strip()[-800:]}"
+            f"{last_line(removed)}"
         )
 
 

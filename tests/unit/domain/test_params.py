@@ -308,3 +308,25 @@ def test_monitor_section_may_be_left_out(raw: dict[str, Any]) -> None:
     del raw["monitor"]
     monitor = validate_params(raw).monitor
     assert (monitor.psi_threshold, monitor.ks_threshold, monitor.fail_on_drift) == (0.2, 0.2, True)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"keep_versions": 0}, ["retention.keep_versions", "greater than or equal to 1"]),
+        ({"keep_days": -1}, ["retention.keep_days", "greater than or equal to 0"]),
+        ({"keep_days": "90d"}, ["retention.keep_days", "valid integer", "'90d'"]),
+        ({"keep_last": 3}, ["retention.keep_last", "unknown key", "keep_versions, keep_days"]),
+    ],
+)
+def test_bad_retention_is_named(raw: dict[str, Any], value: Any, expected: list[str]) -> None:
+    raw["retention"] = value
+    message = error_of(raw)
+    assert len(message.splitlines()) == 2  # the heading and one line naming the key
+    for fragment in expected:
+        assert fragment in message
+
+
+def test_retention_defaults_when_absent() -> None:
+    retention = validate_params(COMMITTED).retention
+    assert (retention.keep_versions, retention.keep_days) == (20, 90)
