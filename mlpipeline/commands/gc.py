@@ -23,9 +23,9 @@ from mlpipeline.domain import retention
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.files.paths import ROOT
+from mlpipeline.tracking import dvc_retention, store
 from mlpipeline.tracking import retention as edges
 from mlpipeline.tracking import runs as tracking
-from mlpipeline.tracking import store
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -47,7 +47,7 @@ def make_plan(
         facts.held,
         facts.runs,
         facts.logged_models,
-        edges.protected_runs(root),
+        dvc_retention.protected_runs(root),
         int(time.time() * 1000),
     )
     journal = edges.read_journal(root)
@@ -59,7 +59,7 @@ def make_plan(
     ]
     kept_refs = {r.experiment_ref for r in facts.runs if r.run_id in plan.kept_runs}
     refs = sorted(set(plan.experiment_refs) | set(journal.get("experiment_refs", [])) - kept_refs)
-    refs = edges.existing_refs(refs, root)
+    refs = dvc_retention.existing_refs(refs, root)
     left = "left by an interrupted gc"
     items = [i for i in plan.items if i.kind != "experiment ref"]
     items += [retention.Item("logged model", m.model_id, left) for m in left_models]
@@ -75,7 +75,7 @@ def make_plan(
         experiment_refs=refs,
         items=items,
     )
-    return plan, edges.unreachable_commits(plan, facts, root)
+    return plan, dvc_retention.unreachable_commits(plan.kept_versions, facts.runs, root)
 
 
 def backend_store(uri: str, given: str | None) -> str:
@@ -101,7 +101,7 @@ def gc(yes: bool, backend_store_uri: str | None, params: Path, root: Path = ROOT
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     plan, unreachable = make_plan(client, params, root)
-    dvc_objects = [] if unreachable else edges.dvc_gc(root, dry=True)
+    dvc_objects = [] if unreachable else dvc_retention.dvc_gc(root, dry=True)
     verb = "deleting" if yes else "would delete"
     for item in plan.items:
         print(f"{verb}  {item.line()}")
@@ -109,8 +109,8 @@ def gc(yes: bool, backend_store_uri: str | None, params: Path, root: Path = ROOT
         print(f"{verb}  {'dvc cache':<15} {path}  ({DVC_WHY})")
     if unreachable:
         print(
-            f"keeping the DVC cache: kept versions name {', '.join(c[:12] for c in unreachable)}, "
-            "on no branch, tag or experiment ref here (fetch or tag it, then run gc again)"
+            f"keeping the DVC cache: kept versions name {', '.join(unreachable)}, on no "
+            "branch, tag or experiment ref here (fetch or tag them, then run gc again)"
         )
     total = len(plan.items) + len(dvc_objects)
     if not yes:
@@ -120,8 +120,8 @@ def gc(yes: bool, backend_store_uri: str | None, params: Path, root: Path = ROOT
     if not unreachable:
         # Before the refs go: `dvc gc` collects exactly the objects listed above; those of
         # the refs removed now are collected by the next gc.
-        edges.dvc_gc(root, dry=False)
-    edges.remove_experiment_refs(plan.experiment_refs, root)
+        dvc_retention.dvc_gc(root, dry=False)
+    dvc_retention.remove_experiment_refs(plan.experiment_refs, root)
     edges.finish(root)
     print(f"deleted {total}")
     return 0

@@ -5,15 +5,15 @@ MLflow 3's own API does the deleting: `delete_model_version`, `delete_run` and
 `delete_logged_model` move rows to the `deleted` stage, and `mlflow gc --run-ids ...
 --logged-model-ids ...` removes them with their artifacts (files under the artifact root,
 or S3 objects). The ids about to be purged are written to a journal first, so that a gc
-stopped half-way purges them on its next run. DVC's own `dvc gc` collects the cache, keeping
-every branch, tag, commit, experiment and the workspace. mlflow is imported inside the
-functions.
+stopped half-way purges them on its next run. The DVC side is
+mlpipeline/tracking/dvc_retention.py. mlflow is imported inside the functions.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -22,13 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import yaml
-
 from mlpipeline.domain.alias_history import TAG_PREFIX, AliasMove
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.domain.retention import LoggedModelFact, Plan, RunFact, VersionFact
-from mlpipeline.files.paths import ROOT, RUN_INFO
-from mlpipeline.tracking import git
+from mlpipeline.files.paths import ROOT
+from mlpipeline.tracking.dvc_retention import last_line
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -36,9 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOURNAL = Path(".dvc") / "tmp" / "mlpipeline-gc.json"
-# `dvc gc` keeps what any of these name: the workspace, every branch, tag, commit, experiment.
-DVC_GC_KEEP = ["--workspace", "--all-branches", "--all-tags", "--all-commits", "--all-experiments"]
 PAGE = 1000
+LOGGED_MODEL_SOURCE = re.compile(r"^models:/(?P<model_id>m-[0-9a-f]+)$")
 
 
 @dataclass(frozen=True)
@@ -69,6 +66,15 @@ def _held(tags: Mapping[str, str]) -> set[str]:
     return held
 
 
+def logged_model_of(version: Any) -> str | None:
+    """The logged model a version was registered from: MLflow 3 names it in `model_id` or,
+    from the SQLite registry, only in its source `models:/<model id>`."""
+    if getattr(version, "model_id", None):
+        return str(version.model_id)
+    match = LOGGED_MODEL_SOURCE.match(version.source or "")
+    return match["model_id"] if match else None
+
+
 def read_facts(client: MlflowClient, experiment_name: str) -> Facts:
     """Every registered version, alias and alias history; the runs and logged models of the
     pipeline's experiment and of every experiment a version's run lives in."""
@@ -92,7 +98,7 @@ def read_facts(client: MlflowClient, experiment_name: str) -> Facts:
                     str(version.version),
                     int(version.creation_timestamp),
                     version.run_id or None,
-                    getattr(version, "model_id", None) or None,
+                    logged_model_of(version),
                 )
             )
     experiments: set[str] = set()
@@ -139,80 +145,6 @@ def _runs_of(client: MlflowClient, experiment_id: str, view: int) -> dict[str, R
     return found
 
 
-def protected_runs(root: Path = ROOT) -> set[str]:
-    """Run ids that the workspace's and every branch's and tag's `models/mlflow_run.json`
-    name: a checkout of them continues those runs."""
-    run_info = RUN_INFO.relative_to(ROOT).as_posix()
-    named: set[str] = set()
-    workspace = root / run_info
-    if workspace.is_file():
-        named.add(json.loads(workspace.read_text())["run_id"])
-    refs = git.output(["for-each-ref", "--format=%(refname)", "refs/heads", "refs/tags"], root)
-    cache = _dvc_cache_dir(root)
-    for ref in (refs or "").split():
-        lock_text = git.output(["show", f"{ref}:dvc.lock"], root)
-        if not lock_text:
-            continue
-        for stage in (yaml.safe_load(lock_text) or {}).get("stages", {}).values():
-            for out in stage.get("outs", []):
-                if out.get("path") != run_info or not out.get("md5"):
-                    continue
-                md5 = out["md5"]
-                cached = cache / "files" / "md5" / md5[:2] / md5[2:]
-                if cached.is_file():
-                    named.add(json.loads(cached.read_text())["run_id"])
-    return named
-
-
-def _dvc(args: list[str], root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True, check=False
-    )
-
-
-def last_line(proc: subprocess.CompletedProcess[str]) -> str:
-    """The line of a tool's output that says why it failed: its last one."""
-    lines = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-    return lines[-1].strip() if lines else f"exit status {proc.returncode}"
-
-
-def _dvc_cache_dir(root: Path) -> Path:
-    found = _dvc(["cache", "dir"], root)
-    if found.returncode:
-        raise TrackingError(f"`dvc cache dir` failed in {root}: {last_line(found)}")
-    return Path(found.stdout.strip())
-
-
-def unreachable_commits(plan: Plan, facts: Facts, root: Path = ROOT) -> list[str]:
-    """Commits of kept versions that no branch, tag or experiment ref contains: `dvc gc`
-    would not keep their data, so the DVC cache is left alone while there are any."""
-    commits = set()
-    run_of = {run.run_id: run for run in facts.runs}
-    for version in plan.kept_versions:
-        run = run_of.get(version.run_id or "")
-        if run and run.experiment_ref:
-            continue  # kept with its experiment (--all-experiments)
-        if run and run.commit:
-            commits.add(run.commit)
-    return sorted(
-        commit
-        for commit in commits
-        if not (git.output(["for-each-ref", "--contains", commit, "--count=1"], root) or "").strip()
-    )
-
-
-def dvc_gc(root: Path, dry: bool) -> list[str]:
-    """DVC's own gc of the local cache (`--dry`: list only); the objects it names."""
-    proc = _dvc(["gc", *DVC_GC_KEEP, "--force", *(["--dry"] if dry else [])], root)
-    if proc.returncode:
-        raise TrackingError(f"`dvc gc` failed: {last_line(proc)}")
-    return [
-        line.removeprefix("Removing ").strip()
-        for line in proc.stdout.splitlines()
-        if line.startswith("Removing ")
-    ]
-
-
 def read_journal(root: Path = ROOT) -> dict[str, list[str]]:
     """What a gc stopped half-way was deleting: runs, logged models, experiment refs."""
     path = root / JOURNAL
@@ -250,11 +182,6 @@ def pending_logged_models(client: MlflowClient, journal: Mapping[str, list[str]]
             continue
         pending.append(model_id)
     return pending
-
-
-def existing_refs(refs: list[str], root: Path = ROOT) -> list[str]:
-    verify = ["rev-parse", "--verify", "--quiet"]
-    return [ref for ref in refs if git.run([*verify, ref], root).returncode == 0]
 
 
 def delete_mlflow(
@@ -328,19 +255,6 @@ def _remove_empty_folders(location: str) -> None:
     for folder in (artifacts, artifacts.parent):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
-
-
-def remove_experiment_refs(refs: list[str], root: Path = ROOT) -> None:
-    """`dvc exp remove` of each ref that still exists."""
-    refs = existing_refs(refs, root)
-    if not refs:
-        return
-    removed = _dvc(["exp", "remove", *refs], root)
-    if removed.returncode:
-        raise TrackingError(
-            f"`dvc exp remove` failed (rerun `mlpipeline model gc --yes` to finish): "
-            f"{last_line(removed)}"
-        )
 
 
 def finish(root: Path = ROOT) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import copy_repository, make, run
+from tests.conftest import copy_repository, make, mlflow_server_in, run, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -90,8 +90,17 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     orphan = mlflow_client.create_run(experiment, start_time=2_000).info.run_id
     mlflow_client.set_terminated(orphan, "FAILED", end_time=3_000)
     version = {v: mlflow_client.get_model_version(MODEL, v) for v in ("1", "2", "3", "4")}
+    # The logged model each version was registered from (its source, models:/<id>).
+    logged = {v: mv.source.removeprefix("models:/") for v, mv in version.items()}
     tags = {v: mlflow_client.get_run(mv.run_id).data.tags for v, mv in version.items()}
-    return {"root": root, "version": version, "tags": tags, "running": running, "orphan": orphan}
+    return {
+        "root": root,
+        "version": version,
+        "logged": logged,
+        "tags": tags,
+        "running": running,
+        "orphan": orphan,
+    }
 
 
 def test_dry_run_lists_then_yes_deletes_exactly_that_and_a_kept_version_rebuilds(
@@ -108,7 +117,7 @@ def test_dry_run_lists_then_yes_deletes_exactly_that_and_a_kept_version_rebuilds
     assert snapshot(root) == before, "a dry run changed something"
     assert listed(dry, "version") == {f"{MODEL}/2"}
     assert listed(dry, "run") == {run2, seeded["orphan"]}
-    assert listed(dry, "logged model") == {version["2"].model_id}  # type: ignore[index]
+    assert listed(dry, "logged model") == {seeded["logged"]["2"]}  # type: ignore[index]
     assert listed(dry, "experiment ref") == {ref2}
     assert "dry run: " in dry and "nothing deleted" in dry
 
@@ -127,18 +136,18 @@ def test_dry_run_lists_then_yes_deletes_exactly_that_and_a_kept_version_rebuilds
 
     healed = make(root, "gc", "GC_ARGS=--yes").stdout
     assert listed(healed, "run") == {run2, seeded["orphan"]}
-    assert listed(healed, "logged model") == {version["2"].model_id}  # type: ignore[index]
+    assert listed(healed, "logged model") == {seeded["logged"]["2"]}  # type: ignore[index]
     assert listed(healed, "experiment ref") == {ref2}
     after = snapshot(root)
     assert after["versions"] == before["versions"] - {"2"}
     gone_runs = {f"{run2} active", f"{seeded['orphan']} active"}
     assert after["runs"] == before["runs"] - gone_runs
-    assert after["logged models"] == before["logged models"] - {version["2"].model_id}  # type: ignore[index]
+    assert after["logged models"] == before["logged models"] - {seeded["logged"]["2"]}  # type: ignore[index]
     assert after["refs"] == before["refs"] - {ref2}
     gone_artifacts = {
         path
         for path in before["artifacts"]
-        if path.startswith((f"mlartifacts/{run2}", f"mlartifacts/models/{version['2'].model_id}"))  # type: ignore[index]
+        if path.startswith((f"mlartifacts/{run2}", f"mlartifacts/models/{seeded['logged']['2']}"))  # type: ignore[index]
     }
     assert gone_artifacts and after["artifacts"] == before["artifacts"] - gone_artifacts
     assert not (root / ".dvc/tmp/mlpipeline-gc.json").exists()
@@ -167,3 +176,62 @@ def test_dry_run_lists_then_yes_deletes_exactly_that_and_a_kept_version_rebuilds
     assert json.loads((root / "models/mlflow_run.json").read_text())["run_id"] == (
         version["4"].run_id  # type: ignore[index]
     )
+
+
+def test_on_a_tracking_server_purges_through_its_database_and_artifact_proxy(
+    tmp_path: Path,
+) -> None:
+    """A real `mlflow server` serving its artifacts: the dry run changes nothing, `--yes`
+    without the server's database refuses before deleting, with it the run's and logged
+    model's files go from the server's artifact folder."""
+    from mlflow import MlflowClient
+
+    folder = tmp_path / "server"
+    folder.mkdir()
+    with mlflow_server_in(folder) as (port, _):
+        url = f"http://127.0.0.1:{port}"
+        env = tool_env({"MLFLOW_TRACKING_URI": url})
+        root = copy_repository(tmp_path / "project")
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params["retention"] = {"keep_versions": 1, "keep_days": 0}
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        run(["git", "commit", "-qam", "retention: keep 1 version"], cwd=root)
+        run(["dvc", "repro"], cwd=root, env=env)
+        run(["git", "add", "-A"], cwd=root)
+        run(["git", "commit", "-qm", "version 1"], cwd=root)
+        for n_estimators in (20, 30):
+            run(
+                ["dvc", "exp", "run", "-S", f"train.n_estimators={n_estimators}"], cwd=root, env=env
+            )
+        mlflow_client = MlflowClient(tracking_uri=url, registry_uri=url)
+        doomed = mlflow_client.get_model_version(MODEL, "2")
+        gc = ["python", "-m", "mlpipeline", "model", "gc"]
+
+        def files() -> set[str]:
+            return {
+                p.relative_to(folder).as_posix() for p in (folder / "server-artifacts").rglob("*")
+            }
+
+        before = (
+            files(),
+            {v.version for v in mlflow_client.search_model_versions(f"name='{MODEL}'")},
+        )
+        dry = run(gc, cwd=root, env=env).stdout
+        assert listed(dry, "version") == {f"{MODEL}/2"}
+        assert listed(dry, "run") == {doomed.run_id}
+        refused = run([*gc, "--yes"], cwd=root, env=env, check=False)
+        assert refused.returncode == 1 and "--backend-store-uri" in refused.stderr, refused.stderr
+        assert (
+            files(),
+            {v.version for v in mlflow_client.search_model_versions(f"name='{MODEL}'")},
+        ) == before
+
+        backend = f"sqlite:///{folder / 'server.db'}"
+        run([*gc, "--yes", "--backend-store-uri", backend], cwd=root, env=env)
+        versions = {v.version for v in mlflow_client.search_model_versions(f"name='{MODEL}'")}
+        assert versions == before[1] - {"2"}
+        gone = before[0] - files()
+        assert any(doomed.run_id in path for path in gone), sorted(gone)
+        doomed_model = doomed.source.removeprefix("models:/")
+        assert any(doomed_model in path for path in gone), sorted(gone)
+        assert all(doomed.run_id in path or doomed_model in path for path in gone)
