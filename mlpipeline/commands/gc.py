@@ -54,7 +54,7 @@ def make_plan(
     planned_models = {model.model_id for model in plan.logged_models}
     left_models = [
         retention.LoggedModelFact(model_id, None)
-        for model_id in edges.pending_logged_models(client, journal)
+        for model_id in edges.pending_logged_models(journal)
         if model_id not in planned_models
     ]
     kept_refs = {r.experiment_ref for r in facts.runs if r.run_id in plan.kept_runs}

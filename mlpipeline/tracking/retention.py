@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 JOURNAL = Path(".dvc") / "tmp" / "mlpipeline-gc.json"
 PAGE = 1000
+PURGED_LINE = re.compile(
+    r"^(?:Run|Logged model) with ID (\S+) has been permanently deleted\.$", re.M
+)
 LOGGED_MODEL_SOURCE = re.compile(r"^models:/(?P<model_id>m-[0-9a-f]+)$")
 
 
@@ -153,12 +156,12 @@ def read_journal(root: Path = ROOT) -> dict[str, list[str]]:
     return dict(json.loads(path.read_text()))
 
 
-def _write_journal(plan: Plan, root: Path) -> None:
+def _write_journal(plan: Plan, root: Path, purged: frozenset[str] = frozenset()) -> None:
     path = root / JOURNAL
     path.parent.mkdir(parents=True, exist_ok=True)
     entry = {
-        "runs": [run.run_id for run in plan.runs],
-        "logged_models": [model.model_id for model in plan.logged_models],
+        "runs": [run.run_id for run in plan.runs if run.run_id not in purged],
+        "logged_models": [m.model_id for m in plan.logged_models if m.model_id not in purged],
         "experiment_refs": plan.experiment_refs,
     }
     partial = path.with_suffix(".partial")
@@ -166,22 +169,11 @@ def _write_journal(plan: Plan, root: Path) -> None:
     partial.replace(path)
 
 
-def pending_logged_models(client: MlflowClient, journal: Mapping[str, list[str]]) -> list[str]:
-    """Logged models an interrupted gc deleted but did not purge (still in the store)."""
-    from mlflow.exceptions import MlflowException
-
-    from mlpipeline.tracking.failures import is_not_found
-
-    pending = []
-    for model_id in journal.get("logged_models", []):
-        try:
-            client.get_logged_model(model_id)
-        except MlflowException as exc:
-            if not is_not_found(exc):
-                raise
-            continue
-        pending.append(model_id)
-    return pending
+def pending_logged_models(journal: Mapping[str, list[str]]) -> list[str]:
+    """Logged models an interrupted gc deleted but did not purge. MLflow's client cannot see
+    a deleted logged model, so the journal is the record: `delete_mlflow` takes out of it
+    each model `mlflow gc` reports purged."""
+    return list(journal.get("logged_models", []))
 
 
 def delete_mlflow(
@@ -213,7 +205,10 @@ def delete_mlflow(
             if not is_not_found(exc):
                 raise
     if not plan.runs:
-        # `mlflow gc` without --run-ids purges every deleted run of the store.
+        # `mlflow gc` without --run-ids would purge every deleted run of the store: deleted
+        # logged models wait (in the journal) for a gc that purges runs too.
+        if plan.logged_models:
+            log.warning("%d deleted logged models wait for the next gc", len(plan.logged_models))
         return
     locations = [client.get_run(run.run_id).info.artifact_uri for run in plan.runs]
     locations += [_model_location(client, model.model_id) for model in plan.logged_models]
@@ -223,6 +218,9 @@ def delete_mlflow(
     if plan.logged_models:
         command += ["--logged-model-ids", ",".join(m.model_id for m in plan.logged_models)]
     purged = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    # What it purged before any failure, from its report ("... with ID x has been
+    # permanently deleted."): the journal keeps the rest for the next gc.
+    _write_journal(plan, root, frozenset(PURGED_LINE.findall(purged.stdout)))
     if purged.returncode:
         raise TrackingError(
             f"`mlflow gc` failed (rerun `mlpipeline model gc --yes` to finish): {last_line(purged)}"
