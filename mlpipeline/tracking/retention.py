@@ -148,7 +148,7 @@ def _runs_of(client: MlflowClient, experiment_id: str, view: int) -> dict[str, R
     return found
 
 
-def read_journal(root: Path = ROOT) -> dict[str, list[str]]:
+def read_journal(root: Path = ROOT) -> dict[str, Any]:
     """What a gc stopped half-way was deleting: runs, logged models, experiment refs."""
     path = root / JOURNAL
     if not path.is_file():
@@ -156,13 +156,17 @@ def read_journal(root: Path = ROOT) -> dict[str, list[str]]:
     return dict(json.loads(path.read_text()))
 
 
-def _write_journal(plan: Plan, root: Path, purged: frozenset[str] = frozenset()) -> None:
+def _write_journal(
+    plan: Plan, root: Path, locations: Mapping[str, str], purged: frozenset[str] = frozenset()
+) -> None:
     path = root / JOURNAL
     path.parent.mkdir(parents=True, exist_ok=True)
     entry = {
         "runs": [run.run_id for run in plan.runs if run.run_id not in purged],
         "logged_models": [m.model_id for m in plan.logged_models if m.model_id not in purged],
         "experiment_refs": plan.experiment_refs,
+        # Where their artifacts are: a deleted logged model's is no longer readable.
+        "locations": {key: value for key, value in locations.items() if key not in purged},
     }
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(entry, indent=1))
@@ -187,7 +191,14 @@ def delete_mlflow(
 
     from mlpipeline.tracking.failures import is_not_found
 
-    _write_journal(plan, root)
+    locations: dict[str, str] = dict(read_journal(root).get("locations", {}))
+    for run in plan.runs:
+        locations[run.run_id] = client.get_run(run.run_id).info.artifact_uri
+    for model in plan.logged_models:
+        found = _model_location(client, model.model_id)
+        if found:
+            locations[model.model_id] = found
+    _write_journal(plan, root, locations)
     for version in plan.versions:
         try:
             client.delete_model_version(version.model, version.version)
@@ -210,8 +221,6 @@ def delete_mlflow(
         if plan.logged_models:
             log.warning("%d deleted logged models wait for the next gc", len(plan.logged_models))
         return
-    locations = [client.get_run(run.run_id).info.artifact_uri for run in plan.runs]
-    locations += [_model_location(client, model.model_id) for model in plan.logged_models]
     run_ids = ",".join(run.run_id for run in plan.runs)
     command = [sys.executable, "-m", "mlflow", "gc", "--backend-store-uri", backend_store_uri,
                "--tracking-uri", uri, "--run-ids", run_ids]  # fmt: skip
@@ -220,13 +229,14 @@ def delete_mlflow(
     purged = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
     # What it purged before any failure, from its report ("... with ID x has been
     # permanently deleted."): the journal keeps the rest for the next gc.
-    _write_journal(plan, root, frozenset(PURGED_LINE.findall(purged.stdout)))
+    done = frozenset(PURGED_LINE.findall(purged.stdout))
+    _write_journal(plan, root, locations, done)
+    for purged_id in sorted(done & set(locations)):
+        _remove_empty_folders(locations[purged_id])
     if purged.returncode:
         raise TrackingError(
             f"`mlflow gc` failed (rerun `mlpipeline model gc --yes` to finish): {last_line(purged)}"
         )
-    for location in filter(None, locations):
-        _remove_empty_folders(location)
     log.info("purged %d runs and %d logged models", len(plan.runs), len(plan.logged_models))
 
 
