@@ -23,7 +23,7 @@ from mlpipeline.domain import retention
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.files.paths import ROOT
-from mlpipeline.tracking import dvc_retention, store
+from mlpipeline.tracking import dvc_retention, server, store
 from mlpipeline.tracking import retention as edges
 from mlpipeline.tracking import runs as tracking
 
@@ -94,7 +94,7 @@ def backend_store(uri: str, given: str | None) -> str:
 def gc(yes: bool, backend_store_uri: str | None, params: Path, root: Path = ROOT) -> int:
     uri = tracking.tracking_uri()
     tracking.use_client_defaults()
-    tracking.check_reachable(uri)
+    server.check_reachable(uri)
     store.require_existing(uri)
     purge_store = backend_store(uri, backend_store_uri) if yes else None
     from mlflow import MlflowClient
