@@ -43,7 +43,9 @@ def snapshot(root: Path) -> dict[str, set[str]]:
     runs = mlflow_client.search_runs([experiment], run_view_type=ViewType.ALL, max_results=1000)
     refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=root).stdout
     return {
-        "versions": {v.version for v in mlflow_client.search_model_versions(f"name='{MODEL}'")},
+        "versions": {
+            str(v.version) for v in mlflow_client.search_model_versions(f"name='{MODEL}'")
+        },
         "runs": {f"{r.info.run_id} {r.info.lifecycle_stage}" for r in runs},
         "logged models": {m.model_id for m in mlflow_client.search_logged_models([experiment])},
         "refs": {ref for ref in refs.split() if not ref.startswith("refs/exps/exec/")},
@@ -215,7 +217,7 @@ def test_on_a_tracking_server_purges_through_its_database_and_artifact_proxy(
 
         before = (
             files(),
-            {v.version for v in mlflow_client.search_model_versions(f"name='{MODEL}'")},
+            {str(v.version) for v in mlflow_client.search_model_versions(f"name='{MODEL}'")},
         )
         dry = run(gc, cwd=root, env=env).stdout
         assert listed(dry, "version") == {f"{MODEL}/2"}
@@ -224,12 +226,12 @@ def test_on_a_tracking_server_purges_through_its_database_and_artifact_proxy(
         assert refused.returncode == 1 and "--backend-store-uri" in refused.stderr, refused.stderr
         assert (
             files(),
-            {v.version for v in mlflow_client.search_model_versions(f"name='{MODEL}'")},
+            {str(v.version) for v in mlflow_client.search_model_versions(f"name='{MODEL}'")},
         ) == before
 
         backend = f"sqlite:///{folder / 'server.db'}"
         run([*gc, "--yes", "--backend-store-uri", backend], cwd=root, env=env)
-        versions = {v.version for v in mlflow_client.search_model_versions(f"name='{MODEL}'")}
+        versions = {str(v.version) for v in mlflow_client.search_model_versions(f"name='{MODEL}'")}
         assert versions == before[1] - {"2"}
         gone = before[0] - files()
         assert any(doomed.run_id in path for path in gone), sorted(gone)
