@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import copy_repository, make, mlflow_server_in, run, tool_env
+from mlpipeline.tool_env import tool_env
+from tests.support.repository import copy_repository
+from tests.support.servers import mlflow_server_in
+from tests.support.tools import make, run
 
 pytestmark = pytest.mark.slow
 
