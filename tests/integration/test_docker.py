@@ -336,8 +336,9 @@ def test_team_override_resolves_and_keeps_secrets_out_of_the_configuration(
         name: tuple(sorted(spec.get("networks") or ["default"])) for name, spec in services.items()
     }
     assert networks == {
-        **dict.fromkeys(("mlflow", "postgres", "minio", "buckets", "users"), ("backend",)),
-        "proxy": ("backend", "default"),
+        **dict.fromkeys(("mlflow", "postgres", "buckets", "users"), ("backend",)),
+        # the DVC remote of the app's `dvc push`, every request signed with the S3 key
+        **dict.fromkeys(("proxy", "minio"), ("backend", "default")),
         **dict.fromkeys(("app", "jupyter", "serve"), ("default",)),
     }
     for client in ("app", "jupyter", "serve"):
