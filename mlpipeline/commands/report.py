@@ -15,7 +15,6 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
@@ -26,9 +25,6 @@ from mlpipeline.domain.report import Image, decision_from_log, render_report
 from mlpipeline.files.outputs import staged_outputs
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.files.paths import PARAMS, ROOT, RUN_INFO
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
 
 log = logging.getLogger("mlpipeline.report")
 
@@ -73,7 +69,7 @@ def decision_from_store(alias: str, model_name: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     from mlpipeline.domain.errors import TrackingError
-    from mlpipeline.tracking import runs, server, store
+    from mlpipeline.tracking import history, runs, server, store
 
     info = run_info(None)
     uri = runs.tracking_uri()
@@ -87,7 +83,7 @@ def decision_from_store(alias: str, model_name: str) -> str | None:
         version = tags.get("registered_model_version")
         if version is None:
             return None
-        holder = _alias_holder(client, model_name, alias)
+        holder = history.current_version(client, model_name, alias)
     except (TrackingError, MlflowException) as exc:
         log.info("no decision from %s: %s", uri, exc)
         return None
@@ -96,19 +92,6 @@ def decision_from_store(alias: str, model_name: str) -> str | None:
     line = tags.get(f"{alias}_decision") or f"registered version {version}; {verdict} @{alias}"
     now = f"@{alias} is now version {holder}" if holder else f"no version holds @{alias} now"
     return f"{line} (recorded by run {info['run_id']}'s save; {now})"
-
-
-def _alias_holder(client: MlflowClient, model_name: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    from mlpipeline.tracking.failures import no_alias
-
-    try:
-        return str(client.get_model_version_by_alias(model_name, alias).version)
-    except MlflowException as exc:
-        if no_alias(exc):
-            return None
-        raise
 
 
 def write_report(
