@@ -62,7 +62,7 @@ class ComposeProject:
     def container(self, service: str) -> str:
         """The service's container, a finished job's included (not `compose run`'s); "" if
         it has none."""
-        return self.compose("ps", "-q", service).stdout.strip()
+        return team.service_container(self.env["COMPOSE_PROJECT_NAME"], service)
 
     def state(self, service: str) -> dict:
         container = self.container(service)
@@ -90,7 +90,7 @@ class ComposeProject:
                     pytest.fail(f"the {server} service exited\n{self.logs()}")
             if self.state(service).get("Health", {}).get("Status") == "healthy":
                 return
-            time.sleep(5)
+            time.sleep(1)
         pytest.fail(f"{service} was not healthy after {UP_TIMEOUT_S} s\n{self.logs()}")
 
 

@@ -216,6 +216,16 @@ def settings(
     }
 
 
+def service_container(project_name: str, service: str) -> str:
+    """The id of the compose service's container, a finished job's included (not `compose
+    run`'s); "" if it has none. docker's own CLI reads compose's labels (v1 and v2 set them)
+    in a few ms where `compose ps` (v1 is a Python program) takes about a second, so that
+    waiting for a service can look every second."""
+    labels = {"project": project_name, "service": service, "oneoff": "False"}
+    filters = [f"--filter=label=com.docker.compose.{k}={v}" for k, v in labels.items()]
+    return run(["docker", "ps", "-aq", *filters], REPO).strip()
+
+
 def write_env(project: Path, values: Mapping[str, str]) -> None:
     """The project's .env, which compose reads from the project folder."""
     (project / ".env").write_text("".join(f"{key}={value}\n" for key, value in values.items()))
@@ -232,14 +242,14 @@ class Stack:
         return run([COMPOSE, *FILES, *args], self.project, timeout, self.env)
 
     def state(self, service: str) -> dict:
-        container = self.compose("ps", "-a", "-q", service).strip()
+        container = service_container(self.env["COMPOSE_PROJECT_NAME"], service)
         if not container:
             return {}
         return json.loads(run(["docker", "inspect", "-f", "{{json .State}}", container], REPO))
 
     def logs(self, service: str) -> str:
         """The service's stdout (nginx's access log for `proxy`), from its start."""
-        container = self.compose("ps", "-q", service).strip()
+        container = service_container(self.env["COMPOSE_PROJECT_NAME"], service)
         return run(["docker", "logs", container], REPO)
 
     def up_server(self, timeout: float = UP_TIMEOUT_S) -> None:
@@ -258,7 +268,7 @@ class Stack:
             users, proxy = self.state("users"), self.state("proxy")
             if users.get("Status") == "exited" and proxy.get("Running"):
                 return
-            time.sleep(3)
+            time.sleep(1)
         raise StackError(f"the team stack's server was not up after {timeout:.0f} s")
 
     def tail(self) -> str:
