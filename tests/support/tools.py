@@ -62,8 +62,9 @@ def run_queue(
     DVC's workers inherit `queue start`'s stdout and stderr, so with captured pipes the call
     would only return once every worker has exited, and with `-j 2` DVC's monitor sometimes
     loses a worker's shutdown message, leaving that worker idle for good. So the start writes
-    to a file, the queue is judged by `dvc queue status`, and workers still alive when it is
-    done are given DVC's 10 s idle timeout and then killed.
+    to a file, the queue is judged by `dvc queue status`, and once it is done the workers are
+    told to stop (`dvc queue stop`: they would otherwise idle DVC's 10-20 s timeout away),
+    given 20 s to exit and then killed.
     """
     env = dict(env) if env is not None else tool_env()
     log = project / ".dvc" / "tmp" / "queue-start.log"
@@ -86,6 +87,7 @@ def run_queue(
                 pytest.fail(f"the queue did not finish in {timeout:.0f} s:\n{status.stdout}")
             time.sleep(3)
     finally:
+        run(["dvc", "queue", "stop"], cwd=project, env=env, check=False)
         _end_queue_workers(project)
     if "Failed" in status.stdout:
         logs = [
