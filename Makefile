@@ -141,12 +141,12 @@ team-users: setup ## Add a team MLflow account as .env's admin (password: SECRET
 # The CI files are checked offline: actionlint and zizmor (no GitHub API calls) on the
 # GitHub and Forgejo workflows, GitLab's CI schema (bundled with check-jsonschema).
 CI_WORKFLOWS := .github/workflows/ci.yml .forgejo/workflows/ci.yml
-lint: setup ## ruff, the layer contracts (import-linter), mypy, params.yaml, the CI files
+lint: setup ## params.yaml, ruff, the layer contracts (import-linter), mypy, the CI files
+	$(MLPIPELINE) check params > /dev/null
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) lint-imports --no-cache
 	$(RUN) mypy
-	$(MLPIPELINE) check params > /dev/null
 	$(RUN) actionlint $(CI_WORKFLOWS)
 	$(RUN) zizmor --offline --quiet $(CI_WORKFLOWS)
 	$(RUN) check-jsonschema --builtin-schema vendor.gitlab-ci .gitlab-ci.yml
