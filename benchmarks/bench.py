@@ -1358,8 +1358,10 @@ def auto_notes(results: dict[str, Any]) -> dict[str, str]:
         steps = sweep["steps_per_trial_1_worker"]
         made = sum(steps[name]["median"] for name in ("clone", "checkout", "data") if name in steps)
         notes["sweep_ray_cost_s"] = (
-            f"of the fixed costs, Ray's start {sweep['ray_start_s']['median']:.1f} s once per sweep"
-            if "ray_start_s" in sweep
+            f"Ray's start {sweep['ray_start_s']['median']:.1f} s and stop "
+            f"{sweep['ray_stop_s']['median']:.1f} s once per sweep, "
+            f"{sweep['ray_dispatch_per_trial_s']['median']:.2f} s per task"
+            if "ray_stop_s" in sweep
             else "see Sweep"
         )
         notes["sweep_2_vs_loop"] = (

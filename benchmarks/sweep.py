@@ -7,12 +7,17 @@ on the Iris defaults (benchmarks/bench.py's snapshot), the data made once with `
 committed, then, round by round in a rotating order: the sweep with `--parallel 1` and with
 `--parallel 2` (local Ray sized to it, each round its own study) and N `dvc exp run -S ...
 evaluate` in the workspace (what a user's loop does; the workspace is reset to the commit
-after it, as a sweep runs from a clean commit). Reported, median over the rounds: wall
-seconds of each; Ray's own cost per trial (the sweep's wall time less the seconds its trials'
-tasks took, over N, with 1 worker: the sweep command's start, Ray's start, scheduling, Optuna,
-MLflow's parent run); the seconds of each step of a trial's task (the working copy's clone,
-checkout and data, made once per worker; its reset, `dvc exp run` and push, every trial);
-the speed-up of 2 workers over the loop.
+after it, as a sweep runs from a clean commit). Reported, median over the rounds, from the
+sweep's own log:
+- wall seconds of each way, and the speed-up of 1 and 2 workers over the loop;
+- Ray's own cost per trial, on 1 and 2 workers: its start and stop (once per sweep) and, per
+  trial, the seconds from submitting the task to having its result less the task's own run
+  (scheduling, the worker's start, moving the spec and the result), over N;
+- the trial's work: the seconds of each step of a trial's task (the working copy's clone,
+  checkout and data, once per worker; its reset, `dvc exp run` and push, every trial);
+- the sweep's other fixed costs, neither Ray's nor a trial's (the command's start, MLflow's
+  parent run, Optuna, the end), per trial: the 1-worker sweep's wall time less both;
+- counts: the Ray worker processes the trials ran in and the working copies made.
 """
 
 from __future__ import annotations
@@ -31,10 +36,13 @@ import yaml
 from benchmarks.bench import copy_repository, snapshot_working_tree, summary, timed, tool_env
 
 SPACE = {"train.max_depth": {"int": [2, 8]}, "train.random_state": {"int": [0, 10_000]}}
-# The sweep's line per finished trial: "... trial 3 (s-3): f1_score = 0.9 in 21.0 s on host
-# (clone 0.1 s, checkout 0.1 s, data 3.0 s, exp run 15.0 s, push 2.0 s)".
-FINISHED = re.compile(r"trial \d+ \([^)]*\): \S+ = [0-9.]+ in ([0-9.]+) s on \S+ \(([^)]*)\)")
-RAY_READY = re.compile(r"Ray ready in ([0-9.]+) s")
+# The sweep's line per finished trial: "... trial 3 (s-3): f1_score = 0.9 in 21.0 s on host,
+# worker 4242 (clone 0.1 s, checkout 0.1 s, data 3.0 s, exp run 15.0 s, push 2.0 s); Ray 0.02 s".
+FINISHED = re.compile(
+    r"trial \d+ \([^)]*\): \S+ = [0-9.]+ in ([0-9.]+) s on \S+, worker (\d+) \(([^)]*)\); "
+    r"Ray ([0-9.]+) s"
+)
+RAY_COST = re.compile(r"Ray's own cost: start ([0-9.]+) s, stop ([0-9.]+) s, ([0-9.]+) s between")
 WORKERS = (1, 2)
 # Each round's order of the three ways, so none is always first on a busy machine.
 ORDERS = (("loop", 1, 2), (1, 2, "loop"), (2, "loop", 1))
@@ -60,31 +68,43 @@ def sweep_once(
     command = ["python", "-m", "mlpipeline", "model", "sweep", "--trials", str(trials)]
     command += ["--parallel", str(workers), "--storage", storage, "--params", str(params)]
     done = timed(command, root, env)
-    finished = finished_trials(done.stderr)
-    if len(finished) != trials:
-        raise RuntimeError(f"{len(finished)} of {trials} trials finished:\n{done.stderr[-3000:]}")
+    return {"seconds": done.seconds, **read_sweep_log(done.stderr, trials)}
+
+
+def read_sweep_log(log: str, trials: int) -> dict[str, Any]:
+    """What the sweep's log says: its trials' seconds and steps, Ray's own cost, the counts."""
+    finished = finished_trials(log)
+    cost = RAY_COST.search(log)
+    if len(finished) != trials or cost is None:
+        raise RuntimeError(f"{len(finished)} of {trials} trials finished:\n{log[-3000:]}")
     steps: dict[str, float] = {}
-    for _, seconds_by_step in finished:
-        for step, seconds in seconds_by_step.items():
+    for trial in finished:
+        for step, seconds in trial["steps"].items():
             steps[step] = steps.get(step, 0.0) + seconds
-    ready = RAY_READY.search(done.stderr)
+    start, stop, dispatch = (float(group) for group in cost.groups())
     return {
-        "seconds": done.seconds,
-        "task_seconds": sum(seconds for seconds, _ in finished),
-        "ray_start_s": float(ready.group(1)) if ready else None,
+        "task_seconds": sum(trial["seconds"] for trial in finished),
+        "ray_start_s": start,
+        "ray_stop_s": stop,
+        "ray_dispatch_s": dispatch,
+        "ray_per_trial_s": (start + stop + dispatch) / trials,
         "steps_per_trial": {step: total / trials for step, total in steps.items()},
+        "workers": len({trial["worker"] for trial in finished}),
+        "copies": sum("clone" in trial["steps"] for trial in finished),
     }
 
 
-def finished_trials(log: str) -> list[tuple[float, dict[str, float]]]:
-    """Each finished trial in the sweep's log: its task's seconds and each step's."""
+def finished_trials(log: str) -> list[dict[str, Any]]:
+    """Each finished trial in the sweep's log: its task's seconds, worker, steps, Ray's part."""
     found = []
-    for seconds, listed in FINISHED.findall(log):
+    for seconds, worker, listed, ray in FINISHED.findall(log):
         steps: dict[str, float] = {}
         for part in listed.split(", "):
             step, value = part.rsplit(" ", 2)[:2]
             steps[step] = float(value)
-        found.append((float(seconds), steps))
+        found.append(
+            {"seconds": float(seconds), "worker": int(worker), "steps": steps, "ray": float(ray)}
+        )
     return found
 
 
@@ -126,15 +146,26 @@ def summarize(trials: int, rounds: list[dict[str, Any]]) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "trials": trials,
         "loop_s": summary([r["loop"] for r in rounds]),
-        **{f"sweep_{w}_s": summary([r[w]["seconds"] for r in rounds]) for w in WORKERS},
-        "sweep_1_task_s": summary([r["task_seconds"] / trials for r in one]),
-        "ray_cost_per_trial_s": summary([(r["seconds"] - r["task_seconds"]) / trials for r in one]),
-        "speedup_2_workers": summary([r["loop"] / r[2]["seconds"] for r in rounds]),
         "loop_per_trial_s": summary([r["loop"] / trials for r in rounds]),
+        "sweep_1_task_s": summary([r["task_seconds"] / trials for r in one]),
     }
-    starts = [r[w]["ray_start_s"] for r in rounds for w in WORKERS if r[w]["ray_start_s"]]
-    if starts:
-        figures["ray_start_s"] = summary(starts)
+    for w in WORKERS:
+        figures[f"sweep_{w}_s"] = summary([r[w]["seconds"] for r in rounds])
+        figures[f"speedup_{w}_workers"] = summary([r["loop"] / r[w]["seconds"] for r in rounds])
+        figures[f"ray_cost_per_trial_{w}_s"] = summary([r[w]["ray_per_trial_s"] for r in rounds])
+        figures[f"workers_{w}"] = max(r[w]["workers"] for r in rounds)
+        figures[f"copies_{w}"] = max(r[w]["copies"] for r in rounds)
+    # The targets' figure: Ray's own cost per trial with 1 worker (2 workers: the same start
+    # and stop, shared by the same trials).
+    figures["ray_cost_per_trial_s"] = figures["ray_cost_per_trial_1_s"]
+    for name in ("ray_start_s", "ray_stop_s"):
+        figures[name] = summary([r[w][name] for r in rounds for w in WORKERS])
+    figures["ray_dispatch_per_trial_s"] = summary(
+        [r[w]["ray_dispatch_s"] / trials for r in rounds for w in WORKERS]
+    )
+    figures["sweep_other_per_trial_s"] = summary(
+        [(r["seconds"] - r["task_seconds"]) / trials - r["ray_per_trial_s"] for r in one]
+    )
     steps = sorted({step for r in one for step in r["steps_per_trial"]})
     figures["steps_per_trial_1_worker"] = {
         step: summary([r["steps_per_trial"].get(step, 0.0) for r in one]) for step in steps
@@ -143,10 +174,11 @@ def summarize(trials: int, rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render(sweep: Mapping[str, Any]) -> list[str]:
-    """results.md's section: the three ways' wall times, Ray's cost, a trial's steps."""
+    """results.md's section: the three ways' wall times, Ray's cost apart, a trial's steps."""
 
-    def cell(stat: Mapping[str, Any], unit: str = " s") -> str:
-        return f"{stat['median']:.1f}{unit} ({stat['min']:.1f}–{stat['max']:.1f})"
+    def cell(stat: Mapping[str, Any], unit: str = " s", digits: int = 1) -> str:
+        low, high = f"{stat['min']:.{digits}f}", f"{stat['max']:.{digits}f}"
+        return f"{stat['median']:.{digits}f}{unit} ({low}–{high})"
 
     n = sweep["trials"]
     lines = [
@@ -155,31 +187,44 @@ def render(sweep: Mapping[str, Any]) -> list[str]:
         "",
         f"{n} trials of a tiny forest (`python -m benchmarks.sweep`): a plain `dvc exp run` loop",
         "in the workspace against `mlpipeline model sweep` on 1 and 2 local Ray workers, rounds",
-        "interleaved. Ray's own cost per trial: the 1-worker sweep's wall time less its trials'",
-        "task seconds, over N (the sweep command's start, Ray's start, scheduling, Optuna, the",
-        "parent run).",
+        "interleaved. Ray's own cost per trial: its start and stop (once per sweep) and each",
+        "task's submission-to-result time beyond the task's own run, over N; the trial's work is",
+        "the task's steps; the rest is the sweep's (command start, MLflow, Optuna).",
         "",
-        "| | wall | per trial |",
-        "|---|---|---|",
-        f"| `dvc exp run` loop | {cell(sweep['loop_s'])} | {sweep['loop_s']['median'] / n:.1f} s |",
+        "| | wall | per trial | vs the loop | Ray's own, per trial | Ray workers | copies |",
+        "|---|---|---|---|---|---|---|",
+        f"| `dvc exp run` loop | {cell(sweep['loop_s'])} | {sweep['loop_s']['median'] / n:.1f} s "
+        "| 1× | – | – | – |",
     ]
-    for workers in WORKERS:
-        wall = sweep[f"sweep_{workers}_s"]
+    for w in WORKERS:
+        wall = sweep[f"sweep_{w}_s"]
+        ray = sweep.get(f"ray_cost_per_trial_{w}_s")
+        label = f"sweep, {w} worker{'s' if w > 1 else ''}"
         lines.append(
-            f"| sweep, {workers} worker{'s' if workers > 1 else ''} | {cell(wall)} "
-            f"| {wall['median'] / n:.1f} s |"
+            f"| {label} | {cell(wall)} | {wall['median'] / n:.1f} s "
+            f"| {cell(sweep[f'speedup_{w}_workers'], '×', 2)} "
+            f"| {cell(ray, ' s', 2) if ray else '?'} | {sweep.get(f'workers_{w}', '?')} "
+            f"| {sweep.get(f'copies_{w}', '?')} |"
         )
     steps = ", ".join(
         f"{step} {stat['median']:.1f} s" for step, stat in sweep["steps_per_trial_1_worker"].items()
     )
-    start = sweep.get("ray_start_s")
     lines += [
         "",
-        f"- Ray's own cost per trial: {cell(sweep['ray_cost_per_trial_s'])}"
-        + (f"; Ray's start alone {cell(start)}" if start else ""),
-        f"- 2 workers against the loop: {cell(sweep['speedup_2_workers'], '×')}",
-        f"- A trial's task, 1 worker, per trial: {cell(sweep['sweep_1_task_s'])}: {steps}",
+        f"- Ray's own cost, 1 worker: {cell(sweep['ray_cost_per_trial_s'], ' s', 2)} a trial"
+        + (
+            f"; its start {cell(sweep['ray_start_s'])} and stop {cell(sweep['ray_stop_s'])} once "
+            f"a sweep, {cell(sweep['ray_dispatch_per_trial_s'], ' s', 2)} a task"
+            if "ray_stop_s" in sweep
+            else ""
+        ),
+        f"- The trial's work, 1 worker, per trial: {cell(sweep['sweep_1_task_s'])}: {steps}",
     ]
+    if "sweep_other_per_trial_s" in sweep:
+        lines.append(
+            "- The sweep's other fixed costs (command start, MLflow's parent run, Optuna), per "
+            f"trial: {cell(sweep['sweep_other_per_trial_s'])}"
+        )
     return lines
 
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,20 @@ class SweepOutcome:
     best_number: int | None = None
     best_experiment: str | None = None
     best_value: float | None = None
+    ray_cost: RayCost = field(default_factory=lambda: RayCost())
+
+
+@dataclass
+class RayCost:
+    """Seconds the sweep spent in Ray itself, apart from its trials' own work."""
+
+    start_s: float = 0.0  # import ray and ray.init: once per sweep
+    stop_s: float = 0.0  # ray.shutdown: once per sweep
+    dispatch_s: float = 0.0  # all trials: a task's submission to its result, less its own run
+    trials: int = 0
+
+    def per_trial(self) -> float:
+        return (self.start_s + self.stop_s + self.dispatch_s) / max(self.trials, 1)
 
 
 def run_sweep(params: Params, options: SweepOptions, root: Path = ROOT) -> SweepOutcome:
@@ -74,7 +89,8 @@ def run_sweep(params: Params, options: SweepOptions, root: Path = ROOT) -> Sweep
     sweep = _settled(params.sweep, options)
     commit = _clean_commit(root)
     address = options.ray_address or os.environ.get(RAY_ADDRESS_ENV) or None
-    uri = runs.configure(params.mlflow.experiment_name)
+    runs.use_client_defaults()  # before Ray starts, so its workers inherit them too
+    uri = runs.tracking_uri()
     if address and not uri.startswith(("http://", "https://")):
         raise PipelineError(
             f"trials on the Ray cluster at {address} cannot log to {uri}: set "
@@ -83,34 +99,73 @@ def run_sweep(params: Params, options: SweepOptions, root: Path = ROOT) -> Sweep
     source = _git_remote_url(options.git_remote, root) if address else str(root)
     if address:
         _check_pushed(commit, options.git_remote, root)
-    study = studies.open_study(
-        studies.storage_url(options.storage, root), sweep.study_name, sweep.direction
-    )
-    stale = studies.settle_stale_trials(study)
-    if stale:
-        log.info("trials %s, left running by a sweep that stopped, are marked failed", stale)
-    ray = _connect(address, sweep.parallel)
+    cost = RayCost()
+    # Ray's start is mostly waiting for its processes to come up: meanwhile this process
+    # imports MLflow and Optuna, opens the store and the study and asks dvc for its cache,
+    # so the sweep pays the longest of them, not their sum.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sweep-setup") as pool:
+        opened = pool.submit(_open_store_and_study, params, sweep, options.storage, root)
+        cache = pool.submit(_dvc_cache_dir, root) if not address else None
+        ray = _connect(address, sweep.parallel, cost)
+        try:
+            study = opened.result()
+            shared_cache = cache.result() if cache else None
+        except BaseException:
+            _stop(ray, cost)
+            raise
     # One machine: the workers' copies live here and go with the sweep (a cluster's nodes keep
     # theirs in their own temp folder).
     copies = None if address else tempfile.mkdtemp(prefix=f"sweep-{sweep.study_name}-")
     try:
         with runs.mlflow_run(**_parent_run(study, sweep)) as parent:
             study.set_user_attr(studies.PARENT_RUN_ATTR, parent.info.run_id)
-            outcome = SweepOutcome(sweep.study_name, parent.info.run_id)
-            cache = None if address else _dvc_cache_dir(root)
-            spec = _SpecMaker(sweep, commit, source, uri, parent.info.run_id, cache, copies)
+            outcome = SweepOutcome(sweep.study_name, parent.info.run_id, ray_cost=cost)
+            spec = _SpecMaker(sweep, commit, source, uri, parent.info.run_id, shared_cache, copies)
             _trial_loop(
                 ray, study, sweep, spec, outcome, pull_from=(source, root) if address else None
             )
+            # Ray's processes go as soon as the last trial is in, not after the bookkeeping.
+            _stop(ray, cost)
             _record_best(study, sweep, outcome)
     finally:
         _end_orphans(outcome_parent(study))
-        ray.shutdown()
+        _stop(ray, cost)
         if copies:
             shutil.rmtree(copies, ignore_errors=True)
+    log.info(
+        "Ray's own cost: start %.1f s, stop %.1f s, %.1f s between submitting %d trials and "
+        "having their results, beyond their own run: %.2f s a trial",
+        cost.start_s,
+        cost.stop_s,
+        cost.dispatch_s,
+        cost.trials,
+        cost.per_trial(),
+    )
     if options.apply_best and outcome.best_experiment:
         apply_best(outcome.best_experiment, root)
     return outcome
+
+
+def _open_store_and_study(
+    params: Params, sweep: SweepParams, storage: str | None, root: Path
+) -> optuna.Study:
+    """The MLflow store and experiment made ready, and the study opened (stale trials settled)."""
+    runs.configure(params.mlflow.experiment_name)
+    url = studies.storage_url(storage, root)
+    study = studies.open_study(url, sweep.study_name, sweep.direction)
+    stale = studies.settle_stale_trials(study)
+    if stale:
+        log.info("trials %s, left running by a sweep that stopped, are marked failed", stale)
+    return study
+
+
+def _stop(ray: Any, cost: RayCost) -> None:
+    """ray.shutdown, once: its processes (started here) end, or the cluster is let go."""
+    if not ray.is_initialized():
+        return
+    started = time.monotonic()
+    ray.shutdown()
+    cost.stop_s += time.monotonic() - started
 
 
 def _settled(sweep: SweepParams | None, options: SweepOptions) -> SweepParams:
@@ -175,7 +230,7 @@ def _git(args: list[str], root: Path) -> str:
     return done.stdout
 
 
-def _connect(address: str | None, parallel: int) -> Any:
+def _connect(address: str | None, parallel: int, cost: RayCost) -> Any:
     """Ray, started here (sized for `parallel` trials) or joined at `address`; one line if not."""
     if address:
         _check_reachable(address)
@@ -184,6 +239,8 @@ def _connect(address: str | None, parallel: int) -> Any:
     # worker ever registers. The trials run the venv's Python and need no uv of their own.
     # Read when ray is first imported.
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    # No usage report to Ray's servers from a sweep (and no thread in Ray's processes for it).
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = time.monotonic()
     import ray
 
@@ -200,7 +257,8 @@ def _connect(address: str | None, parallel: int) -> Any:
             log_to_driver=False,
             logging_level=logging.WARNING,
         )
-    log.info("Ray ready in %.1f s", time.monotonic() - started)
+    cost.start_s = time.monotonic() - started
+    log.info("Ray ready in %.1f s", cost.start_s)
     return ray
 
 
@@ -288,6 +346,7 @@ def _trial_loop(
     )
     raw = yaml.safe_load(PARAMS.read_text())
     running: dict[Any, int] = {}
+    submitted: dict[Any, float] = {}  # monotonic seconds, by task
     asked = 0
     while asked < sweep.trials or running:
         while asked < sweep.trials and len(running) < sweep.parallel:
@@ -304,12 +363,16 @@ def _trial_loop(
             spec = make_spec(trial.number, values)
             trial.set_user_attr(studies.EXPERIMENT_ATTR, spec.experiment)
             log.info("trial %d: %s as %s", trial.number, " ".join(spec.overrides), spec.experiment)
-            running[task.remote(spec)] = trial.number
+            submitted_at = time.monotonic()
+            reference = task.remote(spec)
+            running[reference] = trial.number
+            submitted[reference] = submitted_at
         if not running:
             continue
         [done], _ = ray.wait(list(running), num_returns=1)
+        waited = time.monotonic() - submitted.pop(done)
         number = running.pop(done)
-        _tell(ray, study, sweep, done, number, outcome, pull_from)
+        _tell(ray, study, sweep, done, number, outcome, pull_from, waited)
 
 
 def _refusal(raw: Any, values: dict[str, Any], study: optuna.Study, number: int) -> str | None:
@@ -330,7 +393,9 @@ def _tell(
     number: int,
     outcome: SweepOutcome,
     pull_from: tuple[str, Path] | None,
+    waited: float,
 ) -> None:
+    """Tell Optuna the trial's outcome; `waited`: seconds from its submission to its result."""
     import optuna
 
     try:
@@ -339,6 +404,12 @@ def _tell(
         # A node that died twice under the trial, or a worker killed: the trial failed alone.
         reason = f"its Ray task was lost ({type(exc).__name__})"
         result = TrialResult(experiment_name(sweep.study_name, number), {}, None, 0.0, "?", reason)
+        dispatch = None
+    else:
+        # Ray's part: scheduling, the worker's start (first trial), moving the spec and result.
+        dispatch = max(waited - result.seconds, 0.0)
+        outcome.ray_cost.dispatch_s += dispatch
+        outcome.ray_cost.trials += 1
     value = result.value(sweep.metric) if result.error is None else None
     if result.error is None and value is None:
         result = replace(result, error=f"metrics.json has no number {sweep.metric!r}")
@@ -352,14 +423,16 @@ def _tell(
     study.tell(number, value)
     outcome.finished.append(result)
     log.info(
-        "trial %d (%s): %s = %.4f in %.1f s on %s (%s)",
+        "trial %d (%s): %s = %.4f in %.1f s on %s, worker %d (%s); Ray %.2f s",
         number,
         result.experiment,
         sweep.metric,
         value,
         result.seconds,
         result.node,
+        result.worker,
         ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.steps.items()),
+        dispatch or 0.0,
     )
 
 

@@ -194,27 +194,45 @@ def test_the_sweep_figure_reads_the_sweeps_log_and_judges_issue_34_targets() -> 
     from benchmarks import sweep
 
     log = (
-        "[mlpipeline.sweeps.engine] INFO Ray ready in 4.2 s\n"
-        "[mlpipeline.sweeps.engine] INFO trial 0 (r0w1-0): f1_score = 0.9667 in 20.5 s on host "
-        "(clone 0.1 s, checkout 0.2 s, data 3.0 s, exp run 15.0 s, push 0.1 s)\n"
-        "[mlpipeline.sweeps.engine] INFO trial 1 (r0w1-1): f1_score = 1.0000 in 15.5 s on host "
-        "(reset 0.1 s, exp run 15.0 s, push 0.1 s)\n"
+        "[sweep] INFO Ray ready in 4.2 s\n"
+        "[sweep] INFO trial 0 (r0w1-0): f1_score = 0.9667 in 20.5 s on host, worker 41 "
+        "(clone 0.1 s, checkout 0.2 s, data 3.0 s, exp run 15.0 s, push 0.1 s); Ray 0.30 s\n"
+        "[sweep] INFO trial 1 (r0w1-1): f1_score = 1.0000 in 15.5 s on host, worker 41 "
+        "(reset 0.1 s, exp run 15.0 s, push 0.1 s); Ray 0.02 s\n"
+        "[sweep] INFO Ray's own cost: start 4.2 s, stop 1.2 s, 0.3 s between submitting 2 "
+        "trials and having their results, beyond their own run: 2.85 s a trial\n"
     )
     assert sweep.finished_trials(log) == [
-        (20.5, {"clone": 0.1, "checkout": 0.2, "data": 3.0, "exp run": 15.0, "push": 0.1}),
-        (15.5, {"reset": 0.1, "exp run": 15.0, "push": 0.1}),
+        {
+            "seconds": 20.5,
+            "worker": 41,
+            "steps": {"clone": 0.1, "checkout": 0.2, "data": 3.0, "exp run": 15.0, "push": 0.1},
+            "ray": 0.3,
+        },
+        {
+            "seconds": 15.5,
+            "worker": 41,
+            "steps": {"reset": 0.1, "exp run": 15.0, "push": 0.1},
+            "ray": 0.02,
+        },
     ]
-    steps = {"exp run": 15.0, "push": 0.1}
-    one = {"seconds": 40.0, "task_seconds": 36.0, "ray_start_s": 4.2, "steps_per_trial": steps}
-    two = {**one, "seconds": 20.0}
+    one = {"seconds": 40.0, **sweep.read_sweep_log(log, 2)}
+    assert one["ray_per_trial_s"] == pytest.approx((4.2 + 1.2 + 0.3) / 2)
+    assert (one["workers"], one["copies"], one["task_seconds"]) == (1, 1, 36.0)
+    two = {**one, "seconds": 20.0, "workers": 2, "copies": 2}
     figures = sweep.summarize(2, [{"loop": 34.0, 1: one, 2: two}])
-    assert figures["ray_cost_per_trial_s"]["median"] == pytest.approx(2.0)
+    assert figures["ray_cost_per_trial_s"]["median"] == pytest.approx(2.85)
+    # 40 s of wall: 36 s the trials' tasks, 5.7 s Ray's: the sweep's own is what is left.
+    assert figures["sweep_other_per_trial_s"]["median"] == pytest.approx((40 - 36) / 2 - 2.85)
     assert figures["speedup_2_workers"]["median"] == pytest.approx(1.7)
+    assert (figures["workers_2"], figures["copies_2"]) == (2, 2)
     verdict = verdicts({"sweep": figures})
-    assert verdict["sweep_ray_cost_s"]["status"] == "PASS"
+    assert verdict["sweep_ray_cost_s"]["status"] == "MISS"
     assert verdict["sweep_2_vs_loop"]["what"] == "sweep of 2 trials on 2 Ray workers: wall time"
     assert verdict["sweep_2_vs_loop"]["value"] == pytest.approx(20 / 34)
     assert verdict["sweep_2_vs_loop"]["status"] == "PASS"
     section = "\n".join(sweep.render(figures))
-    assert "| sweep, 2 workers | 20.0 s (20.0–20.0) | 10.0 s |" in section
+    assert "| sweep, 2 workers | 20.0 s (20.0–20.0) | 10.0 s | 1.70× (1.70–1.70) |" in section
+    with pytest.raises(RuntimeError, match="1 of 2 trials finished"):
+        sweep.read_sweep_log(log.splitlines()[1], 2)
     assert verdicts({})["sweep_2_vs_loop"]["status"] == "n/a"
