@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,8 +88,7 @@ def run_sweep(params: Params, options: SweepOptions, root: Path = ROOT) -> Sweep
     sweep = _settled(params.sweep, options)
     commit = _clean_commit(root)
     address = options.ray_address or os.environ.get(RAY_ADDRESS_ENV) or None
-    runs.use_client_defaults()  # before Ray starts, so its workers inherit them too
-    uri = runs.tracking_uri()
+    uri = runs.configure(params.mlflow.experiment_name)
     if address and not uri.startswith(("http://", "https://")):
         raise PipelineError(
             f"trials on the Ray cluster at {address} cannot log to {uri}: set "
@@ -99,20 +97,17 @@ def run_sweep(params: Params, options: SweepOptions, root: Path = ROOT) -> Sweep
     source = _git_remote_url(options.git_remote, root) if address else str(root)
     if address:
         _check_pushed(commit, options.git_remote, root)
+    study = studies.open_study(
+        studies.storage_url(options.storage, root), sweep.study_name, sweep.direction
+    )
+    stale = studies.settle_stale_trials(study)
+    if stale:
+        log.info("trials %s, left running by a sweep that stopped, are marked failed", stale)
+    shared_cache = None if address else _dvc_cache_dir(root)
+    # Ray starts last, alone: its start is its own cost (measured apart), and on 2 cores it is
+    # CPU-bound (its processes' imports), so starting it beside MLflow's import saves nothing.
     cost = RayCost()
-    # Ray's start is mostly waiting for its processes to come up: meanwhile this process
-    # imports MLflow and Optuna, opens the store and the study and asks dvc for its cache,
-    # so the sweep pays the longest of them, not their sum.
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sweep-setup") as pool:
-        opened = pool.submit(_open_store_and_study, params, sweep, options.storage, root)
-        cache = pool.submit(_dvc_cache_dir, root) if not address else None
-        ray = _connect(address, sweep.parallel, cost)
-        try:
-            study = opened.result()
-            shared_cache = cache.result() if cache else None
-        except BaseException:
-            _stop(ray, cost)
-            raise
+    ray = _connect(address, sweep.parallel, cost)
     # One machine: the workers' copies live here and go with the sweep (a cluster's nodes keep
     # theirs in their own temp folder).
     copies = None if address else tempfile.mkdtemp(prefix=f"sweep-{sweep.study_name}-")
@@ -144,19 +139,6 @@ def run_sweep(params: Params, options: SweepOptions, root: Path = ROOT) -> Sweep
     if options.apply_best and outcome.best_experiment:
         apply_best(outcome.best_experiment, root)
     return outcome
-
-
-def _open_store_and_study(
-    params: Params, sweep: SweepParams, storage: str | None, root: Path
-) -> optuna.Study:
-    """The MLflow store and experiment made ready, and the study opened (stale trials settled)."""
-    runs.configure(params.mlflow.experiment_name)
-    url = studies.storage_url(storage, root)
-    study = studies.open_study(url, sweep.study_name, sweep.direction)
-    stale = studies.settle_stale_trials(study)
-    if stale:
-        log.info("trials %s, left running by a sweep that stopped, are marked failed", stale)
-    return study
 
 
 def _stop(ray: Any, cost: RayCost) -> None:
