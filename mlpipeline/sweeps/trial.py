@@ -147,14 +147,16 @@ def _new_copy(spec: TrialSpec, env: Mapping[str, str], steps: dict[str, float]) 
     _step("clone", clone, copy.parent, env, steps)
     _step("checkout", ["git", "checkout", "--quiet", spec.commit], copy, env, steps)
     if spec.shared_cache:
-        _use_cache(copy, spec.shared_cache, env, steps)
+        use_shared_cache(copy, spec.shared_cache, env, steps)
         _step("data", [*dvc, "checkout", "--quiet", "--allow-missing"], copy, env, steps)
     elif _step("data", [*dvc, "remote", "list"], copy, env, steps).strip():
         _step("data", [*dvc, "pull", "--quiet", "--allow-missing"], copy, env, steps)
     return copy
 
 
-def _use_cache(copy: Path, cache: str, env: Mapping[str, str], steps: dict[str, float]) -> None:
+def use_shared_cache(
+    copy: Path, cache: str, env: Mapping[str, str], steps: dict[str, float]
+) -> None:
     """What `dvc cache dir --local <cache>` does, without a dvc process: .dvc/config.local."""
     if '"' in cache:  # DVC's config format has no escape for a double quote in a value
         _step(
