@@ -199,10 +199,11 @@ def render(sweep: Mapping[str, Any]) -> list[str]:
     for w in WORKERS:
         wall = sweep[f"sweep_{w}_s"]
         ray = sweep.get(f"ray_cost_per_trial_{w}_s")
+        speedup = sweep.get(f"speedup_{w}_workers")  # a report of before #34's item 8: 2 only
         label = f"sweep, {w} worker{'s' if w > 1 else ''}"
         lines.append(
             f"| {label} | {cell(wall)} | {wall['median'] / n:.1f} s "
-            f"| {cell(sweep[f'speedup_{w}_workers'], '×', 2)} "
+            f"| {cell(speedup, '×', 2) if speedup else '?'} "
             f"| {cell(ray, ' s', 2) if ray else '?'} | {sweep.get(f'workers_{w}', '?')} "
             f"| {sweep.get(f'copies_{w}', '?')} |"
         )
