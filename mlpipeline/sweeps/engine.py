@@ -104,8 +104,8 @@ def run_sweep(params: Params, options: SweepOptions, root: Path = ROOT) -> Sweep
     if stale:
         log.info("trials %s, left running by a sweep that stopped, are marked failed", stale)
     shared_cache = None if address else _dvc_cache_dir(root)
-    # Ray starts last, alone: its start is its own cost (measured apart), and on 2 cores it is
-    # CPU-bound (its processes' imports), so starting it beside MLflow's import saves nothing.
+    # Ray starts last, alone, so its start is measured as its own cost: started beside MLflow's
+    # import it saved nothing measurable on 2 cores (docs/sweeps.md, Costs).
     cost = RayCost()
     ray = _connect(address, sweep.parallel, cost)
     # One machine: the workers' copies live here and go with the sweep (a cluster's nodes keep
