@@ -4,7 +4,7 @@ protected aliases, which only the accounts named may set or delete.
 MLflow's basic-auth app answers a login for an unknown user at once (it has no password hash
 to check) and one for a known user only after a slow hash (~0.2-0.5 s): the difference tells
 who has an account. `docker/mlflow-team-server.sh` names this function in MLflow's supported
-`authorization_function` setting; for a user name with no account it first checks the
+`authorization_function` setting; when MLflow refuses a user name with no account it checks the
 password against a hash of a random secret, the same kind of hash MLflow stores, so both
 answers cost one hash. Everything else is MLflow's `authenticate_request_basic_auth`.
 
@@ -41,15 +41,37 @@ def _unknown_user_hash() -> str:
 
 
 def authenticate_request() -> Authorization | Response:
-    """MLflow's basic-auth check, after an equal-cost hash when the user has no account."""
+    """MLflow's basic-auth check, with an equal-cost hash when the user has no account.
+
+    MLflow asks this several times per request (before the request, then in each
+    permission check): the first answer is kept for the request (flask.g). A good login
+    never asks the database whether the user exists, so one remembered by MLflow's login
+    cache costs no query; only a refused one does (then pays the hash if MLflow did not).
+    """
+    from flask import g
+
+    answer = g.get("team_auth_answer")
+    if answer is None:
+        answer = g.team_auth_answer = _authenticate()
+    return answer
+
+
+def _authenticate() -> Authorization | Response:
     from flask import request
     from mlflow.server.auth import authenticate_request_basic_auth, store
+    from werkzeug.datastructures import Authorization
     from werkzeug.security import check_password_hash
 
-    login = request.authorization
-    if login is not None and login.username and not store.has_user(login.username):
-        check_password_hash(_unknown_user_hash(), login.password or "")
     authorization = authenticate_request_basic_auth()
+    login = request.authorization
+    if (
+        not isinstance(authorization, Authorization)
+        and login is not None
+        and login.username
+        and not store.has_user(login.username)
+    ):
+        # MLflow refused at once (no hash to check): take the time a known user's takes.
+        check_password_hash(_unknown_user_hash(), login.password or "")
     refusal = _protected_alias_refusal(authorization)
     return authorization if refusal is None else refusal
 
