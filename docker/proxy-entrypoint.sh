@@ -8,9 +8,11 @@
 #   PROXY_MAX_BODY_SIZE  largest body of an API call, bytes or k/m (1m); larger: 413
 #   PROXY_MAX_ARTIFACT_SIZE  largest artifact upload (PUT .../mlflow-artifacts/...) (100m)
 #   PROXY_MAX_ERROR_BYTES    a 4xx answer longer than this (1024) keeps only its error code
-#   PROXY_RATE           requests per second per client address (10r/s)
+#   PROXY_RATE           requests without a login per second per client address (10r/s)
 #   PROXY_BURST          requests queued above the rate before 429 (40)
 #   PROXY_DELAY          of those, served at once before the rest wait (20, below PROXY_BURST)
+#   PROXY_USER_RATE      requests with a login per second per client address (100r/s)
+#   PROXY_USER_BURST     requests with a login served above that rate before 429 (200)
 #   PROXY_LOGIN_FAILURES failed logins (401 to a request with credentials) from one address
 #   PROXY_LOGIN_WINDOW   within this many seconds (5 in 600) bar that address for
 #   PROXY_LOGIN_BAN      this many seconds (900): 429 before any password is checked
@@ -24,10 +26,12 @@ set -eu
 : "${PROXY_RATE:=10r/s}"
 : "${PROXY_BURST:=40}"
 : "${PROXY_DELAY:=20}"
+: "${PROXY_USER_RATE:=100r/s}"
+: "${PROXY_USER_BURST:=200}"
 : "${PROXY_LOGIN_FAILURES:=5}"
 : "${PROXY_LOGIN_WINDOW:=600}"
 : "${PROXY_LOGIN_BAN:=900}"
-for name in PROXY_SERVER_NAME PROXY_MAX_BODY_SIZE PROXY_RATE PROXY_BURST; do
+for name in PROXY_SERVER_NAME PROXY_MAX_BODY_SIZE PROXY_RATE PROXY_BURST PROXY_USER_RATE; do
   eval "value=\${$name}"
   case "$value" in
     *[!A-Za-z0-9./_-]*)
@@ -46,7 +50,7 @@ for name in PROXY_MAX_BODY_SIZE PROXY_MAX_ARTIFACT_SIZE; do
   esac
 done
 for name in PROXY_LOGIN_FAILURES PROXY_LOGIN_WINDOW PROXY_LOGIN_BAN PROXY_PUBLIC_PORT \
-  PROXY_MAX_ERROR_BYTES; do
+  PROXY_MAX_ERROR_BYTES PROXY_USER_BURST; do
   eval "value=\${$name}"
   case "$value" in
     '' | 0 | *[!0-9]*)
@@ -84,6 +88,8 @@ sed -e "s|@PROXY_SERVER_NAME@|$PROXY_SERVER_NAME|g" \
   -e "s|@PROXY_RATE@|$PROXY_RATE|g" \
   -e "s|@PROXY_BURST@|$PROXY_BURST|g" \
   -e "s|@PROXY_DELAY@|$PROXY_DELAY|g" \
+  -e "s|@PROXY_USER_RATE@|$PROXY_USER_RATE|g" \
+  -e "s|@PROXY_USER_BURST@|$PROXY_USER_BURST|g" \
   -e "s|@PROXY_LOGIN_FAILURES@|$PROXY_LOGIN_FAILURES|g" \
   -e "s|@PROXY_LOGIN_WINDOW@|$PROXY_LOGIN_WINDOW|g" \
   -e "s|@PROXY_LOGIN_BAN@|$PROXY_LOGIN_BAN|g" \

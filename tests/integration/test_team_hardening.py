@@ -336,6 +336,31 @@ def test_many_requests_at_once_from_one_address_are_slowed_or_refused(
     assert statuses.count(429) > 0 or elapsed >= 5, (elapsed, statuses)
 
 
+def test_a_stages_back_to_back_calls_with_a_login_never_wait(team_stack: TeamStack) -> None:
+    """80 calls one after the other with the pipeline's login (a save stage makes ~60 in a few
+    seconds): the rate limit neither holds one back (nginx logs each request it delays) nor
+    refuses one. Without a login, the 21st above PROXY_RATE already waits (the test above)."""
+    import base64
+
+    _wait_for_proxy(team_stack)
+    proxy = team_stack.container("proxy")
+
+    def delayed() -> int:
+        logs = run(["docker", "logs", proxy], cwd=team_stack.project)
+        return (logs.stdout + logs.stderr).count("delaying request")
+
+    account = secrets()
+    login = f"{account['MLFLOW_TRACKING_USERNAME']}:{account['MLFLOW_TRACKING_PASSWORD']}"
+    headers = {"Authorization": "Basic " + base64.b64encode(login.encode()).decode()}
+    before = delayed()
+    statuses = [
+        _https(team_stack, "/api/2.0/mlflow/experiments/search?max_results=1", headers=headers)[0]
+        for _ in range(80)
+    ]
+    assert statuses == [200] * 80, statuses
+    assert delayed() == before, team_stack.logs()
+
+
 def test_serves_account_reads_the_champion_but_cannot_log_a_run(
     team_stack: TeamStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
