@@ -129,6 +129,7 @@ def score(spark: Any, master: str, job: Job, folder: Path) -> Outcome:
         **outcome.params,  # executors (that ran a task) and partitions
     }
     outcome.metrics = {
+        **outcome.metrics,  # the model's loads by the job's tasks: 0 when start-up's held
         "spark_startup_seconds": _STARTUP.get(id(spark), 0.0),
         "spark_job_seconds": seconds,
         **session.driver_peak_rss_mib(),
@@ -219,6 +220,8 @@ def score_partition(job: Job, batches: Iterator[Any]) -> Iterator[Any]:
     first_row = None
     text_columns = [job.id_column] if job.id_column else []
     result: dict[str, Any] = {}
+    # Start-up's probe loaded the model in this worker, unless Spark started a new one.
+    loads = 0 if job.load_uri in _PIPELINES else 1
     try:
         pipeline = load_model(job.load_uri)
         for batch in batches:
@@ -245,7 +248,7 @@ def score_partition(job: Job, batches: Iterator[Any]) -> Iterator[Any]:
         for writer in (predictions, rejects):
             if writer.written:
                 writer.close()
-        result = {"tally": tally, "counts": counts, "first_row": first_row}
+        result = {"tally": tally, "counts": counts, "first_row": first_row, "loads": loads}
         # Which executor ran it: its host and Python daemon (one per executor JVM).
         result["executor"] = f"{socket.gethostname()}:{os.getppid()}"
     except (DataError, ValueError, UnicodeDecodeError) as exc:  # the input's fault: no retry
@@ -276,6 +279,7 @@ def run(spark: Any, job: Job, frame: Any, folder: Path) -> Outcome:
     tally = Tally()
     counts = BatchCounts(job.reference) if job.reference is not None else None
     executors = set()
+    loads = 0
     (folder / PREDICTIONS_DIR).mkdir()
     (folder / REJECTS_DIR).mkdir()
     for row in results:
@@ -283,6 +287,7 @@ def run(spark: Any, job: Job, frame: Any, folder: Path) -> Outcome:
         if "error" in outcome:
             raise DataError(outcome["error"])
         executors.add(outcome["executor"])
+        loads += outcome["loads"]
         if outcome["first_row"] is None:
             continue
         tally.merge(outcome["tally"])
@@ -302,7 +307,6 @@ def run(spark: Any, job: Job, frame: Any, folder: Path) -> Outcome:
     if not any((folder / REJECTS_DIR).iterdir()):
         columns = [ROW_COLUMN, *([job.id_column] if job.id_column else []), REASON_COLUMN]
         chunked_tables.ChunkWriter(folder / REJECTS_DIR / "part-0.parquet", True).close(columns)
-    partitions = frame.rdd.getNumPartitions()
-    return Outcome(
-        tally, counts, {"spark_partitions": partitions, "spark_executors": len(executors)}, {}
-    )
+    # One result per task: as many as partitions (frame.rdd would plan the query again).
+    params = {"spark_partitions": len(results), "spark_executors": len(executors)}
+    return Outcome(tally, counts, params, {"spark_model_loads": float(loads)})

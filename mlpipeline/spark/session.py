@@ -163,9 +163,14 @@ def driver_peak_rss_mib() -> dict[str, float]:
 
 
 def _probe(load: Any) -> Any:
-    def probe(_: Iterator[Any]) -> Iterator[Any]:
+    def probe(batches: Iterator[Any]) -> Iterator[Any]:
         import pandas as pd
 
+        # Read to the end: a Python worker that leaves input unread is not reused (pyspark's
+        # worker exits when its input does not end where it stopped), and the scoring's
+        # tasks would load the model again in new workers.
+        for _ in batches:
+            pass
         try:
             load()
         except Exception as exc:  # reported to the driver as data: the cause, not a retry

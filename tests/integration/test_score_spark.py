@@ -101,6 +101,9 @@ def test_spark_gives_the_local_engines_results_to_the_bit(
         == json.loads((local_out / "summary.json").read_text())["class_counts"]
     )
     assert summary["metrics"]["spark_startup_seconds"] > 0
+    # Start-up's probe loaded the model in the Python workers the scoring's task then used:
+    # loading it again cost tens of seconds a job (benchmarks/notes.md, issue #33).
+    assert summary["metrics"]["spark_model_loads"] == 0
     assert not list(spark_out.glob("**/_attempts"))
 
 
