@@ -59,6 +59,7 @@ def measure(
                 "seconds": [],
                 "peak_rss_mib": [],
                 "driver_rss_mib": [],
+                "model_loads": [],
             }
             for engine in ENGINES
         }
@@ -75,6 +76,7 @@ def measure(
                 metrics = json.loads((out / "summary.json").read_text())["metrics"]
                 figures[engine]["rows_per_s"].append(metrics["rows_per_second"])
                 figures[engine]["startup_s"].append(metrics.get("spark_startup_seconds", 0.0))
+                figures[engine]["model_loads"].append(metrics.get("spark_model_loads", 0.0))
                 figures[engine]["seconds"].append(result.seconds)
                 figures[engine]["peak_rss_mib"].append(result.peak_rss_mib)
                 figures[engine]["driver_rss_mib"].append(
@@ -108,11 +110,13 @@ def render(
         "run in turn. Rows/s as each summary counts them (Spark: after its start-up, which is",
         "its own column), per core, and per core as a share of the local engine's (target",
         f"≥ {PER_CORE_TARGET}×); the driver's peak RSS (Spark: its Python plus its JVM; target",
-        f"≤ {DRIVER_RSS_TARGET_MIB:.0f} MiB) and that of the command's largest process.",
+        f"≤ {DRIVER_RSS_TARGET_MIB:.0f} MiB) and that of the command's largest process; the",
+        "model's loads by Spark's scoring tasks after start-up (most in a run; 0: every task",
+        "found the model its executor's start-up loaded).",
         "",
         "| rows | engine | rows/s | rows/s per core | × local per core | start-up s | wall s "
-        "| driver peak RSS MiB | largest process MiB | outputs equal |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| driver peak RSS MiB | largest process MiB | model loads in the job | outputs equal |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in entries:
         equal = "yes" if entry["outputs_equal"] else "NO"
@@ -122,10 +126,11 @@ def render(
             per_core = median(figures["rows_per_s"]) / CORES[engine]
             ratio = per_core / local_per_core if local_per_core else 0.0
             driver = max(figures.get("driver_rss_mib") or [0.0])
+            loads = max(figures.get("model_loads") or [0.0])  # absent from earlier results
             lines.append(
                 f"| {entry['rows']:,} | {engine} | {median(figures['rows_per_s']):,.0f} "
                 f"| {per_core:,.0f} | {ratio:.2f} "
                 f"| {median(figures['startup_s']):.1f} | {median(figures['seconds']):.1f} "
-                f"| {driver:.0f} | {max(figures['peak_rss_mib']):.0f} | {equal} |"
+                f"| {driver:.0f} | {max(figures['peak_rss_mib']):.0f} | {loads:.0f} | {equal} |"
             )
     return lines
