@@ -308,5 +308,8 @@ def run(spark: Any, job: Job, frame: Any, folder: Path) -> Outcome:
         columns = [ROW_COLUMN, *([job.id_column] if job.id_column else []), REASON_COLUMN]
         chunked_tables.ChunkWriter(folder / REJECTS_DIR / "part-0.parquet", True).close(columns)
     # One result per task: as many as partitions (frame.rdd would plan the query again).
-    params = {"spark_partitions": len(results), "spark_executors": len(executors)}
+    params: dict[str, object] = {
+        "spark_partitions": len(results),
+        "spark_executors": len(executors),
+    }
     return Outcome(tally, counts, params, {"spark_model_loads": float(loads)})
