@@ -234,10 +234,10 @@ def check_executors(spark: Any, load: Any, master: str, wait: float = EXECUTOR_W
         "project's environment, and reach the tracking server and artifact store with "
         "MLFLOW_TRACKING_URI and the credentials passed on from here (docs/scoring.md)"
     )
-    # A DataFrame job, as the scoring is: with an RDD job here the scoring's tasks loaded the
-    # model again (a 39-row job took 60 s after a 51 s start-up in the compose cluster), most
-    # likely as Spark pools Python workers per environment and a session's SQL jobs carry
-    # their own (benchmarks/notes.md, issue #33).
+    # A job of the scoring's kind (mapInPandas) on every core, whose Python workers stay in
+    # the pool with the model loaded for the scoring's tasks (_probe reads its input to the
+    # end so they do; the model's loads by the scoring job were 13-30 s each before,
+    # benchmarks/notes.md, issue #33).
     frame = spark.range(0, cores, 1, cores)
     try:
         results = _run_job(
