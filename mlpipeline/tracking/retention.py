@@ -4,8 +4,9 @@ plan needs, then delete what it lists, in an order a rerun can finish.
 MLflow 3's own API does the deleting: `delete_model_version`, `delete_run` and
 `delete_logged_model` move rows to the `deleted` stage, and `mlflow gc --run-ids ...
 --logged-model-ids ...` removes them with their artifacts (files under the artifact root,
-or S3 objects). The ids about to be purged are written to a journal first, so that a gc
-stopped half-way purges them on its next run. The DVC side is
+or S3 objects); mlpipeline/tracking/orphan_links.py removes the link rows it leaves. The
+ids about to be purged are written to a journal first, so that a gc stopped half-way purges
+them on its next run. The DVC side is
 mlpipeline/tracking/dvc_retention.py. mlflow is imported inside the functions.
 """
 
@@ -26,6 +27,7 @@ from mlpipeline.domain.alias_history import TAG_PREFIX, AliasMove
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.domain.retention import LoggedModelFact, Plan, RunFact, VersionFact
 from mlpipeline.files.paths import ROOT
+from mlpipeline.tracking import orphan_links
 from mlpipeline.tracking.dvc_retention import last_line
 
 if TYPE_CHECKING:
@@ -201,7 +203,7 @@ def delete_mlflow(
     _write_journal(plan, root, locations)
     for version in plan.versions:
         try:
-            client.delete_model_version(version.model, version.version)
+            _delete_version(client, version.model, version.version)
         except MlflowException as exc:
             if not is_not_found(exc):
                 raise
@@ -237,7 +239,24 @@ def delete_mlflow(
         raise TrackingError(
             f"`mlflow gc` failed (rerun `mlpipeline model gc --yes` to finish): {last_line(purged)}"
         )
-    log.info("purged %d runs and %d logged models", len(plan.runs), len(plan.logged_models))
+    removed = orphan_links.remove_orphan_links(backend_store_uri)
+    log.info(
+        "purged %d runs and %d logged models; %d links and %d datasets they left",
+        len(plan.runs),
+        len(plan.logged_models),
+        removed.links,
+        removed.datasets,
+    )
+
+
+def _delete_version(client: MlflowClient, model_name: str, version: str) -> None:
+    """Delete a version's tags, then the version. MLflow's SQL registry keeps a deleted
+    version's row as a tombstone (stage `Deleted_Internal`, source and run redacted) so that
+    its number is never given again, and leaves its tags; `mlflow gc` purges neither. The
+    tags go first: once the version is deleted no client can reach them."""
+    for key in client.get_model_version(model_name, version).tags:
+        client.delete_model_version_tag(model_name, version, key)
+    client.delete_model_version(model_name, version)
 
 
 def _model_location(client: MlflowClient, model_id: str) -> str | None:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +21,10 @@ from pathlib import Path
 import pytest
 
 from mlpipeline.tool_env import VENV_BIN, tool_env
+from tests.support import team_parts
 from tests.support.repository import REPO, copy_repository, output_bytes, set_params
-from tests.support.servers import free_port, serving, team_server_in
+from tests.support.servers import team_server_in
+from tests.support.team_parts import Postgres
 from tests.support.tools import run
 
 # PostgreSQL, moto, a basic-auth server and several pipeline runs: minutes, so `make test-slow`.
@@ -33,14 +33,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ARTIFACT_BUCKET = "mlflow-artifacts"
 DVC_BUCKET = "dvc-remote"
 # Test-only credentials for servers that live as long as this module; moto accepts any.
-S3_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "team-test-key",
-    "AWS_SECRET_ACCESS_KEY": "team-test-secret-" + os.urandom(6).hex(),
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-DB_USER = "mlflow"
+S3_CREDENTIALS = team_parts.s3_credentials()
 DB_PASSWORD = "pw-" + os.urandom(6).hex()
-DB_NAME = "mlflow"
 ADMIN = ("admin", "admin-pw-" + os.urandom(6).hex())
 PIPELINE = ("pipeline", "pipeline-pw-" + os.urandom(6).hex())
 READER = ("alice", "reader-pw-" + os.urandom(6).hex())
@@ -49,114 +43,21 @@ RELEASER = ("carol", "releaser-pw-" + os.urandom(6).hex())
 
 def s3_client(url: str):
     """A boto3 S3 client for the moto server at `url`."""
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
-    )
-
-
-def postgres_tool(name: str) -> str:
-    """A PostgreSQL server binary: from PATH, else where Debian's package puts it."""
-    found = shutil.which(name) or next(
-        (str(path) for path in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))[::-1]),
-        None,
-    )
-    if found is None:
-        pytest.fail(f"{name} not found: install PostgreSQL (.ci/run installs Debian's postgresql)")
-    return found
-
-
-@dataclass(frozen=True)
-class Postgres:
-    port: int
-
-    @property
-    def uri(self) -> str:
-        return f"postgresql://{DB_USER}:{DB_PASSWORD}@127.0.0.1:{self.port}/{DB_NAME}"
+    return team_parts.s3_client(url, S3_CREDENTIALS)
 
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Postgres]:
-    """A PostgreSQL cluster in a temporary folder; as root it runs as the `postgres` user."""
-    initdb, pg_ctl = postgres_tool("initdb"), postgres_tool("pg_ctl")
-    # Not under pytest's tmp dir: that one is private to root, and PostgreSQL refuses root.
-    base = Path(tempfile.mkdtemp(prefix="mlops-team-pg-"))
-    data, password_file = base / "data", base / "password"
-    password_file.write_text(DB_PASSWORD)
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        user = "postgres" if _user_exists("postgres") else "nobody"
-        entry = pwd.getpwnam(user)
-        for path in (base, password_file):
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-        as_user = ["runuser", "-u", user, "--"]
-    port = free_port()
-    env = tool_env({"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"})
-    run(
-        [
-            *as_user,
-            initdb,
-            "-D",
-            data,
-            "-U",
-            DB_USER,
-            "--auth=scram-sha-256",
-            f"--pwfile={password_file}",
-            "--no-sync",
-            "--encoding=UTF8",
-        ],
-        cwd=base,
-        env=env,
-    )
-    options = f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off"
-    run(
-        [*as_user, pg_ctl, "-D", data, "-o", options, "-l", base / "server.log", "-w", "start"],
-        cwd=base,
-        env=env,
-        timeout=60,
-    )
-    try:
-        import psycopg2
-
-        connection = psycopg2.connect(
-            host="127.0.0.1", port=port, user=DB_USER, password=DB_PASSWORD, dbname="postgres"
-        )
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {DB_NAME}")
-        connection.close()
-        yield Postgres(port)
-    finally:
-        run(
-            [*as_user, pg_ctl, "-D", data, "-m", "fast", "-w", "stop"],
-            cwd=base,
-            env=env,
-            check=False,
-        )
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
+    """A PostgreSQL cluster in a temporary folder (tests/support/team_parts.py)."""
+    with team_parts.postgres_cluster(DB_PASSWORD) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's standalone S3 server on 127.0.0.1, with the two buckets; yields its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("moto") / "moto.log"
-    command = [VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p", str(port)]
-    with serving(command, f"{url}/moto-api/", log, tool_env(), timeout=60):
+    with team_parts.moto_s3(log) as url:
         # The compose `buckets` job's command; it runs on every `up`, so twice here.
         for _ in range(2):
             made = run(
