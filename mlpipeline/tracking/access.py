@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.tracking import server
+from mlpipeline.tracking.registered import registered_model
 
 if TYPE_CHECKING:
     from mlflow.exceptions import MlflowException
@@ -107,15 +108,8 @@ def _missing(uri: str, username: str, kind: str, name: str) -> str:
 
 
 def _registered_model_exists(client, name: str) -> bool:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.get_registered_model(name)
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return False
-        raise
-    return True
+    """One search, not `get_registered_model`, which reads every version (registered.py)."""
+    return registered_model(client, name) is not None
 
 
 def _is_admin(auth: AuthServiceClient, username: str) -> bool:

@@ -16,6 +16,7 @@ from mlpipeline.domain.alias_history import AliasMove, moves_of, tag_key
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.tracking import lineage, store
 from mlpipeline.tracking.failures import no_alias
+from mlpipeline.tracking.registered import registered_model
 from mlpipeline.tracking.server import USERNAME_ENV
 
 if TYPE_CHECKING:
@@ -143,6 +144,8 @@ def read_moves(
     client: MlflowClient, model_name: str, alias: str
 ) -> tuple[list[AliasMove], str | None]:
     """The recorded moves of `alias`, oldest first, and the version it is on now (or None)."""
-    model = client.get_registered_model(model_name)
+    model = registered_model(client, model_name)
+    if model is None:
+        raise TrackingError(f"model {model_name!r} has no registered versions in this store")
     current = model.aliases.get(alias)
     return moves_of(dict(model.tags), alias), None if current is None else str(current)

@@ -32,10 +32,11 @@ from mlpipeline.files.params_yaml import load_params
 from mlpipeline.tracking import history, model_cards, servable, server, store
 from mlpipeline.tracking import runs as tracking
 from mlpipeline.tracking.failures import cause, is_not_found, no_alias, store_failed
+from mlpipeline.tracking.registered import registered_model
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
 log = logging.getLogger(__name__)
 
@@ -259,18 +260,13 @@ class VersionPage:
     more: bool
 
 
-def _require_model(client: MlflowClient, model_name: str) -> None:
-    """A TrackingError unless `model_name` is registered in this store (one row read)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.get_registered_model(model_name)
-    except MlflowException as exc:
-        if is_not_found(exc):
-            raise TrackingError(
-                f"model {model_name!r} has no registered versions in this store"
-            ) from None
-        raise
+def _require_model(client: MlflowClient, model_name: str) -> RegisteredModel:
+    """`model_name` with its tags and aliases (not its versions); a TrackingError if this
+    store has no such model."""
+    model = registered_model(client, model_name)
+    if model is None:
+        raise TrackingError(f"model {model_name!r} has no registered versions in this store")
+    return model
 
 
 def _newest(
@@ -298,7 +294,7 @@ def list_versions(model_name: str, metric: str, limit: int = 20, page: int = 1) 
     import datetime as dt
 
     client = _client(tracking.tracking_uri())
-    _require_model(client, model_name)
+    model = _require_model(client, model_name)
     versions, more = _newest(client, model_name, limit, page)
     if not versions:
         if page == 1:
@@ -308,7 +304,7 @@ def list_versions(model_name: str, metric: str, limit: int = 20, page: int = 1) 
             "`mlpipeline model list` shows the newest"
         )
     aliases: dict[str, list[str]] = {}
-    for alias, version in client.get_registered_model(model_name).aliases.items():
+    for alias, version in model.aliases.items():
         aliases.setdefault(str(version), []).append(alias)
     rows = [
         {
@@ -463,7 +459,6 @@ def rollback(model_name: str, alias: str, reason: str | None = None) -> tuple[st
     (from, to). A TrackingError if the history cannot say where back is."""
     uri = tracking.tracking_uri()
     client = _client(uri)
-    _require_model(client, model_name)
     moves, current = history.read_moves(client, model_name, alias)
     target = previous_version(moves, current)
     if target is None or current is None:
@@ -484,7 +479,6 @@ def alias_history(model_name: str, alias: str) -> tuple[list[AliasMove], str | N
     """The recorded moves of `alias`, the version it is on now, and an unrecorded move if the
     history does not end there."""
     client = _client(tracking.tracking_uri())
-    _require_model(client, model_name)
     moves, current = history.read_moves(client, model_name, alias)
     return moves, current, unrecorded_move(moves, current)
 
@@ -493,5 +487,5 @@ def model_card(model_name: str, version: str, alias: str = "champion") -> str:
     """The Markdown card logged when `version` was registered, with who holds `alias` now."""
     client = _client(tracking.tracking_uri())
     card = model_cards.read_card(client, model_name, version)
-    holder = client.get_registered_model(model_name).aliases.get(alias)
-    return with_current_alias(card, alias, str(version), str(holder) if holder else None)
+    holder = history.current_version(client, model_name, alias)
+    return with_current_alias(card, alias, str(version), holder)

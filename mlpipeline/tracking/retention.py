@@ -88,8 +88,9 @@ def read_facts(client: MlflowClient, experiment_name: str) -> Facts:
     versions: list[VersionFact] = []
     aliases: dict[str, dict[str, str]] = {}
     held: dict[str, set[str]] = {}
-    for listed in _pages(client.search_registered_models, max_results=PAGE):
-        model = client.get_registered_model(listed.name)
+    # The search's models carry their tags and aliases; `get_registered_model` would also
+    # load every version (mlpipeline/tracking/registered.py).
+    for model in _pages(client.search_registered_models, max_results=PAGE):
         aliases[model.name] = {alias: str(v) for alias, v in model.aliases.items()}
         held[model.name] = _held(dict(model.tags))
         for version in _pages(
