@@ -26,7 +26,8 @@ from tests.support.servers import free_port, serving
 from tests.support.team_parts import Postgres
 from tests.support.tools import run
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Three pipeline runs and a rebuild through a server: 9-10 min at load 11-30 on 2 shared cores.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 MODEL = "iris_classifier"
 BUCKET = "mlflow-artifacts"
