@@ -35,6 +35,7 @@ LONGEST_FIRST = (
     "tests/integration/test_setup_paths.py",
     "tests/integration/test_challenger.py",
     "tests/integration/test_gc.py",
+    "tests/integration/test_gc_team.py",
     "tests/integration/test_sweep_local.py",
     "tests/integration/test_team_setup.py",
     # make test: a champion rebuilt from scratch, the ZenML runs, the fault injections
