@@ -26,7 +26,7 @@ from tests.support.servers import free_port, serving
 from tests.support.team_parts import Postgres
 from tests.support.tools import run
 
-# Three pipeline runs and a rebuild through a server: 9-10 min at load 11-30 on 2 shared cores.
+# Three pipeline runs and a rebuild through a server: 3 min at load 4-12, 9-10 min at load 11-30.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 MODEL = "iris_classifier"
