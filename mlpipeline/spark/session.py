@@ -12,9 +12,11 @@ import contextlib
 import logging
 import os
 import re
+import shlex
 import shutil
 import socket
 import sys
+import tempfile
 import threading
 import uuid
 import warnings
@@ -48,6 +50,12 @@ EXECUTOR_ENV_NAMES = (
     "AWS_SECRET_ACCESS_KEY",
     "AWS_DEFAULT_REGION",
 )
+# Those of them that are secrets: they reach the driver's JVM in a private file, never on
+# spark-submit's command line (private_settings).
+SECRET_ENV_NAMES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "AWS_SECRET_ACCESS_KEY")
+# The shared secret of a cluster started with spark.authenticate (docker-compose.yml's spark
+# profile): the driver must hold it too, or the master refuses it.
+AUTH_SECRET_ENV = "SPARK_AUTH_SECRET"
 
 
 class SparkSetupError(PipelineError):
@@ -100,6 +108,49 @@ def executor_env(environ: Mapping[str, str], tracking_uri: str) -> dict[str, str
     return env
 
 
+def auth_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """spark.authenticate with the cluster's secret, when $SPARK_AUTH_SECRET holds one."""
+    secret = environ.get(AUTH_SECRET_ENV)
+    if not secret:
+        return {}
+    return {"spark.authenticate": "true", "spark.authenticate.secret": secret}
+
+
+def _properties_value(value: str) -> str:
+    """`value` as a Java properties file reads it back (Spark then trims its ends)."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+
+
+@contextlib.contextmanager
+def private_settings(settings: Mapping[str, str]) -> Iterator[None]:
+    """While the driver's JVM starts: `settings` in a properties file only this user reads.
+
+    pyspark puts every builder setting on spark-submit's command line, which `ps` shows to
+    every user of the machine (the host's, for a container's processes); spark-submit's
+    `--properties-file` (through PYSPARK_SUBMIT_ARGS) keeps secrets off it. The file is
+    removed once the JVM has read it.
+    """
+    if not settings:
+        yield
+        return
+    folder = Path(tempfile.mkdtemp(prefix="mlpipeline-spark-"))  # mode 700
+    path = folder / "secret.properties"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.writelines(f"{key}={_properties_value(value)}\n" for key, value in settings.items())
+    previous = os.environ.get("PYSPARK_SUBMIT_ARGS")
+    submit_args = previous or "pyspark-shell"
+    os.environ["PYSPARK_SUBMIT_ARGS"] = f"--properties-file {shlex.quote(str(path))} {submit_args}"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PYSPARK_SUBMIT_ARGS", None)
+        else:
+            os.environ["PYSPARK_SUBMIT_ARGS"] = previous
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def spark_session(
     master: str, app_name: str, env: Mapping[str, str], chunk_rows: int
@@ -130,9 +181,14 @@ def spark_session(
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
     )
+    secret = auth_settings(os.environ)
     for name, value in env.items():
-        builder = builder.config(f"spark.executorEnv.{name}", value)
-    spark = builder.getOrCreate()
+        if name in SECRET_ENV_NAMES:
+            secret[f"spark.executorEnv.{name}"] = value
+        else:
+            builder = builder.config(f"spark.executorEnv.{name}", value)
+    with private_settings(secret):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     try:
         yield spark

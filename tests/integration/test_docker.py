@@ -416,14 +416,32 @@ def test_the_spark_profile_adds_a_hardened_cluster_on_loopback(tmp_path: Path) -
         assert "no-new-privileges:true" in service["security_opt"]
         assert service["read_only"] is True
         assert service["mem_limit"] and service["pids_limit"]
-        assert service["command"][0] == "spark-class"
+        shell, flag, script = service["command"]
+        assert (shell, flag) == ("sh", "-c") and "\nexec spark-class org.apache" in script
         # Spark's argument parser takes `--host spark-master`; `--host=spark-master` is a usage
         # error and the daemon exits.
-        assert not [arg for arg in service["command"] if arg.startswith("--") and "=" in arg]
+        assert not [arg for arg in script.split() if arg.startswith("--") and "=" in arg]
+        # spark.authenticate, its secret from .env (never on a command line), no start without.
+        assert 'export _SPARK_AUTH_SECRET="$$SPARK_AUTH_SECRET"' in script
+        assert '[ -z "$${SPARK_AUTH_SECRET:-}" ]' in script and "exit 78" in script
+        assert service["environment"]["SPARK_AUTH_SECRET"] == ""
+    assert master["environment"]["SPARK_MASTER_OPTS"].split() == [
+        "-Dspark.authenticate=true",
+        "-Dspark.master.rest.enabled=false",
+    ]
+    assert worker["environment"]["SPARK_WORKER_OPTS"] == "-Dspark.authenticate=true"
+    # The driver holds the secret; a notebook does not.
+    assert "SPARK_AUTH_SECRET" in services["app"]["environment"]
+    assert "SPARK_AUTH_SECRET" not in services["jupyter"]["environment"]
+    # As the app's mounts: the checkout read-only, data/ writable, .dvc/ a tmpfs.
+    checkout, data = worker["volumes"]
+    assert checkout.endswith(":/workspace:ro"), checkout
+    assert data["target"] == "/workspace/data" and not data.get("read_only"), data
+    assert "/workspace/.dvc" in worker["tmpfs"]
     # Executors map the native libraries they unpack into /tmp: not a noexec tmpfs.
     assert "/tmp:exec,mode=1777" in worker["tmpfs"]
     assert {port["host_ip"] for port in _ports(master)} == {"127.0.0.1"}
     assert not worker.get("ports")
-    assert worker["command"][2] == "spark://spark-master:7077"
+    assert " spark://spark-master:7077 " in worker["command"][2]
     assert worker["environment"]["PYTHONPATH"] == "/workspace"
     assert worker["depends_on"]["spark-master"]["condition"] == "service_healthy"

@@ -35,6 +35,8 @@ BATCH = "data/new/batch.csv"  # in the checkout the app and the worker both moun
 BAD_ROWS = {3: ("sepal_width", "abc"), 5: ("petal_length", np.nan), 7: ("sepal_length", 1e300)}
 BAD_ROWS |= {9: ("petal_width", np.inf), 11: ("sepal_length", -np.inf), 400: ("petal_length", None)}
 MASTER = "spark://spark-master:7077"
+# The cluster's spark.authenticate secret, for this module's stack only.
+SPARK_AUTH_SECRET = "spark-auth-" + os.urandom(8).hex()
 
 
 def write_batch(project: Path) -> None:
@@ -68,6 +70,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeProject]:
             "IMAGE": IMAGE,
             "BASE_IMAGE": base_image(),
             "MLFLOW_WORKERS": "1",
+            "SPARK_AUTH_SECRET": SPARK_AUTH_SECRET,
             **{name: str(port) for name, port in ports.items()},
         }
     )
@@ -107,6 +110,43 @@ def test_spark_ports_bind_to_loopback_only(stack: ComposeProject) -> None:
     for port in ("7077", "8080"):
         published = stack.compose("port", "spark-master", port).stdout.strip()
         assert published.startswith("127.0.0.1:"), (port, published)
+
+
+def test_the_master_has_no_rest_port_and_the_worker_cannot_write_the_checkout(
+    stack: ComposeProject,
+) -> None:
+    """Port 6066 (REST submissions, unauthenticated) is closed, 7077 answers; the worker
+    writes data/ only: not .git (whose hooks run on the host), not the code."""
+    code = (
+        "import socket\n"
+        "for port in (6066, 7077):\n"
+        "    with socket.socket() as s:\n"
+        "        print(port, s.connect_ex(('spark-master', port)) == 0)"
+    )
+    ports = stack.compose("exec", "-T", "spark-master", "python", "-c", code).stdout.split()
+    assert ports == ["6066", "False", "7077", "True"], ports
+    code = (
+        "import os\n"
+        "for path in ('.git', '.git/config', 'mlpipeline', 'dvc.yaml', 'data'):\n"
+        "    print(path, os.access('/workspace/' + path, os.W_OK))"
+    )
+    # As the worker's processes run: the checkout's owner.
+    worker = ("exec", "-T", "-u", str(APP_UID), "spark-worker")
+    access = stack.compose(*worker, "python", "-c", code).stdout.split()
+    assert access == [".git", "False", ".git/config", "False", "mlpipeline", "False",
+                      "dvc.yaml", "False", "data", "True"], access  # fmt: skip
+
+
+def test_a_driver_without_the_clusters_secret_gets_no_executor(stack: ComposeProject) -> None:
+    """spark.authenticate: the master refuses a driver with another secret (or none, as a
+    Jupyter kernel has), so it cannot run code on the worker."""
+    output = "data/scores/intruder"
+    command = ["python", "-m", "mlpipeline", "model", "score", BATCH, "--output", output,
+               "--engine", "spark", "--spark-master", MASTER]  # fmt: skip
+    intruder = stack.compose("run", "--rm", "-e", "SPARK_AUTH_SECRET=not-the-secret", "app",
+                             *command, check=False, timeout=900)  # fmt: skip
+    assert intruder.returncode not in (0, 3), intruder.stderr[-3000:]
+    assert not (stack.project / output / "summary.json").exists()
 
 
 def test_the_compose_cluster_scores_as_the_local_engine_does(stack: ComposeProject) -> None:
