@@ -144,7 +144,7 @@ def run_pipeline(params: Params, enable_cache: bool = True, image: str | None = 
         # artifact store and fetched by each step container, so no registry is needed.
         options["settings"] = {"docker": DockerSettings(parent_image=image, skip_build=True)}
     try:
-        with installed_packages_listed_once():
+        with installed_packages_listed_once(), empty_local_stores(steps_keep_nothing_here()):
             run = training_pipeline.with_options(**options)(
                 params=params, tracking_uri=uri, source_md5=csv_md5
             )
@@ -157,6 +157,48 @@ def run_pipeline(params: Params, enable_cache: bool = True, image: str | None = 
     if run is not None:
         steps = ", ".join(f"{name}: {step.status.value}" for name, step in run.steps.items())
         log.info("ZenML run %s (%s): %s [%s]", run.name, run.id, run.status.value, steps)
+
+
+def steps_keep_nothing_here() -> bool:
+    """Whether the active stack runs its steps in local_docker containers and keeps its
+    artifacts elsewhere (S3): then they need nothing of ZenML's local stores folder."""
+    from zenml.client import Client
+
+    stack = Client().active_stack
+    return stack.orchestrator.flavor == "local_docker" and not stack.artifact_store.config.is_local
+
+
+@contextlib.contextmanager
+def empty_local_stores(containers: bool) -> Iterator[None]:
+    """With `containers`: ZenML's local stores folder is, for this run, a new empty one.
+
+    The local_docker orchestrator mounts that folder read-write into every step container,
+    after any volumes of its run_args, so it cannot be left out or made read-only
+    (zenml/orchestrators/local_docker/local_docker_orchestrator.py, ZenML 0.98). The client's
+    own (the default stack's artifacts, certificates) stays out of the containers: they get
+    a folder only this user may open (700), removed after the run.
+    """
+    if not containers:
+        yield
+        return
+    import shutil
+    import tempfile
+
+    from zenml.config.global_config import GlobalConfiguration
+    from zenml.constants import ENV_ZENML_LOCAL_STORES_PATH
+
+    config = Path(GlobalConfiguration().config_directory)
+    folder = tempfile.mkdtemp(prefix="step-mount-", dir=config)  # mode 700
+    previous = os.environ.get(ENV_ZENML_LOCAL_STORES_PATH)
+    os.environ[ENV_ZENML_LOCAL_STORES_PATH] = folder
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(ENV_ZENML_LOCAL_STORES_PATH, None)
+        else:
+            os.environ[ENV_ZENML_LOCAL_STORES_PATH] = previous
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def container_failure(error: Exception) -> str | None:

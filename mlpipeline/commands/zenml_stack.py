@@ -54,7 +54,9 @@ MLFLOW_LOGIN_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 # Iris pipeline peaks under 1 GB), a read-only root filesystem with tmpfs where a step
 # writes: /app (ZenML downloads the code there) and /tmp, the step's HOME (ZenML's config).
 # Host networking: a step reaches the ZenML, MLflow and S3 servers on the addresses the host
-# uses (127.0.0.1 included).
+# uses (127.0.0.1 included), which the components' one configuration serves to both (why not
+# a Docker network: docs/zenml.md). ZenML's own read-write mount, its local stores folder, is
+# a new empty one per run (zenml_pipeline's empty_local_stores).
 STEP_CONTAINER_RUN_ARGS = {
     "user": "app",
     "network_mode": "host",

@@ -173,6 +173,12 @@ def test_steps_run_in_containers_match_dvc_and_a_killed_step_heals(
         assert host["SecurityOpt"] == ["no-new-privileges:true"], host
         assert host["Memory"] == 2 * 1024**3 and host["PidsLimit"] == 256, host
         assert host["ReadonlyRootfs"] is True, host
+        # ZenML's own mount, its local stores folder, read-write (it adds it after run_args):
+        # a new empty folder for the run, not the client's, removed after it.
+        mounts = container["Mounts"]
+        assert [mount["Type"] for mount in mounts] == ["bind"], mounts
+        assert Path(mounts[0]["Source"]).name.startswith("step-mount-"), mounts
+        assert not Path(mounts[0]["Source"]).exists(), mounts
     secrets = zenml_client.list_secrets(name=f"startswith:{STACK}-").items
     assert sorted(secret.name for secret in secrets) == [f"{STACK}-mlflow", f"{STACK}-s3"]
     assert all(secret.private for secret in secrets)
