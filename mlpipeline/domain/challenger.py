@@ -1,6 +1,6 @@
 """The champion against its challenger on one batch: what moving `@champion` would change.
 
-Both models score the same rows (mlpipeline/commands/score.py, `--with-challenger`); chunk
+Both models score the same rows (mlpipeline/batch/local_engine.py, `--with-challenger`); chunk
 after chunk their predictions are matched by row number. A row both models scored counts
 once in the confusion between their labels (champion's label, challenger's label); a row
 only one of them scored (the other's input guard refused it) is counted apart.

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from mlpipeline.domain.params import MonitorParams
+
 PERCENTILES = 101  # 0, 1, ..., 100
 DECILE_STEP = 10  # PSI bins: groups of this many percentile bins
 # Shares of 0 make PSI infinite; an empty bin counts as this share (a common choice).
@@ -214,6 +216,17 @@ class DriftReport:
             f"(predictions: PSI {self.thresholds['prediction_psi']:g}): {', '.join(parts)}"
         )
 
+    def metrics(self) -> dict[str, float]:
+        """The report as run metrics: prediction PSI, drifted features, each one's PSI and KS."""
+        metrics = {
+            "drift.prediction_psi": self.prediction_psi,
+            "drift.drifted_features": float(len(self.drifted_features)),
+        }
+        for item in self.features:
+            metrics[f"drift.psi.{item.feature}"] = item.psi
+            metrics[f"drift.ks.{item.feature}"] = item.ks_statistic
+        return metrics
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
@@ -287,3 +300,21 @@ def compare(
             "prediction_psi": prediction_psi_threshold,
         },
     )
+
+
+def gate(batch: BatchCounts, monitor: MonitorParams) -> DriftReport:
+    """The batch against its reference, at params.yaml's `monitor` thresholds."""
+    return compare(
+        batch,
+        psi_threshold=monitor.psi_threshold,
+        ks_threshold=monitor.ks_threshold,
+        prediction_psi_threshold=monitor.prediction_psi_threshold,
+    )
+
+
+def gate_tags(drift: DriftReport | None) -> dict[str, str]:
+    """The drift gate's verdict as run tags; None: the model had no reference to compare with."""
+    if drift is None:
+        return {"drift_gate": "not checked (the model has no drift reference)"}
+    verdict = "failed" if drift.drifted else "passed"
+    return {"drift_gate": verdict, "drift_summary": drift.gate_line()[:5000]}

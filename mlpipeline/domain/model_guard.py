@@ -11,7 +11,7 @@ serve` answers with a 400 and the message, and only the message: MLflow prefixes
 message of a model's MlflowException with the whole request, which the error this module
 raises leaves out of its response body.
 
-The batch scorer (mlpipeline/commands/score.py) asks the same guard which rows it would
+The batch scorer (mlpipeline/batch/) asks the same guard which rows it would
 refuse and why (`row_faults`), so a file is judged by the rules a request is.
 
 The registered model ships this file (`code_paths`), so it imports only numpy, pandas and

@@ -165,3 +165,15 @@ class Tally:
                 f"{source}: the model refused all {self.rows} row(s); the first: "
                 f"{self.first_reject}"
             )
+
+
+def scoring_metrics(tally: Tally, seconds: float) -> dict[str, float]:
+    """A scoring's run metrics: rows, rejects, speed and each predicted class's share."""
+    return {
+        "rows": float(tally.rows),
+        "rejected_rows": float(tally.rejected),
+        "scored_rows": float(tally.scored),
+        "seconds": seconds,
+        "rows_per_second": tally.rows / seconds if seconds > 0 else 0.0,
+        **{f"class_share.{label}": share for label, share in tally.class_shares().items()},
+    }

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlpipeline.domain.drift import BatchCounts, compare, psi, reference_profile
+from mlpipeline.domain.drift import BatchCounts, compare, gate, gate_tags, psi, reference_profile
 from mlpipeline.domain.drift_report import drift_figure, render_html, render_png
+from mlpipeline.domain.params import MonitorParams
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +136,23 @@ def test_exact_sum_is_the_exact_sum(values: list[float]) -> None:
 
     total = exact_sum(np.asarray(values, dtype=float))
     assert Fraction(total, 2**SUM_SCALE) == sum((Fraction(v) for v in values), Fraction(0))
+
+
+def test_the_gate_reads_its_thresholds_and_reports_as_metrics_and_tags(reference: dict) -> None:
+    rng = np.random.default_rng(2)
+    features = pd.DataFrame({"a": rng.normal(1.0, 1, 3000), "b": rng.uniform(0, 10, 3000)})
+    counts = BatchCounts(reference)
+    counts.add(features, pd.Series(["y"] * 3000))
+    strict = gate(counts, MonitorParams())
+    lenient = gate(
+        counts, MonitorParams(psi_threshold=50, ks_threshold=1, prediction_psi_threshold=50)
+    )
+    assert strict.drifted and not lenient.drifted
+    metrics = strict.metrics()
+    assert metrics["drift.drifted_features"] == 1.0
+    assert metrics["drift.psi.a"] == strict.features[0].psi
+    assert metrics["drift.ks.b"] == strict.features[1].ks_statistic
+    assert metrics["drift.prediction_psi"] == strict.prediction_psi
+    assert gate_tags(strict)["drift_gate"] == "failed"
+    assert gate_tags(lenient) == {"drift_gate": "passed", "drift_summary": lenient.gate_line()}
+    assert gate_tags(None)["drift_gate"].startswith("not checked")

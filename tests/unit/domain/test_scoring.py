@@ -16,6 +16,7 @@ from mlpipeline.domain.scoring import (
     choose_id_column,
     feature_columns,
     score_chunk,
+    scoring_metrics,
 )
 from mlpipeline.domain.training import bundle_pipeline
 
@@ -107,3 +108,18 @@ def test_tallies_merged_from_parts_keep_the_first_reject_of_the_input(pipeline: 
     merged.merge(early)
     assert (merged.rows, merged.rejected) == (6, 6)
     assert merged.first_reject == "row 1: petal_width is missing"
+
+
+def test_scoring_metrics_count_rows_speed_and_class_shares() -> None:
+    tally = Tally(rows=10, rejected=2)
+    tally.classes.update({"setosa": 6, "virginica": 2})
+    assert scoring_metrics(tally, 2.0) == {
+        "rows": 10.0,
+        "rejected_rows": 2.0,
+        "scored_rows": 8.0,
+        "seconds": 2.0,
+        "rows_per_second": 5.0,
+        "class_share.setosa": 0.75,
+        "class_share.virginica": 0.25,
+    }
+    assert scoring_metrics(tally, 0.0)["rows_per_second"] == 0.0
