@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from mlpipeline.tracking import registry
+from mlpipeline.tracking import model_versions
 
 
 def seconds(call: Callable[[], object], runs: int) -> list[float]:
@@ -29,10 +29,12 @@ def main() -> None:
     model_name, newest, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
     last_page = max(1, -(-int(newest) // 20))
     calls: dict[str, Callable[[], object]] = {
-        "list": lambda: registry.list_versions(model_name, "accuracy"),
-        "list_last_page": lambda: registry.list_versions(model_name, "accuracy", 20, last_page),
-        "history": lambda: registry.alias_history(model_name, "champion"),
-        "card": lambda: registry.model_card(model_name, newest),
+        "list": lambda: model_versions.list_versions(model_name, "accuracy"),
+        "list_last_page": lambda: model_versions.list_versions(
+            model_name, "accuracy", 20, last_page
+        ),
+        "history": lambda: model_versions.alias_history(model_name, "champion"),
+        "card": lambda: model_versions.model_card(model_name, newest),
     }
     print(json.dumps({name: seconds(call, runs) for name, call in calls.items()}))
 

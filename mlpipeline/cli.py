@@ -57,7 +57,7 @@ COMMANDS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
                 "preflight:preflight_command",
                 "What `make run` checks first.",
             ),
-            "params": ("params:check_params", "Validate params.yaml and print it resolved."),
+            "params": ("check_params:check_params", "Validate params.yaml and print it resolved."),
         },
     ),
 }

@@ -9,7 +9,7 @@ from mlpipeline.domain.params import Params
 from mlpipeline.domain.promotion import decision_line
 from mlpipeline.files import hashes, paths
 from mlpipeline.files.outputs import read_json
-from mlpipeline.tracking import lineage, registry
+from mlpipeline.tracking import lineage, model_versions
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def main(params: Params) -> None:
     """
     run_info = read_json(paths.RUN_INFO)
     pipeline_md5 = hashes.file_md5(paths.PIPELINE)
-    registration = registry.publish(
+    registration = model_versions.publish(
         logged_model(run_info, pipeline_md5),
         metrics=read_json(paths.METRICS),
         run_id=run_info["run_id"],

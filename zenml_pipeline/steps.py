@@ -30,7 +30,7 @@ from mlpipeline.domain.params import (
 from mlpipeline.domain.promotion import decision_line
 from mlpipeline.files import dvc_yaml, hashes, paths, pickles, tables
 from mlpipeline.files.outputs import write_table
-from mlpipeline.tracking import lineage, model_log, registry
+from mlpipeline.tracking import lineage, model_log, model_versions
 from mlpipeline.tracking import runs as tracking
 from zenml_pipeline.materializers import HashedDataFrameMaterializer
 
@@ -182,7 +182,7 @@ def save(
     """Register the pipeline train logged, and move the champion alias if it earns it."""
     with written_as_dvc_would(raw_dataset, paths.RAW_DATA.name) as raw_file:
         dataset_md5 = hashes.file_md5(raw_file)
-    registration = registry.publish(
+    registration = model_versions.publish(
         model_uri,
         metrics,
         mlflow_run_id,

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlpipeline.domain.chunk_scoring import check_schema, choose_id_column, feature_columns
 from mlpipeline.domain.errors import PipelineError
-from mlpipeline.domain.scoring import check_schema, choose_id_column, feature_columns
 from mlpipeline.files import chunked_tables
-from mlpipeline.tracking import drift_reference, runs, scoring
+from mlpipeline.tracking import drift_reference, runs, scoring_runs
 
 log = logging.getLogger("mlpipeline.score")
 
@@ -23,7 +23,7 @@ class Prepared:
 
     source: Path
     columns: list[str]
-    model: scoring.ResolvedModel
+    model: scoring_runs.ResolvedModel
     pipeline: Any
     id_column: str | None
     reference: dict[str, Any] | None
@@ -46,9 +46,9 @@ def prepare(
     chunked_tables.check_readable(source, folders=folders)
     check_output(output)
     columns = chunked_tables.columns_of(source)
-    runs.configure(experiment_name + scoring.EXPERIMENT_SUFFIX)
-    model = scoring.resolve_model(model_uri)
-    pipeline = scoring.load_pipeline(model)
+    runs.configure(experiment_name + scoring_runs.EXPERIMENT_SUFFIX)
+    model = scoring_runs.resolve_model(model_uri)
+    pipeline = scoring_runs.load_pipeline(model)
     features = feature_columns(pipeline)
     check_schema(str(source), columns, features)
     chosen_id = choose_id_column(str(source), columns, id_column)

@@ -10,8 +10,7 @@ from typing import Any
 from mlpipeline.batch.inputs import Prepared
 from mlpipeline.batch.results import Scored
 from mlpipeline.domain.challenger import Comparison
-from mlpipeline.domain.drift import BatchCounts
-from mlpipeline.domain.scoring import (
+from mlpipeline.domain.chunk_scoring import (
     PREDICTION_COLUMN,
     REASON_COLUMN,
     ROW_COLUMN,
@@ -19,6 +18,7 @@ from mlpipeline.domain.scoring import (
     Tally,
     score_chunk,
 )
+from mlpipeline.domain.drift import BatchCounts
 from mlpipeline.files import chunked_tables
 
 

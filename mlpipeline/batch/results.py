@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from mlpipeline.batch.inputs import SUMMARY_FILE, Prepared
+from mlpipeline.domain.chunk_scoring import Tally, scoring_metrics
 from mlpipeline.domain.drift import BatchCounts, DriftReport, gate, gate_tags
 from mlpipeline.domain.drift_report import render_html, render_png
 from mlpipeline.domain.params import MonitorParams
-from mlpipeline.domain.scoring import Tally, scoring_metrics
 from mlpipeline.files import hashes
-from mlpipeline.tracking import datasets, runs, scoring
+from mlpipeline.tracking import datasets, runs, scoring_runs
 
 DRIFT_FILES = ("drift.json", "drift.html", "drift.png")
 
@@ -82,7 +82,7 @@ def finish(
         summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         # The digest DVC would record for the file (or folder): one more read, at disk speed.
         datasets.log_file(source, "scoring", hashes.dvc_md5(source), scored.sample)
-        scoring.log_scoring(
+        scoring_runs.log_scoring(
             model,
             params={"input": source, "id_column": prepared.id_column or "-", **scored.params},
             metrics=metrics,

@@ -1,6 +1,6 @@
 """`mlpipeline report comment`: post the report on a pull request, as one comment.
 
-The comment carries a hidden marker (mlpipeline.domain.report.MARKER); a later push finds
+The comment carries a hidden marker (mlpipeline.domain.report_markdown.MARKER); a later push finds
 it and edits it in place instead of adding another. One REST dialect per forge:
 
     github   GET/POST {api}/repos/{repo}/issues/{n}/comments, PATCH .../issues/comments/{id}
@@ -29,7 +29,7 @@ import click
 
 from mlpipeline.commands.console import command
 from mlpipeline.domain.errors import PipelineError
-from mlpipeline.domain.report import MARKER
+from mlpipeline.domain.report_markdown import MARKER
 
 log = logging.getLogger("mlpipeline.pr_comment")
 

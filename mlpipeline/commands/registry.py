@@ -26,7 +26,7 @@ from mlpipeline.domain import alias_history
 from mlpipeline.domain.params import Params
 from mlpipeline.domain.promotion import CHALLENGER_ALIAS
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.tracking import registry
+from mlpipeline.tracking import model_versions
 
 log = logging.getLogger("mlpipeline.registry")
 
@@ -54,7 +54,7 @@ def _names(params_file: Path, model: str | None) -> tuple[str, Params]:
 @params_option
 def list_versions(limit: int, page: int, model: str | None, params: Path) -> None:
     model_name, settings = _names(params, model)
-    found = registry.list_versions(model_name, settings.save.champion_metric, limit, page)
+    found = model_versions.list_versions(model_name, settings.save.champion_metric, limit, page)
     print(_table(found.rows))
     if found.more:
         print(f"older versions: --page {page + 1}")
@@ -77,13 +77,13 @@ def promote(
     model_name, settings = _names(params, model)
     if challenger:
         champion_alias = settings.mlflow.champion_alias
-        before = registry.promote_challenger(model_name, champion_alias, version, reason)
+        before = model_versions.promote_challenger(model_name, champion_alias, version, reason)
         log.info(
             "%s@%s: version %s (was %s)", model_name, CHALLENGER_ALIAS, version, before or "unset"
         )
         return
     alias = settings.mlflow.champion_alias
-    before = registry.promote(
+    before = model_versions.promote(
         model_name, alias, version, reason, metric=settings.save.champion_metric
     )
     log.info("%s@%s: version %s (was %s)", model_name, alias, version, before or "unset")
@@ -96,7 +96,7 @@ def promote(
 def rollback(reason: str | None, model: str | None, params: Path) -> None:
     model_name, settings = _names(params, model)
     alias = settings.mlflow.champion_alias
-    before, after = registry.rollback(model_name, alias, reason)
+    before, after = model_versions.rollback(model_name, alias, reason)
     log.info("%s@%s: version %s (was %s)", model_name, alias, after, before)
 
 
@@ -117,11 +117,11 @@ def history(as_json: bool, limit: int, page: int, model: str | None, params: Pat
 @params_option
 def card(version: str, model: str | None, params: Path) -> None:
     model_name, settings = _names(params, model)
-    print(registry.model_card(model_name, version, settings.mlflow.champion_alias), end="")
+    print(model_versions.model_card(model_name, version, settings.mlflow.champion_alias), end="")
 
 
 def _print_history(model_name: str, alias: str, as_json: bool, limit: int, page: int) -> None:
-    moves, current, unrecorded = registry.alias_history(model_name, alias)
+    moves, current, unrecorded = model_versions.alias_history(model_name, alias)
     if as_json:
         document = {
             "model": model_name,

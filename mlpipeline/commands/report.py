@@ -21,7 +21,7 @@ import click
 from mlpipeline.commands import plots
 from mlpipeline.commands.console import command, out_option
 from mlpipeline.domain.errors import PipelineError
-from mlpipeline.domain.report import Image, decision_from_log, render_report
+from mlpipeline.domain.report_markdown import Image, decision_from_log, render_report
 from mlpipeline.files.outputs import staged_outputs
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.files.paths import PARAMS, ROOT, RUN_INFO

@@ -47,7 +47,7 @@ from mlpipeline.files.output_lock import output_lock
 from mlpipeline.files.outputs import staged_outputs
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.runner import stop_cleanly
-from mlpipeline.tracking import scoring
+from mlpipeline.tracking import scoring_runs
 
 log = logging.getLogger("mlpipeline.score")
 
@@ -161,7 +161,7 @@ def _score_with_challenger(
     it (the challenger's in `challenger/`), their comparison in comparison.json: all or none."""
     try:
         challenger = _prepare(request, params, challenger_uri)
-    except scoring.NoSuchModelError:
+    except scoring_runs.NoSuchModelError:
         raise PipelineError(
             f"--with-challenger: no {challenger_uri} is set; set one with `mlpipeline model "
             "promote VERSION --challenger`"

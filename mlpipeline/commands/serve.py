@@ -26,7 +26,7 @@ from mlpipeline.commands.console import command, params_option
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.domain.serving_edge import DEFAULT_ALLOWED_HOSTS, DEFAULT_MAX_BODY_BYTES
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.tracking import runs, scoring, serving
+from mlpipeline.tracking import runs, scoring_runs, serving
 
 log = logging.getLogger("mlpipeline.serve")
 
@@ -50,7 +50,7 @@ def prepare(
         raise PipelineError(str(exc)) from None
     if model_uri.startswith(("models:/", "runs:/")):
         runs.use_store()
-    model = scoring.resolve_model(model_uri)
+    model = scoring_runs.resolve_model(model_uri)
     log.info("serving %s", model.describe())
     os.environ[serving.MODEL_PATH_ENV] = str(serving.download_model(model, folder))
     log.info(

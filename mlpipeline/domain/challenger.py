@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlpipeline.domain.scoring import PREDICTION_COLUMN, ROW_COLUMN
+from mlpipeline.domain.chunk_scoring import PREDICTION_COLUMN, ROW_COLUMN
 
 if TYPE_CHECKING:
     import pandas as pd

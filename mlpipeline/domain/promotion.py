@@ -1,6 +1,6 @@
 """Who holds the champion alias: the promotion rules, pure (facts in, a decision out).
 
-The MLflow side (reading the registry, moving the alias) is mlpipeline/tracking/registry.py;
+The MLflow side (reading the registry, moving the alias) is mlpipeline/tracking/model_versions.py;
 the save stage and the ZenML save step call it. Nothing here imports MLflow.
 """
 

@@ -5,7 +5,7 @@ folder of Parquet parts) is read by Spark in partitions; every row gets its 1-ba
 in the input (files in name order, rows in file order) from one cheap first job that counts
 the rows of each file block. Executors then take their partition in Arrow batches of
 `chunk_rows` (`mapInPandas`), judge and score each batch with
-mlpipeline.domain.scoring.score_chunk, the function the local engine calls, and count it
+mlpipeline.domain.chunk_scoring.score_chunk, the function the local engine calls, and count it
 into the drift reference's bins. A CSV is read by Spark as lines and parsed per batch by the
 local engine's own parser (chunked_tables.parse_csv_lines), so both engines see the same
 values: one CSV row per line.
@@ -31,12 +31,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from mlpipeline.domain.chunk_scoring import REASON_COLUMN, ROW_COLUMN, Tally, score_chunk
 from mlpipeline.domain.drift import BatchCounts
 from mlpipeline.domain.errors import DataError
-from mlpipeline.domain.scoring import REASON_COLUMN, ROW_COLUMN, Tally, score_chunk
 from mlpipeline.files import chunked_tables
 from mlpipeline.spark import session
-from mlpipeline.tracking.scoring import ResolvedModel, load_pipeline
+from mlpipeline.tracking.scoring_runs import ResolvedModel, load_pipeline
 
 log = logging.getLogger(__name__)
 

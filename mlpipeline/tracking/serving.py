@@ -16,7 +16,7 @@ from pathlib import Path
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.domain.serving_edge import DEFAULT_ALLOWED_HOSTS, EdgeLimits, ServingEdge
 from mlpipeline.tracking.failures import cause
-from mlpipeline.tracking.scoring import ResolvedModel
+from mlpipeline.tracking.scoring_runs import ResolvedModel
 
 MODEL_PATH_ENV = "MLPIPELINE_SERVE_MODEL_PATH"
 MAX_BODY_ENV = "SERVE_MAX_BODY_BYTES"

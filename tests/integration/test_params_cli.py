@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlpipeline.commands.params import check_params
+from mlpipeline.commands.check_params import check_params
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.tool_env import VENV_BIN, tool_env
 from tests.support.repository import REPO

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from mlpipeline.domain.report import MARKER
+from mlpipeline.domain.report_markdown import MARKER
 from mlpipeline.tool_env import tool_env
 from tests.support.repository import REPO
 from tests.support.tools import run

@@ -12,7 +12,7 @@ import pytest
 
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.files.paths import ROOT
-from mlpipeline.tracking import history, registry
+from mlpipeline.tracking import history, model_versions
 
 MODEL = "iris_classifier"
 
@@ -41,7 +41,7 @@ def _client(uri: str):
 
 def test_promote_refuses_a_version_whose_files_are_gone(store_uri: str) -> None:
     with pytest.raises(TrackingError) as caught:
-        registry.promote(MODEL, "champion", "3", "try")
+        model_versions.promote(MODEL, "champion", "3", "try")
     message = str(caught.value)
     assert message.startswith(f"{MODEL} version 3 cannot be champion: its files are gone")
     assert "\n" not in message
@@ -56,7 +56,7 @@ def test_promote_refuses_a_failed_registration(store_uri: str, tmp_path: Path) -
     with sqlite3.connect(tmp_path / "mlflow.db") as db:  # as MLflow marks a failed upload
         db.execute("UPDATE model_versions SET status = 'FAILED_REGISTRATION' WHERE version = 2")
     with pytest.raises(TrackingError) as caught:
-        registry.promote(MODEL, "champion", "2", "try")
+        model_versions.promote(MODEL, "champion", "2", "try")
     assert "version 2 cannot be champion: its registration is FAILED_REGISTRATION" in str(
         caught.value
     )

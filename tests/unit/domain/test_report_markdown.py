@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlpipeline.domain.report import (
+from mlpipeline.domain.report_markdown import (
     MARKER,
     Image,
     decision_from_log,

@@ -8,9 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlpipeline.domain.dataset import TARGET, load_iris_frame
-from mlpipeline.domain.errors import DataError
-from mlpipeline.domain.scoring import (
+from mlpipeline.domain.chunk_scoring import (
     Tally,
     check_schema,
     choose_id_column,
@@ -18,6 +16,8 @@ from mlpipeline.domain.scoring import (
     score_chunk,
     scoring_metrics,
 )
+from mlpipeline.domain.dataset import TARGET, load_iris_frame
+from mlpipeline.domain.errors import DataError
 from mlpipeline.domain.training import bundle_pipeline
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
