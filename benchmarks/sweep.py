@@ -3,7 +3,7 @@
     python -m benchmarks.sweep [--trials 8] [--runs 1] [--output benchmarks/results-sweep.json]
 
 `make bench` measures it too (benchmarks/bench.py, figure `sweep`). One copy of the repository
-on the Iris defaults (benchmarks/bench.py's snapshot), the data made once with `dvc repro` and
+on the Iris defaults (benchmarks/measuring.py's snapshot), the data made once with `dvc repro` and
 committed, then, round by round in a rotating order: the sweep with `--parallel 1` and with
 `--parallel 2` (local Ray sized to it, each round its own study) and N `dvc exp run -S ...
 evaluate` in the workspace (what a user's loop does; the workspace is reset to the commit
@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.bench import copy_repository, snapshot_working_tree, summary, timed, tool_env
+from benchmarks.measuring import copy_repository, snapshot_working_tree, summary, timed, tool_env
 
 SPACE = {"train.max_depth": {"int": [2, 8]}, "train.random_state": {"int": [0, 10_000]}}
 # The sweep's line per finished trial: "... trial 3 (s-3): f1_score = 0.9 in 21.0 s on host,

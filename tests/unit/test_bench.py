@@ -1,4 +1,4 @@
-"""benchmarks/bench.py labels the scale targets with the sizes it measured."""
+"""benchmarks/ labels the scale targets with the sizes it measured."""
 
 from __future__ import annotations
 
@@ -6,14 +6,10 @@ from typing import Any
 
 import pytest
 
-from benchmarks.bench import (
-    MLFLOW_STAGES,
-    merge_into,
-    render_team,
-    rows_label,
-    team_measured,
-    verdicts,
-)
+from benchmarks.bench import merge_into
+from benchmarks.measuring import MLFLOW_STAGES
+from benchmarks.rendering import render_team, team_measured
+from benchmarks.targets import rows_label, verdicts
 
 
 def scale_entry(rows: int, seconds: float) -> dict[str, Any]:
