@@ -30,7 +30,6 @@ from benchmarks.measuring import (
     ZENML_STORE,
     Timed,
     copy_repository,
-    free_port,
     params_train,
     probe_stages,
     read_stage_log,
@@ -47,6 +46,7 @@ from benchmarks.measuring import (
 from benchmarks.registry_seed import seed_registry
 from tests.support import spark as spark_cluster
 from tests.support import team as team_stack
+from tests.support.process import free_port
 
 log = logging.getLogger("benchmarks")
 

@@ -10,7 +10,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ import yaml
 
 from mlpipeline import tool_env as tools
 from tests.support import repository
+from tests.support.process import start_logged
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "benchmarks"
@@ -88,23 +88,10 @@ def timed(args: Sequence[str | Path], cwd: Path, env: Mapping[str, str]) -> Time
     return Timed(seconds, usage.ru_maxrss / 1024, stdout, stderr, cpu)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def serve(command: Sequence[str | Path], env: Mapping[str, str], cwd: Path, url: str):
     """Start a server (its log beside it in `cwd`) and wait until `url` answers."""
     log_path = cwd / f"{Path(str(command[0])).name}.log"
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen(
-            [str(part) for part in command],
-            cwd=cwd,
-            env=dict(env),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_logged(command, env, log_path, cwd)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
         try:

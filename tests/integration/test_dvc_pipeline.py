@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mlpipeline.tool_env import tool_env
-from tests.support.repository import clone_built, set_params
+from tests.support.repository import TRAINING_OUTPUTS, clone_built, set_params
 from tests.support.tools import run, run_queue, stages_run
 from tests.support.tracking import assert_tracked, store_client
 
@@ -18,12 +18,7 @@ pytestmark = pytest.mark.integration
 
 # Outputs whose bytes depend only on params (the run-id file names a new MLflow run each time).
 DETERMINISTIC_OUTPUTS = [
-    "data/raw/dataset.csv",
-    "data/processed/train.parquet",
-    "data/processed/test.parquet",
-    "models/scaler.pkl",
-    "models/classifier.pkl",
-    "models/pipeline.pkl",
+    *TRAINING_OUTPUTS,
     "metrics/metrics.json",
     "plots/predictions.csv",
     "plots/feature_importance.csv",

@@ -20,20 +20,12 @@ from mlpipeline.commands.reproduce import (
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.tool_env import tool_env
 from mlpipeline.tracking import lineage
-from tests.support.repository import EVALUATE_OUTPUTS, REPO, clone_built
+from tests.support.repository import EVALUATE_OUTPUTS, REPO, TRAINING_OUTPUTS, clone_built
 from tests.support.tools import run
 
 CHAMPION = "models:/iris_classifier@champion"
 # Every output a training run's stages record, besides the run-id file.
-RECORDED_OUTPUTS = [
-    "data/raw/dataset.csv",
-    "data/processed/train.parquet",
-    "data/processed/test.parquet",
-    "models/scaler.pkl",
-    "models/classifier.pkl",
-    "models/pipeline.pkl",
-    *EVALUATE_OUTPUTS,
-]
+RECORDED_OUTPUTS = [*TRAINING_OUTPUTS, *EVALUATE_OUTPUTS]
 
 
 def client(uri: str):

@@ -8,6 +8,7 @@ Uses the session's one team stack (tests/integration/conftest.py), so it adds no
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -380,49 +381,22 @@ def test_serves_account_reads_the_champion_but_cannot_log_a_run(
         reader.create_run(experiment.experiment_id)
 
 
+def psql(team_stack: TeamStack, *args: str) -> subprocess.CompletedProcess[str]:
+    """psql in the stack's PostgreSQL container, as postgres, on MLflow's database."""
+    container = ["docker", "exec", "-u", "postgres", team_stack.container("postgres")]
+    command = [*container, "psql", "-U", "postgres", "-d", "mlflow", *args]
+    return run(command, cwd=team_stack.project)
+
+
 def test_mlflow_connects_to_postgresql_as_a_role_that_is_not_a_superuser(
     team_stack: TeamStack,
 ) -> None:
-    postgres = team_stack.container("postgres")
     query = "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles ORDER BY 1"
-    listed = run(
-        [
-            "docker",
-            "exec",
-            "-u",
-            "postgres",
-            postgres,
-            "psql",
-            "-U",
-            "postgres",
-            "-d",
-            "mlflow",
-            "-tA",
-            "-F",
-            " ",
-            "-c",
-            query,
-        ],
-        cwd=team_stack.project,
-    )
+    listed = psql(team_stack, "-tA", "-F", " ", "-c", query)
     roles = dict(line.split(" ", 1) for line in listed.stdout.splitlines() if line)
     assert roles["mlflow"] == "f f f", roles
     # ... and it is the role the server uses: it owns MLflow's tables.
-    owner = run(
-        [
-            "docker",
-            "exec",
-            "-u",
-            "postgres",
-            postgres,
-            "psql",
-            "-U",
-            "postgres",
-            "-d",
-            "mlflow",
-            "-tAc",
-            "SELECT tableowner FROM pg_tables WHERE tablename = 'experiments'",
-        ],
-        cwd=team_stack.project,
+    owner = psql(
+        team_stack, "-tAc", "SELECT tableowner FROM pg_tables WHERE tablename = 'experiments'"
     )
     assert owner.stdout.strip() == "mlflow"

@@ -22,6 +22,15 @@ REPO = Path(__file__).resolve().parents[2]
 IRIS_PARAMS = REPO / "tests" / "iris_params.yaml"
 _CACHE_REMOTE = "workspace-cache"
 
+# What the load, preprocess and train stages write (dvc.yaml), but the run-id file.
+TRAINING_OUTPUTS = [
+    "data/raw/dataset.csv",
+    "data/processed/train.parquet",
+    "data/processed/test.parquet",
+    "models/scaler.pkl",
+    "models/classifier.pkl",
+    "models/pipeline.pkl",
+]
 # What the evaluate stage writes (dvc.yaml), checked by the tests of its writes and of lineage.
 EVALUATE_OUTPUTS = [
     "metrics/metrics.json",

@@ -4,7 +4,6 @@ health URL (`serving`), a plain `mlflow server` on SQLite, and the team script's
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -16,13 +15,8 @@ from pathlib import Path
 import pytest
 
 from mlpipeline.tool_env import tool_env
+from tests.support.process import free_port, start_logged
 from tests.support.repository import REPO
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
@@ -63,19 +57,17 @@ def serving(
 ) -> Iterator[subprocess.Popen]:
     """A server process, its output in LOG: yielded once HEALTH (a URL) answers, stopped
     after; fails early, with the log's tail, if it exits before."""
-    with log.open("w") as log_file:
-        process = subprocess.Popen(
-            [str(arg) for arg in command],
-            cwd=cwd,
-            env=dict(env),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_logged(command, env, log, cwd)
     try:
         wait_for(health, process, log, timeout=timeout)
         yield process
     finally:
         stop(process)
+
+
+def _one_local_worker(port: int) -> list[str]:
+    """`mlflow server`'s options for one worker on 127.0.0.1:PORT."""
+    return ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
 
 
 @contextmanager
@@ -86,12 +78,7 @@ def mlflow_server_in(folder: Path) -> Iterator[tuple[int, subprocess.Popen]]:
     command = [
         "mlflow",
         "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
+        *_one_local_worker(port),
         "--backend-store-uri",
         f"sqlite:///{folder / 'server.db'}",
         "--artifacts-destination",
@@ -121,12 +108,7 @@ def team_server_in(
     command = [
         "sh",
         TEAM_SERVER_SCRIPT,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
+        *_one_local_worker(port),
         *args,
     ]
     with serving(command, f"{url}/health", folder / "mlflow.log", env, cwd=folder) as process:

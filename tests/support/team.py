@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlpipeline.tool_env import tool_env
+from tests.support.process import captured, failure
 from tests.support.repository import REPO
 
 COMPOSE = "docker-compose"  # Debian's v1 tool; `docker compose` (v2) reads the same file
@@ -92,19 +92,9 @@ def run(
     args: list[str | Path], cwd: Path, timeout: float = 600, env: Mapping[str, str] | None = None
 ) -> str:
     """Run a command; its stdout, or StackError with its output when it exits non-zero."""
-    proc = subprocess.run(
-        [str(arg) for arg in args],
-        cwd=cwd,
-        env=dict(env) if env is not None else tool_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    proc = captured(args, cwd, env, timeout)
     if proc.returncode != 0:
-        raise StackError(
-            f"{' '.join(map(str, args))} exited {proc.returncode}\n"
-            f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
-        )
+        raise StackError(failure(args, proc, 4000))
     return proc.stdout
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mlpipeline.tool_env import tool_env
+from tests.support.process import captured, failure
 from tests.support.repository import REPO, use_session_venv
 
 
@@ -26,19 +27,9 @@ def run(
     timeout: float = 600,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command; on an unexpected exit code fail with its output."""
-    proc = subprocess.run(
-        [str(arg) for arg in args],
-        cwd=cwd,
-        env=dict(env) if env is not None else tool_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    proc = captured(args, cwd, env, timeout)
     if check and proc.returncode != 0:
-        pytest.fail(
-            f"{' '.join(map(str, args))} exited {proc.returncode}\n"
-            f"--- stdout\n{proc.stdout[-8000:]}\n--- stderr\n{proc.stderr[-8000:]}"
-        )
+        pytest.fail(failure(args, proc, 8000))
     return proc
 
 
