@@ -319,8 +319,12 @@ class Bench:
             cached = timed(command, cwd=project, env=env).seconds
         finally:
             stop = [sys.executable, "-m", "mlpipeline", "team", "zenml-server", "--stop"]
-            subprocess.run(stop, cwd=project, env={**env, "ZENML_SERVER_PORT": str(zenml_port)},
-                           capture_output=True)  # fmt: skip
+            subprocess.run(
+                stop,
+                cwd=project,
+                env={**env, "ZENML_SERVER_PORT": str(zenml_port)},
+                capture_output=True,
+            )
             for server in servers:
                 server.terminate()
                 server.wait(timeout=30)

@@ -101,9 +101,15 @@ def story(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Stor
     assert aliases(root) == {"champion": "1"}
 
     unset = mlpipeline(
-        root, "model", "score", batch(root, folder), "--with-challenger", "--output",
-        folder / "unset", check=False,
-    )  # fmt: skip
+        root,
+        "model",
+        "score",
+        batch(root, folder),
+        "--with-challenger",
+        "--output",
+        folder / "unset",
+        check=False,
+    )
     unknown = mlpipeline(root, "model", "promote", "9", "--challenger", check=False)
     broken = mlpipeline(root, "model", "promote", "3", "--challenger", check=False)
     refused_aliases = aliases(root)

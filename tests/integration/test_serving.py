@@ -229,7 +229,7 @@ LONG_VALUE = "z" * 5000
     [
         ("hello, this is not JSON", "application/json", 400, "valid JSON", "hello"),
         (b"\x80\x81{not utf-8", "application/json", 400, "valid JSON", "not utf"),
-        ('[[5.1, 3.5, 1.4, 0.2]]', "application/json", 400, "Received a list", "5.1"),
+        ("[[5.1, 3.5, 1.4, 0.2]]", "application/json", 400, "Received a list", "5.1"),
         ('{"rows": [[5.1, 3.5, 1.4, 0.2]]}', "application/json", 400, "exactly one of", "5.1"),
         (
             split('[["abc", 3.5, 1.4, 0.2], ["second", 3.5, 1.4, 0.2]]'),
@@ -253,17 +253,31 @@ LONG_VALUE = "z" * 5000
             "Model is missing inputs ['sepal_length', 'sepal_width'",
             "1.25",
         ),
-        (split("[[1e300, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]]"), "application/json", 400,
-         "column 'sepal_length' has 1 value(s) out of the model's range", "6.3"),
+        (
+            split("[[1e300, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]]"),
+            "application/json",
+            400,
+            "column 'sepal_length' has 1 value(s) out of the model's range",
+            "6.3",
+        ),
         (f'{{"instances": "{LONG_VALUE}"}}', "application/json", 400, "Failed to convert", None),
         ("not parquet", "application/vnd.apache.parquet", 400, "Parquet", "not parquet"),
         (split("[[5.1, 3.5, 1.4, 0.2]]"), "text/plain", 415, "content types", "5.1"),
     ],
     ids=[
-        "not-json", "not-utf8", "list", "no-format-key", "wrong-type", "missing-column",
-        "csv-wrong-columns", "1e300", "long-value", "bad-parquet", "content-type",
+        "not-json",
+        "not-utf8",
+        "list",
+        "no-format-key",
+        "wrong-type",
+        "missing-column",
+        "csv-wrong-columns",
+        "1e300",
+        "long-value",
+        "bad-parquet",
+        "content-type",
     ],
-)  # fmt: skip
+)
 def test_edge_answers_bad_requests_in_one_line(
     edge: Edge,
     request_body: str | bytes,
@@ -339,11 +353,15 @@ def test_edge_refuses_a_chunked_body_past_the_limit(edge: Edge) -> None:
     ("headers", "body", "status", "code"),
     [
         (b"", b'{"inputs": [[5.1, 3.5, 1.4, 0.2]]}', "415", "UNSUPPORTED_MEDIA_TYPE"),
-        (b"Content-Type: application/json\r\n", b"[" * 50_000 + b"]" * 50_000, "400",
-         "BAD_REQUEST"),
+        (
+            b"Content-Type: application/json\r\n",
+            b"[" * 50_000 + b"]" * 50_000,
+            "400",
+            "BAD_REQUEST",
+        ),
     ],
     ids=["no-content-type", "nested-50k-deep"],
-)  # fmt: skip
+)
 def test_edge_refuses_what_mlflow_answers_with_a_500(
     edge: Edge, headers: bytes, body: bytes, status: str, code: str
 ) -> None:

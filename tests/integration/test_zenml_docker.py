@@ -46,10 +46,14 @@ S3_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "zenml-test-secret-" + os.urandom(6).hex(),
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-ADMIN = {"MLFLOW_AUTH_ADMIN_USERNAME": "admin",
-         "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-pw-" + os.urandom(6).hex()}  # fmt: skip
-PIPELINE = {"MLFLOW_TRACKING_USERNAME": "pipeline",
-            "MLFLOW_TRACKING_PASSWORD": "pipeline-pw-" + os.urandom(6).hex()}  # fmt: skip
+ADMIN = {
+    "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
+    "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-pw-" + os.urandom(6).hex(),
+}
+PIPELINE = {
+    "MLFLOW_TRACKING_USERNAME": "pipeline",
+    "MLFLOW_TRACKING_PASSWORD": "pipeline-pw-" + os.urandom(6).hex(),
+}
 
 
 @dataclass(frozen=True)
@@ -85,34 +89,66 @@ class Servers:
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     base = tmp_path_factory.mktemp("zenml-docker")
     root = copy_repository(base / "project")
-    run(["docker", "build", "-t", IMAGE, "-f", "docker/Dockerfile",
-         "--build-arg", f"BASE_IMAGE={base_image()}", "."], REPO, timeout=1500)  # fmt: skip
-    env = tool_env({
-        "ZENML_CONFIG_PATH": str(base / "zenml_config"),
-        "ZENML_ANALYTICS_OPT_IN": "false",
-        "ZENML_LOGGING_COLORS_DISABLED": "true",
-        "ZENML_ENABLE_RICH_TRACEBACK": "false",
-    })  # fmt: skip
+    run(
+        [
+            "docker",
+            "build",
+            "-t",
+            IMAGE,
+            "-f",
+            "docker/Dockerfile",
+            "--build-arg",
+            f"BASE_IMAGE={base_image()}",
+            ".",
+        ],
+        REPO,
+        timeout=1500,
+    )
+    env = tool_env(
+        {
+            "ZENML_CONFIG_PATH": str(base / "zenml_config"),
+            "ZENML_ANALYTICS_OPT_IN": "false",
+            "ZENML_LOGGING_COLORS_DISABLED": "true",
+            "ZENML_ENABLE_RICH_TRACEBACK": "false",
+        }
+    )
     s3_port, zenml_port = free_port(), free_port()
     s3_url = f"http://127.0.0.1:{s3_port}"
     s3 = {**S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": s3_url}
     moto = [VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p", str(s3_port)]
     with ExitStack() as running:
         running.enter_context(serving(moto, f"{s3_url}/moto-api/", base / "moto.log", env, base))
-        run([VENV_BIN / "python", "-m", "mlpipeline", "team", "buckets", "mlflow-artifacts"],
-            REPO, {**env, **s3})  # fmt: skip
-        mlflow_url, _ = running.enter_context(team_server_in(base, {
-            **env, **s3, **ADMIN,
-            "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{base / 'mlflow.db'}",
-            "MLFLOW_ARTIFACTS_DESTINATION": "s3://mlflow-artifacts/artifacts",
-        }, "--serve-artifacts"))  # fmt: skip
+        run(
+            [VENV_BIN / "python", "-m", "mlpipeline", "team", "buckets", "mlflow-artifacts"],
+            REPO,
+            {**env, **s3},
+        )
+        mlflow_url, _ = running.enter_context(
+            team_server_in(
+                base,
+                {
+                    **env,
+                    **s3,
+                    **ADMIN,
+                    "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{base / 'mlflow.db'}",
+                    "MLFLOW_ARTIFACTS_DESTINATION": "s3://mlflow-artifacts/artifacts",
+                },
+                "--serve-artifacts",
+            )
+        )
         running.callback(_remove_what_zenml_started, root, env, zenml_port)
         team = {**env, **ADMIN, **PIPELINE, "MLFLOW_TRACKING_URI": mlflow_url}
         run([VENV_BIN / "python", "-m", "mlpipeline", "team", "users", "pipeline"], root, team)
         # What `make zenml-stack` reads; the secrets reach ZenML's secret store only.
-        stack_env = {**env, **s3, **PIPELINE, "MLFLOW_TRACKING_URI": mlflow_url,
-                     "ZENML_S3_PATH": S3_PATH, "ZENML_STACK": STACK,
-                     "ZENML_SERVER_PORT": str(zenml_port)}  # fmt: skip
+        stack_env = {
+            **env,
+            **s3,
+            **PIPELINE,
+            "MLFLOW_TRACKING_URI": mlflow_url,
+            "ZENML_S3_PATH": S3_PATH,
+            "ZENML_STACK": STACK,
+            "ZENML_SERVER_PORT": str(zenml_port),
+        }
         command = [VENV_BIN / "python", "-m", "mlpipeline", "team", "zenml-stack"]
         for _ in range(2):  # idempotent: the second run updates in place
             made = run(command, root, stack_env, timeout=600)
@@ -211,16 +247,22 @@ def test_steps_run_in_containers_match_dvc_and_a_killed_step_heals(
     changed = ("--set", f"train.n_estimators={forest}")
     killed = subprocess.Popen(
         [sys.executable, "-m", "zenml_pipeline", "--stack", STACK, "--image", IMAGE, *changed],
-        cwd=servers.root, env=servers.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=servers.root,
+        env=servers.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-    )  # fmt: skip
+    )
     experiment_id = logged.info.experiment_id
     deadline = time.monotonic() + 900
     train_container, open_runs = None, []
     while not open_runs and time.monotonic() < deadline and killed.poll() is None:
         if train_container is None:
-            running = [c["Id"] for c in servers.step_containers() if c["State"]["Running"]
-                       and "train" in c["Args"]]  # fmt: skip
+            running = [
+                c["Id"]
+                for c in servers.step_containers()
+                if c["State"]["Running"] and "train" in c["Args"]
+            ]
             assert len(running) <= 1, running
             train_container = running[0] if running else None
         else:
@@ -237,9 +279,13 @@ def test_steps_run_in_containers_match_dvc_and_a_killed_step_heals(
     assert mlflow.get_run(open_runs[0].info.run_id).info.status == "KILLED"
 
     healed = zenml_client.get_pipeline_run(run_id(servers.zenml(*changed)))
-    assert statuses(healed) == {"load": "cached", "preprocess": "cached",
-                                "train": "completed", "evaluate": "completed",
-                                "save": "completed"}  # fmt: skip
+    assert statuses(healed) == {
+        "load": "cached",
+        "preprocess": "cached",
+        "train": "completed",
+        "evaluate": "completed",
+        "save": "completed",
+    }
     healed_run = mlflow.get_run(healed.steps["train"].outputs["mlflow_run_id"][0].load())
     assert healed_run.info.status == "FINISHED"
     assert healed_run.data.params["n_estimators"] == str(forest)

@@ -60,8 +60,13 @@ def token_for(url: str, username: str, password: str) -> str:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     config = tmp_path_factory.mktemp("zenml-server") / "zenml_config"
     port = free_port()
-    env = tool_env({"ZENML_CONFIG_PATH": str(config), "ZENML_SERVER_PORT": str(port),
-                   "ZENML_ANALYTICS_OPT_IN": "false"})  # fmt: skip
+    env = tool_env(
+        {
+            "ZENML_CONFIG_PATH": str(config),
+            "ZENML_SERVER_PORT": str(port),
+            "ZENML_ANALYTICS_OPT_IN": "false",
+        }
+    )
     command = ["python", "-m", "mlpipeline", "team", "zenml-server"]
     try:
         for _ in range(2):  # the second run reuses the running server

@@ -26,9 +26,16 @@ LOG = """\
 def test_the_log_gives_each_request_once_without_health_checks_or_nginx_messages() -> None:
     calls = parse_access_log(LOG.splitlines())
     assert [call.path.rsplit("/", 1)[-1] for call in calls] == [
-        "create", "log-batch", "model.pkl", "model.pkl", "create", "alias", "search",
-        "get-by-name", "update",
-    ]  # fmt: skip
+        "create",
+        "log-batch",
+        "model.pkl",
+        "model.pkl",
+        "create",
+        "alias",
+        "search",
+        "get-by-name",
+        "update",
+    ]
     assert calls[0] == Call("POST", "/api/2.0/mlflow/runs/create", 200, 0.120, 0.118)
     # Two upstream tries add up; nginx answering alone has no upstream time.
     assert calls[2].upstream_seconds == pytest.approx(0.26)
@@ -80,12 +87,21 @@ def test_percentile_refuses_what_has_none(values: list[float], percent: float) -
 def test_the_table_has_each_group_with_calls_then_other_and_overall() -> None:
     table = latency_by_group(parse_access_log(LOG.splitlines()))
     assert list(table) == [
-        "runs/create", "log-batch", "artifacts upload", "artifacts download",
-        "registered-models/model-versions", "search", "other", "overall",
-    ]  # fmt: skip
+        "runs/create",
+        "log-batch",
+        "artifacts upload",
+        "artifacts download",
+        "registered-models/model-versions",
+        "search",
+        "other",
+        "overall",
+    ]
     assert table["registered-models/model-versions"] == {
-        "calls": 2, "errors": 0, "p50_ms": 80.0, "p99_ms": 200.0,
-    }  # fmt: skip
+        "calls": 2,
+        "errors": 0,
+        "p50_ms": 80.0,
+        "p99_ms": 200.0,
+    }
     assert table["other"]["errors"] == 2
     assert table["overall"]["calls"] == 9
     assert table["overall"]["p50_ms"] == 60.0

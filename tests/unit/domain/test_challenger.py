@@ -10,8 +10,9 @@ from mlpipeline.domain.challenger import Comparison
 
 def predictions(rows: dict[int, str]) -> pd.DataFrame:
     """A scorer's predictions: row numbers and labels (probabilities play no part)."""
-    return pd.DataFrame({"row": list(rows), "id": "x", "prediction": list(rows.values()),
-                         "proba_a": 0.5})  # fmt: skip
+    return pd.DataFrame(
+        {"row": list(rows), "id": "x", "prediction": list(rows.values()), "proba_a": 0.5}
+    )
 
 
 @pytest.mark.parametrize(

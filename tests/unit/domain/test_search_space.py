@@ -76,7 +76,7 @@ def test_each_form_of_dimension_validates(dimension: dict, kind: type) -> None:
         ({"train.x": {"choice": [[1]]}}, "choices are plain values"),
         ({}, "sweep.space"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_dimension_is_named(space: dict, named: str) -> None:
     raw = with_sweep()
     raw["sweep"]["space"] = space

@@ -79,16 +79,22 @@ def test_error_message_is_capped() -> None:
         (502, "", ("INTERNAL_ERROR", "HTTP 502")),
         (418, "[1, 2]", ("BAD_REQUEST", "HTTP 418")),
     ],
-)  # fmt: skip
+)
 def test_error_answer(status: int, body: str, answer: tuple[str, str]) -> None:
     assert error_answer(status, body.encode()) == answer
 
 
 @pytest.mark.parametrize(
     ("header", "name"),
-    [("127.0.0.1:5001", "127.0.0.1"), ("Serve:5001", "serve"), ("[::1]:5001", "::1"),
-     ("localhost", "localhost"), ("::1", "::1"), ("", "")],
-)  # fmt: skip
+    [
+        ("127.0.0.1:5001", "127.0.0.1"),
+        ("Serve:5001", "serve"),
+        ("[::1]:5001", "::1"),
+        ("localhost", "localhost"),
+        ("::1", "::1"),
+        ("", ""),
+    ],
+)
 def test_host_name(header: str, name: str) -> None:
     assert host_name(header) == name
 
@@ -150,9 +156,11 @@ def test_the_edge_answers_before_the_app_sees_the_request() -> None:
         sent.append(message)
 
     scope = {
-        "type": "http", "method": "POST", "path": "/invocations",
+        "type": "http",
+        "method": "POST",
+        "path": "/invocations",
         "headers": [(b"host", b"127.0.0.1:5001"), (b"content-length", b"17")],
-    }  # fmt: skip
+    }
     asyncio.run(ServingEdge(failing_app, EdgeLimits())(scope, receive, send))
     assert sent[0]["status"] == 415
     assert json.loads(sent[1]["body"])["error_code"] == "UNSUPPORTED_MEDIA_TYPE"
