@@ -27,21 +27,21 @@ EXPLICIT_MARKERS = ("docker", "slow")
 LONGEST_FIRST = (
     # make test-slow: the sweep's Ray cluster and trials, a fresh clone's make run, the Spark
     # cluster's kills; one long test each (~230, ~160, ~160 s), then the team setup's 14
-    "tests/integration/test_sweep.py",
-    "tests/integration/test_fresh_clone.py",
-    "tests/integration/test_score_spark_cluster.py",
-    "tests/integration/test_user_workflows.py",
-    "tests/integration/test_several_machines.py",
-    "tests/integration/test_setup_paths.py",
-    "tests/integration/test_challenger.py",
-    "tests/integration/test_gc.py",
-    "tests/integration/test_gc_team.py",
-    "tests/integration/test_sweep_local.py",
-    "tests/integration/test_team_setup.py",
+    "tests/integration/sweeps/test_sweep.py",
+    "tests/integration/project/test_fresh_clone.py",
+    "tests/integration/scoring/test_score_spark_cluster.py",
+    "tests/integration/project/test_user_workflows.py",
+    "tests/integration/pipeline/test_several_machines.py",
+    "tests/integration/project/test_setup_paths.py",
+    "tests/integration/scoring/test_challenger.py",
+    "tests/integration/registry/test_gc.py",
+    "tests/integration/registry/test_gc_team.py",
+    "tests/integration/sweeps/test_sweep_local.py",
+    "tests/integration/team/test_team_setup.py",
     # make test: a champion rebuilt from scratch, the ZenML runs, the fault injections
-    "tests/integration/test_reproduce.py",
-    "tests/integration/test_zenml_pipeline.py",
-    "tests/integration/test_faults.py",
+    "tests/integration/pipeline/test_reproduce.py",
+    "tests/integration/zenml/test_zenml_pipeline.py",
+    "tests/integration/tracking/test_faults.py",
 )
 
 

@@ -160,7 +160,7 @@ def spark_session(
     check_master(master)
     # pyspark 4.x warns that it does not fully support pandas 3 at every pandas UDF; what this
     # job uses of it (Arrow batches to and from pandas) is tested to give the local engine's
-    # bits (tests/integration/test_score_spark*.py).
+    # bits (tests/integration/scoring/test_score_spark*.py).
     warnings.filterwarnings(
         "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
     )

@@ -3,7 +3,7 @@ workers started with pyspark's `spark-class` on free ports, each in its own proc
 their logs in one folder, torn down by `stop()`), a command timed from one of its log lines,
 and the comparison of Spark's results with the local engine's.
 
-tests/integration/test_score_spark_cluster.py starts the master alone (a master without
+tests/integration/scoring/test_score_spark_cluster.py starts the master alone (a master without
 workers is one of its cases) and adds the workers after; benchmarks/bench.py uses
 `standalone_cluster`, which starts both.
 """

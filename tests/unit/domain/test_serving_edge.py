@@ -1,5 +1,5 @@
 """The serving edge's error rewriting and Host parsing, on MLflow's own messages (MLflow
-3.17's scoring server; tests/integration/test_serving.py drives the real server)."""
+3.17's scoring server; tests/integration/scoring/test_serving.py drives the real server)."""
 
 from __future__ import annotations
 

@@ -10,9 +10,9 @@ from tests.support.repository import REPO
 from tests.support.tools import run
 
 DOCKER, SLOW, PIPELINE = (
-    "tests/integration/test_docker.py",
-    "tests/integration/test_user_workflows.py",
-    "tests/integration/test_dvc_pipeline.py",
+    "tests/integration/docker/test_docker.py",
+    "tests/integration/project/test_user_workflows.py",
+    "tests/integration/pipeline/test_dvc_pipeline.py",
 )
 
 

@@ -2,7 +2,7 @@
 
 Here means a Ray of the sweep's own, even when another Ray runs on the machine.
 
-Its own module, so the module of tests/integration/test_sweep.py keeps its one cluster: this
+Its own module, so the module of tests/integration/sweeps/test_sweep.py keeps its one cluster: this
 sweep's Ray is started by the sweep itself (sized to `--parallel 2`, two CPUs, the driver
 holding none) and stopped when it ends. Three tiny-forest trials on two workers: the third
 runs in the working copy a worker made for its first, reset to the sweep's commit.

@@ -2,7 +2,7 @@
 a bad value stops the container with one line naming the setting (exit 78, EX_CONFIG).
 
 The script is plain sh, run here on the host; the proxy itself is tested in containers
-(tests/integration/test_team_hardening.py).
+(tests/integration/team/test_team_hardening.py).
 """
 
 from __future__ import annotations

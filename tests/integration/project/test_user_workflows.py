@@ -74,7 +74,8 @@ def test_change_the_data_then_make_test_and_bench_pass(tmp_path: Path) -> None:
     basetemp = f"--basetemp={tmp_path / 'pytest'}"
     for selection in (
         '-m "not integration"',
-        "tests/integration/test_dvc_pipeline.py -k 'full_repro_tracks_everything or second_repro'",
+        "tests/integration/pipeline/test_dvc_pipeline.py "
+        "-k 'full_repro_tracks_everything or second_repro'",
     ):
         pytest_env["PYTEST_ADDOPTS"] = f"-x -p no:cacheprovider {basetemp} {selection}"
         out = make(root, "test", env=pytest_env, timeout=2400).stdout

@@ -1,0 +1,1 @@
+"""`mlpipeline check`: params and preflight."""

@@ -1,0 +1,1 @@
+"""The images and docker compose on a user's checkout."""

@@ -1,0 +1,1 @@
+"""The DVC pipeline: the stages, their outputs, experiments and reproduction."""

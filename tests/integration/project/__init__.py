@@ -1,0 +1,1 @@
+"""The project as a whole: README, CI, set-up, markers, a fresh clone, the notebooks."""

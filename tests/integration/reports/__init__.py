@@ -1,0 +1,1 @@
+"""The comparison report, its plots and the pull-request comment."""

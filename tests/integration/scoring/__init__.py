@@ -1,0 +1,1 @@
+"""Batch scoring (local and Spark engines, the challenger) and the served model."""

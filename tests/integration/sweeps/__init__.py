@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps: Optuna and Ray over DVC experiments."""

@@ -1,0 +1,1 @@
+"""The team stack: its server, accounts, front door, secrets and set-up."""

@@ -1,0 +1,1 @@
+"""MLflow tracking: the store, the runs, their datasets, and faults on the way."""

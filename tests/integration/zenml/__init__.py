@@ -1,0 +1,1 @@
+"""The ZenML pipeline, server and containerised stack."""
