@@ -467,8 +467,9 @@ class Bench:
         timed([VENV_BIN / "dvc", "repro"], cwd=project, env=env)
         figures: dict[str, Any] = {"size": dict(size)}
         figures["one_version"] = self.registry_commands(project, env, "1")
-        seed_registry(project / "mlflow.db", REGISTRY_MODEL, size["versions"], size["runs"],
-                      size["moves"])  # fmt: skip
+        seed_registry(
+            project / "mlflow.db", REGISTRY_MODEL, size["versions"], size["runs"], size["moves"]
+        )
         figures["seeded"] = self.registry_commands(project, env, str(size["versions"]))
         shutil.rmtree(project.parent)
         folder = self.fresh_dir("registry-team")
@@ -597,9 +598,9 @@ def local_team_server(folder: Path) -> Iterator[tuple[str, str]]:
     ):
         team_parts.s3_client(s3, credentials).create_bucket(Bucket="mlflow-artifacts")
         port = free_port()
-        command = [VENV_BIN / "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", "1", "--backend-store-uri", postgres.uri,
-                   "--artifacts-destination", "s3://mlflow-artifacts/artifacts"]  # fmt: skip
+        command = [VENV_BIN / "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+        command += ["--workers", "1", "--backend-store-uri", postgres.uri]
+        command += ["--artifacts-destination", "s3://mlflow-artifacts/artifacts"]
         env = tool_env({**credentials, "MLFLOW_S3_ENDPOINT_URL": s3})
         url = f"http://127.0.0.1:{port}"
         with serving(command, f"{url}/health", folder / "mlflow.log", env, cwd=folder):

@@ -74,9 +74,9 @@ def check_output(folder: Path) -> None:
 
 def spark_job(prepared: Prepared) -> Any:
     """The Spark engine's job for the prepared input and model."""
-    from mlpipeline.spark import engine
+    from mlpipeline.spark import scoring_engine as spark_engine
 
-    return engine.Job(
+    return spark_engine.Job(
         source=str(prepared.source),
         load_uri=prepared.model.load_uri,
         columns=prepared.columns,

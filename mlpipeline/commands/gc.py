@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 import click
 
 from mlpipeline.commands.console import command, params_option
-from mlpipeline.domain import retention
+from mlpipeline.domain import retention_plan as retention
 from mlpipeline.domain.errors import PipelineError
 from mlpipeline.files.params_yaml import load_params
 from mlpipeline.files.paths import ROOT
 from mlpipeline.tracking import dvc_retention, server, store
-from mlpipeline.tracking import retention as edges
+from mlpipeline.tracking import mlflow_retention as edges
 from mlpipeline.tracking import runs as tracking
 
 if TYPE_CHECKING:
@@ -127,8 +127,11 @@ def gc(yes: bool, backend_store_uri: str | None, params: Path, root: Path = ROOT
     return 0
 
 
-@command("gc", help="Delete old versions, runs, logged models, experiment refs and DVC cache "
-         "by params.yaml's retention: policy; without --yes only list them.")  # fmt: skip
+@command(
+    "gc",
+    help="Delete old versions, runs, logged models, experiment refs and DVC cache "
+    "by params.yaml's retention: policy; without --yes only list them.",
+)
 @click.option("--yes", is_flag=True, help="delete; without it a dry run that deletes nothing")
 @click.option(
     "--backend-store-uri",

@@ -136,18 +136,18 @@ def _prepare(request: Request, params: Params, model_uri: str) -> Prepared:
 def _score_on_spark(
     request: Request, params: Params, prepared: Prepared
 ) -> tuple[dict[str, object], DriftReport | None]:
-    from mlpipeline.spark import engine
+    from mlpipeline.spark import scoring_engine as spark_engine
 
-    master = engine.master_url(request.spark_master)
-    with engine.session_for(master, prepared.model, request.chunk_rows) as spark:
+    master = spark_engine.master_url(request.spark_master)
+    with spark_engine.session_for(master, prepared.model, request.chunk_rows) as spark:
         started = time.perf_counter()
         with staged_outputs() as outputs:
             folder = outputs.folder(request.output)
-            result = engine.score(spark, master, inputs.spark_job(prepared), folder)
+            result = spark_engine.score(spark, master, inputs.spark_job(prepared), folder)
             scored = Scored(
                 result.tally,
                 result.counts,
-                engine.sample(prepared.source, prepared.id_column),
+                spark_engine.sample(prepared.source, prepared.id_column),
                 result.params,
                 result.metrics,
             )

@@ -9,7 +9,7 @@ import click
 
 from mlpipeline.commands.console import command, params_option
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.sweeps.engine import SweepOptions, SweepOutcome, run_sweep
+from mlpipeline.sweeps.ray_sweep import SweepOptions, SweepOutcome, run_sweep
 
 
 @command(

@@ -1,4 +1,4 @@
-"""The DVC and git edges of retention (mlpipeline/domain/retention.py): which runs a
+"""The DVC and git edges of retention (mlpipeline/domain/retention_plan.py): which runs a
 checkout's outputs name, whether DVC would keep every kept version's data, DVC's own
 `dvc gc` of the cache (the workspace, every branch, tag, commit and experiment kept), and
 `dvc exp remove` of experiment refs. dvc runs as a subprocess of this interpreter.
@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from mlpipeline.domain.errors import TrackingError
-from mlpipeline.domain.retention import RunFact, VersionFact
+from mlpipeline.domain.retention_plan import RunFact, VersionFact
 from mlpipeline.files.paths import ROOT, RUN_INFO
 from mlpipeline.tracking import git
 

@@ -38,8 +38,14 @@ def _login(username: str, password: str) -> dict[str, str]:
 PIPELINE = _login(secrets()["MLFLOW_TRACKING_USERNAME"], secrets()["MLFLOW_TRACKING_PASSWORD"])
 
 
-def _https(stack: TeamStack, path: str, *, method: str = "GET", body: bytes | None = None,
-           headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+def _https(
+    stack: TeamStack,
+    path: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     """A request through the proxy (the test CA trusted): status, headers, body."""
     address = urlsplit(stack.proxy_url)
     context = ssl.create_default_context(cafile=str(stack.ca_file))
@@ -142,8 +148,13 @@ def test_api_bodies_are_held_to_the_limit_artifacts_are_not(team_stack: TeamStac
     assert _https(team_stack, SEARCH, method="POST", body=chunked, headers=json_login)[0] == 411
     # An artifact upload over the API limit reaches MLflow (which checks the account).
     upload = "/api/2.0/mlflow-artifacts/artifacts/0/size-check/big.bin"
-    status, _, _ = _https(team_stack, upload, method="PUT", body=b"\0" * (limit + 1),
-                          headers=_login("nobody", "wrong"))  # fmt: skip
+    status, _, _ = _https(
+        team_stack,
+        upload,
+        method="PUT",
+        body=b"\0" * (limit + 1),
+        headers=_login("nobody", "wrong"),
+    )
     assert status == 401
 
 
@@ -153,17 +164,21 @@ def test_error_answers_never_echo_the_request(team_stack: TeamStack) -> None:
     marker = "echo-me-" + "x" * 8000
     body = json.dumps({"max_results": marker}).encode()
     status, _, answer = _https(
-        team_stack, SEARCH, method="POST", body=body,
+        team_stack,
+        SEARCH,
+        method="POST",
+        body=body,
         headers={**PIPELINE, "Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     assert status == 400, answer[:300]
     assert b"echo-me" not in answer
     assert json.loads(answer)["error_code"] == "INVALID_PARAMETER_VALUE"
     # A short MLflow message still comes through whole.
     status, _, answer = _https(
-        team_stack, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=no-such-one",
+        team_stack,
+        "/api/2.0/mlflow/experiments/get-by-name?experiment_name=no-such-one",
         headers=PIPELINE,
-    )  # fmt: skip
+    )
     assert status in (403, 404) and b"error_code" in answer, answer
 
 
@@ -187,9 +202,12 @@ def test_the_object_store_refuses_requests_without_its_key(team_stack: TeamStack
 
     def listing(secret: str) -> int:
         s3 = boto3.client(
-            "s3", endpoint_url=team_stack.s3_url, region_name="us-east-1",
-            aws_access_key_id=secrets()["MINIO_ROOT_USER"], aws_secret_access_key=secret,
-        )  # fmt: skip
+            "s3",
+            endpoint_url=team_stack.s3_url,
+            region_name="us-east-1",
+            aws_access_key_id=secrets()["MINIO_ROOT_USER"],
+            aws_secret_access_key=secret,
+        )
         try:
             return s3.list_objects_v2(Bucket="mlflow-artifacts")["ResponseMetadata"][
                 "HTTPStatusCode"
@@ -206,10 +224,13 @@ def test_the_object_store_refuses_requests_without_its_key(team_stack: TeamStack
 
     def presigned(secret: str) -> str:
         s3 = boto3.client(
-            "s3", endpoint_url=team_stack.s3_url, region_name="us-east-1",
-            aws_access_key_id=secrets()["MINIO_ROOT_USER"], aws_secret_access_key=secret,
+            "s3",
+            endpoint_url=team_stack.s3_url,
+            region_name="us-east-1",
+            aws_access_key_id=secrets()["MINIO_ROOT_USER"],
+            aws_secret_access_key=secret,
             config=Config(signature_version="s3v4"),
-        )  # fmt: skip
+        )
         s3.put_object(Bucket="mlflow-artifacts", Key="presign-check.txt", Body=b"signed")
         params = {"Bucket": "mlflow-artifacts", "Key": "presign-check.txt"}
         return s3.generate_presigned_url("get_object", Params=params, ExpiresIn=60)
@@ -224,9 +245,10 @@ def test_the_app_container_writes_only_the_pipelines_outputs(team_stack: TeamSta
     .env empty and .dvc/config.local absent, as the checkout's owner sees them."""
     container = team_stack.container("app")
     mounts = json.loads(
-        run(["docker", "inspect", "-f", "{{json .Mounts}}", container], cwd=team_stack.project)
-        .stdout
-    )  # fmt: skip
+        run(
+            ["docker", "inspect", "-f", "{{json .Mounts}}", container], cwd=team_stack.project
+        ).stdout
+    )
     writable = sorted(m["Destination"] for m in mounts if m["RW"])
     assert writable == sorted(
         f"/workspace/{path}"
@@ -252,8 +274,10 @@ def test_the_app_container_writes_only_the_pipelines_outputs(team_stack: TeamSta
 
 def test_the_tls_key_is_readable_by_the_proxys_user_only(team_stack: TeamStack) -> None:
     proxy = team_stack.container("proxy")
-    listed = run(["docker", "exec", proxy, "stat", "-c", "%a %U", "/run/secrets/tls_private_key"],
-                 cwd=team_stack.project)  # fmt: skip
+    listed = run(
+        ["docker", "exec", proxy, "stat", "-c", "%a %U", "/run/secrets/tls_private_key"],
+        cwd=team_stack.project,
+    )
     assert listed.stdout.split() == ["600", "www-data"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlpipeline.domain.params import RetentionParams
-from mlpipeline.domain.retention import (
+from mlpipeline.domain.retention_plan import (
     DAY_MS,
     LoggedModelFact,
     RunFact,

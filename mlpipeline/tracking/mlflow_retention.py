@@ -1,4 +1,4 @@
-"""The MLflow and DVC edges of retention (mlpipeline/domain/retention.py): read the facts a
+"""The MLflow and DVC edges of retention (mlpipeline/domain/retention_plan.py): read the facts a
 plan needs, then delete what it lists, in an order a rerun can finish.
 
 MLflow 3's own API does the deleting: `delete_model_version`, `delete_run` and
@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 from mlpipeline.domain.alias_history import TAG_PREFIX, AliasMove
 from mlpipeline.domain.errors import TrackingError
-from mlpipeline.domain.retention import LoggedModelFact, Plan, RunFact, VersionFact
+from mlpipeline.domain.retention_plan import LoggedModelFact, Plan, RunFact, VersionFact
 from mlpipeline.files.paths import ROOT
 from mlpipeline.tracking import orphan_links
 from mlpipeline.tracking.dvc_retention import last_line
@@ -225,8 +225,8 @@ def delete_mlflow(
             log.warning("%d deleted logged models wait for the next gc", len(plan.logged_models))
         return
     run_ids = ",".join(run.run_id for run in plan.runs)
-    command = [sys.executable, "-m", "mlflow", "gc", "--backend-store-uri", backend_store_uri,
-               "--tracking-uri", uri, "--run-ids", run_ids]  # fmt: skip
+    command = [sys.executable, "-m", "mlflow", "gc", "--backend-store-uri", backend_store_uri]
+    command += ["--tracking-uri", uri, "--run-ids", run_ids]
     if plan.logged_models:
         command += ["--logged-model-ids", ",".join(m.model_id for m in plan.logged_models)]
     purged = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
