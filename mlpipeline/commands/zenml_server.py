@@ -212,15 +212,19 @@ def ensure_logged_in(port: int) -> ZenServer:
     return server
 
 
-@command("zenml-server", help="Start the ZenML server with a login, and log in (docs/zenml.md).")
-@click.option(
+# The local ZenML server's port, for zenml-server and zenml-stack alike.
+port_option = click.option(
     "--port",
     envvar="ZENML_SERVER_PORT",
     type=int,
     default=DEFAULT_SERVER_PORT,
     show_default=True,
-    help="its port on 127.0.0.1 (or $ZENML_SERVER_PORT)",
+    help="the local ZenML server's port on 127.0.0.1 (or $ZENML_SERVER_PORT)",
 )
+
+
+@command("zenml-server", help="Start the ZenML server with a login, and log in (docs/zenml.md).")
+@port_option
 @click.option("--stop", "stop_it", is_flag=True, help="stop the server instead")
 def zenml_server(port: int, stop_it: bool) -> None:
     if stop_it:

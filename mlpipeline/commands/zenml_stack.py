@@ -35,7 +35,7 @@ import click
 
 from mlpipeline.commands.buckets import endpoint_url, ensure_buckets
 from mlpipeline.commands.console import command
-from mlpipeline.commands.zenml_server import DEFAULT_SERVER_PORT, ensure_logged_in
+from mlpipeline.commands.zenml_server import ensure_logged_in, port_option
 from mlpipeline.domain.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -224,14 +224,7 @@ def register_stack(settings: StackSettings) -> None:
     show_default=True,
     help="stack name (default: $ZENML_STACK or docker)",
 )
-@click.option(
-    "--port",
-    envvar="ZENML_SERVER_PORT",
-    type=int,
-    default=DEFAULT_SERVER_PORT,
-    show_default=True,
-    help="local ZenML server port (or $ZENML_SERVER_PORT)",
-)
+@port_option
 def zenml_stack(name: str, port: int) -> None:
     settings = settings_from_env(name)
     created = ensure_buckets([settings.bucket], settings.s3_endpoint)
