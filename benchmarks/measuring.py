@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ ZENML_STORE = "from zenml.client import Client; Client().zen_store.get_store_inf
 MLFLOW_STAGES = ("train", "evaluate", "save")
 
 
+@dataclass(frozen=True)
 class Timed:
     seconds: float
     peak_rss_mib: float  # the largest single process in the tree (ru_maxrss of wait4)
