@@ -90,6 +90,9 @@ class LazyGroup(click.Group):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """The project's commands besides the pipeline itself (`make run` runs that)."""
+    from mlpipeline.runner import collect_less_often
+
+    collect_less_often()
 
 
 for _group, (_help, _table) in COMMANDS.items():

@@ -16,7 +16,11 @@ from mlpipeline.domain.errors import DataError, PipelineError
 from mlpipeline.domain.params import Params
 from mlpipeline.files import paths
 from mlpipeline.files.params_yaml import load_params
-from mlpipeline.runner import exit_on_user_error, exit_without_final_collection
+from mlpipeline.runner import (
+    collect_less_often,
+    exit_on_user_error,
+    exit_without_final_collection,
+)
 from mlpipeline.tracking.failures import explain
 
 if TYPE_CHECKING:
@@ -299,6 +303,7 @@ def configure_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    collect_less_often()
     args = parse_args(argv)
     configure_logging()
     with exit_on_user_error(log):

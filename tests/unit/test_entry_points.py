@@ -1,4 +1,4 @@
-"""The two speed measures of the entry points: each one in one place, with its scope tested."""
+"""The speed measures of the entry points: each one in one place, with its scope tested."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mlpipeline.runner import FULL_COLLECTION_EVERY
 from zenml_pipeline.__main__ import installed_packages_listed_once
 
 
@@ -23,6 +24,35 @@ def test_a_finished_process_still_runs_its_exit_handlers(tmp_path: Path) -> None
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout == "flushed"
     assert marker.read_text() == "yes"
+
+
+def test_a_stage_collects_less_often_and_still_frees_cycles() -> None:
+    """Full collections ten times rarer in a stage (runner.collect_less_often), yet a garbage
+    cycle that reached the oldest generation is freed without anyone calling gc.collect."""
+    code = (
+        "import gc, weakref\n"
+        "from mlpipeline.runner import run_stage\n"
+        "class Node:\n"
+        "    pass\n"
+        "def main(params):\n"
+        "    print(gc.get_threshold()[2])\n"
+        "    node = Node()\n"
+        "    node.me = node\n"
+        "    gc.collect(1)\n"
+        "    gc.collect(1)  # two survivals: the cycle is in the oldest generation\n"
+        "    gone = weakref.ref(node)\n"
+        "    del node\n"
+        "    kept = []\n"
+        "    while gone() is not None and len(kept) < 5_000_000:\n"
+        "        kept.append([])\n"
+        "    print(gone() is None, gc.get_stats()[2]['collections'])\n"
+        "run_stage('probe', main, argv=[])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    full_every, freed = proc.stdout.splitlines()
+    assert int(full_every) == FULL_COLLECTION_EVERY == 100
+    assert freed.split()[0] == "True", proc.stdout
 
 
 def test_the_distribution_listing_is_cached_only_during_a_run() -> None:
