@@ -91,7 +91,14 @@ class Bench:
         """One run of benchmarks/floor.py: seconds, peak RSS and its phases."""
         train = {**params_train(), **(train or {})}
         out = self.fresh_dir("floor")
-        command = [sys.executable, HERE / "floor.py", "--out", out, "--train", json.dumps(train)]
+        command: list[str | Path] = [
+            sys.executable,
+            HERE / "floor.py",
+            "--out",
+            out,
+            "--train",
+            json.dumps(train),
+        ]
         result = timed([*command, *extra], cwd=ROOT, env=self.env())
         record = json.loads(result.stdout.strip().splitlines()[-1])
         shutil.rmtree(out)
@@ -105,7 +112,12 @@ class Bench:
         """One run of the anchor (benchmarks/mlflow_script.py) on a fresh SQLite store."""
         folder = self.fresh_dir("script")
         uri = f"sqlite:///{folder / 'mlflow.db'}"
-        command = [sys.executable, HERE / "mlflow_script.py", "--train", json.dumps(params_train())]
+        command: list[str | Path] = [
+            sys.executable,
+            HERE / "mlflow_script.py",
+            "--train",
+            json.dumps(params_train()),
+        ]
         result = timed(command, cwd=folder, env=self.env(MLFLOW_TRACKING_URI=uri))
         shutil.rmtree(folder)
         return result.seconds
@@ -356,14 +368,28 @@ class Bench:
             }
             for _ in range(self.runs):
                 out = project.parent / "scored"
-                command = ["python", "-m", "mlpipeline", "model", "score", batch, "--output", out]
+                command: list[str | Path] = [
+                    "python",
+                    "-m",
+                    "mlpipeline",
+                    "model",
+                    "score",
+                    batch,
+                    "--output",
+                    out,
+                ]
                 scored = timed(command, cwd=project, env=env)
                 metrics = json.loads((out / "summary.json").read_text())["metrics"]
                 figures["score_rows_per_s"].append(metrics["rows_per_second"])
                 figures["drift_seconds"].append(metrics["drift_seconds"])
                 figures["peak_rss_mib"].append(scored.peak_rss_mib)
                 figures["seconds"].append(scored.seconds)
-                floor = [sys.executable, HERE / "score_floor.py", batch, model_uri]
+                floor: list[str | Path] = [
+                    sys.executable,
+                    HERE / "score_floor.py",
+                    batch,
+                    model_uri,
+                ]
                 plain = timed(floor, cwd=project, env=env)
                 record = json.loads(plain.stdout.strip().splitlines()[-1])
                 figures["predict_rows_per_s"].append(record["rows"] / record["seconds"])
@@ -389,7 +415,7 @@ class Bench:
         return entries
 
     def scale(self, rows: int) -> dict:
-        params = {
+        params: dict[str, dict[str, Any]] = {
             "load": {
                 "source": "synthetic",
                 "synthetic": {
@@ -492,7 +518,7 @@ class Bench:
             "card": ["model", "card", newest],
         }
         # What `make run` runs once its venv is set up: the preflight, then `dvc repro`.
-        preflight = [VENV_BIN / "mlpipeline", "check", "preflight"]
+        preflight: list[str | Path] = [VENV_BIN / "mlpipeline", "check", "preflight"]
         timed(preflight, project, env)  # a full check once; later ones compare its stamp
         shell: dict[str, list[float]] = {name: [] for name in ["make_run_noop", *commands, "save"]}
         for _ in range(self.runs):
@@ -503,9 +529,15 @@ class Bench:
             shell["make_run_noop"].append(time.perf_counter() - start)
             for name, args in commands.items():
                 shell[name].append(timed([VENV_BIN / "mlpipeline", *args], project, env).seconds)
-            save = [VENV_BIN / "python", "-m", "stages.save"]
+            save: list[str | Path] = [VENV_BIN / "python", "-m", "stages.save"]
             shell["save"].append(timed(save, project, env).seconds)
-        probe = [VENV_BIN / "python", "-m", "benchmarks.registry_probe", REGISTRY_MODEL, newest]
+        probe: list[str | Path] = [
+            VENV_BIN / "python",
+            "-m",
+            "benchmarks.registry_probe",
+            REGISTRY_MODEL,
+            newest,
+        ]
         probe_env = {**env, "PYTHONPATH": f"{project}:{ROOT}"}
         own = json.loads(timed([*probe, str(self.runs)], project, probe_env).stdout)
         return {
@@ -598,7 +630,14 @@ def local_team_server(folder: Path) -> Iterator[tuple[str, str]]:
     ):
         team_parts.s3_client(s3, credentials).create_bucket(Bucket="mlflow-artifacts")
         port = free_port()
-        command = [VENV_BIN / "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+        command: list[str | Path] = [
+            VENV_BIN / "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         command += ["--workers", "1", "--backend-store-uri", postgres.uri]
         command += ["--artifacts-destination", "s3://mlflow-artifacts/artifacts"]
         env = tool_env({**credentials, "MLFLOW_S3_ENDPOINT_URL": s3})

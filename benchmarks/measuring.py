@@ -205,7 +205,7 @@ def machine() -> dict[str, Any]:
         for line in Path("/proc/meminfo").read_text().splitlines()
         if line.startswith("MemTotal")
     )
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("dvc", "mlflow", "scikit-learn", "pandas", "zenml"):
         from importlib.metadata import PackageNotFoundError, version
 

@@ -11,6 +11,7 @@ like one MLflow wrote, and its model files are version 1's.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,9 @@ def _copy_rows(
     connection: Any,
     table: str,
     where: str,
-    where_args: dict[str, object],
+    where_args: Mapping[str, object],
     changed: list[str],
-    rows: list[tuple[object, ...]],
+    rows: Sequence[tuple[object, ...]],
 ) -> None:
     """Insert one copy of the rows matching `where` per tuple of `rows`, whose values replace
     the columns `changed` (in that order)."""

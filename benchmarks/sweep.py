@@ -128,9 +128,9 @@ def measure(trials: int, workdir: Path, runs: int = 1) -> dict[str, Any]:
     env = tool_env()
     timed(["dvc", "repro"], root, env)  # the data and a first run, as a user has them
     timed(["git", "commit", "-qam", "first run"], root, env)  # a sweep runs from a commit
-    rounds: list[dict[str, Any]] = []
+    rounds: list[dict[str | int, Any]] = []
     for number in range(runs):
-        measured: dict[str, Any] = {}
+        measured: dict[str | int, Any] = {}
         for way in ORDERS[number % len(ORDERS)]:
             if way == "loop":
                 measured["loop"] = loop_once(root, trials, f"loop{number}", env)
@@ -141,7 +141,7 @@ def measure(trials: int, workdir: Path, runs: int = 1) -> dict[str, Any]:
     return summarize(trials, rounds)
 
 
-def summarize(trials: int, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize(trials: int, rounds: list[dict[str | int, Any]]) -> dict[str, Any]:
     one = [r[1] for r in rounds]
     figures: dict[str, Any] = {
         "trials": trials,
