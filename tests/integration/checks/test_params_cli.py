@@ -129,12 +129,25 @@ def test_the_pre_commit_hook_checks_params_yaml(project_with_venv: Path) -> None
 
 @pytest.mark.integration
 def test_make_lint_validates_params_yaml(project_with_venv: Path) -> None:
+    """`make lint` checks params.yaml first: a bad one fails it before ruff or mypy start,
+    and a good one passes that step (the whole `make lint` on the project is CI's first
+    step, and runs in the slow suite's test_setup_paths)."""
     uv = shutil.which("uv") or REPO / ".tools" / "bin" / "uv"
     env = tool_env()
     if Path(uv).is_file():  # else the Makefile bootstraps its own, which only takes longer
         env["PATH"] = f"{Path(uv).parent}:{env['PATH']}"
-    run(["make", "lint"], cwd=project_with_venv, env=env)
-    write_params(project_with_venv / "params.yaml", train__bootstrap=1)
+    params_file = project_with_venv / "params.yaml"
+    good = params_file.read_text()
+    write_params(params_file, train__bootstrap=1)
     proc = run(["make", "lint"], cwd=project_with_venv, env=env, check=False)
     assert proc.returncode != 0
     assert "train.bootstrap: Input should be a valid boolean (got 1)" in proc.stderr
+    assert "ruff" not in proc.stdout and "mypy" not in proc.stdout  # it stopped there
+
+    planned = run(["make", "-n", "lint"], cwd=project_with_venv, env=env).stdout.splitlines()
+    params_step = next(line for line in planned if "check params" in line)
+    later_steps = planned[planned.index(params_step) + 1 :]
+    assert any("ruff check" in line for line in later_steps)
+    assert any(line.split()[-1:] == ["mypy"] for line in later_steps)
+    params_file.write_text(good)
+    run(["bash", "-c", params_step], cwd=project_with_venv, env=env)
