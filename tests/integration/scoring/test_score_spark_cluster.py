@@ -171,24 +171,49 @@ def _executors(workers: list[subprocess.Popen[bytes]]) -> list[psutil.Process]:
     return found
 
 
-def _start(args: list[str | Path], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("w") as handle:
-        return subprocess.Popen(
-            [str(arg) for arg in args],
-            cwd=cwd,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
 def _wait_until(condition: Callable[[], bool], timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {condition.__doc__}")
         time.sleep(0.1)
+
+
+def _kill_test_scoring(
+    project: Path, cluster: StandaloneCluster, source: Path, out: Path
+) -> tuple[list[str | Path], dict[str, str]]:
+    """The kill tests' scoring, its command and environment: small chunks, a longer job."""
+    args = score_args(source, out, "--engine", "spark", "--chunk-rows", "5000")
+    return args, env_for(project) | {"SPARK_MASTER": cluster.url}
+
+
+@contextlib.contextmanager
+def _driver_mid_job(
+    args: list[str | Path], project: Path, env: dict[str, str], folder: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The scoring started in a process group of its own (its log in `folder`), handed over
+    once a task of its job has started; the group (the driver's JVM too) killed after."""
+    with (folder / "driver.log").open("w") as log:
+        driver = subprocess.Popen(
+            [str(arg) for arg in args],
+            cwd=project,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+
+        def running() -> bool:
+            """a task of the scoring job"""
+            return bool(_attempts(folder))
+
+        _wait_until(running)
+        yield driver
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # a driver that failed, and its JVM
+            os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
 
 
 def test_a_killed_executor_is_replaced_and_the_results_are_the_same(
@@ -200,24 +225,13 @@ def test_a_killed_executor_is_replaced_and_the_results_are_the_same(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "out"
-    args = score_args(batch[0], out, "--engine", "spark", "--chunk-rows", "5000")
-    env = env_for(built_project) | {"SPARK_MASTER": cluster.url}
-    driver = _start(args, built_project, env, tmp_path / "driver.log")
-    try:
-
-        def running() -> bool:
-            """a task of the scoring job and a live executor"""
-            return bool(_attempts(tmp_path)) and bool(_executors(workers))
-
-        _wait_until(running)
-        victim = _executors(workers)[0]
-        victim.kill()
+    args, env = _kill_test_scoring(built_project, cluster, batch[0], out)
+    with _driver_mid_job(args, built_project, env, tmp_path) as driver:
+        victims = _executors(workers)
+        assert victims, "a task runs, so an executor is up"
+        victims[0].kill()
         assert driver.wait(timeout=600) == 3, (tmp_path / "driver.log").read_text()[-3000:]
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # a driver that failed, and its JVM
-            os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
-    assert not victim.is_running()
+    assert not victims[0].is_running()
     assert_same_scores(out, local_result)
 
 
@@ -230,21 +244,10 @@ def test_a_killed_driver_leaves_nothing_and_the_next_run_is_clean(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "out"
-    args = score_args(batch[0], out, "--engine", "spark", "--chunk-rows", "5000")
-    env = env_for(built_project) | {"SPARK_MASTER": cluster.url}
-    driver = _start(args, built_project, env, tmp_path / "driver.log")
-    try:
-
-        def running() -> bool:
-            """a task of the scoring job"""
-            return bool(_attempts(tmp_path))
-
-        _wait_until(running)
+    args, env = _kill_test_scoring(built_project, cluster, batch[0], out)
+    with _driver_mid_job(args, built_project, env, tmp_path) as driver:
         driver.kill()
         driver.wait()
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # the driver's JVM, if it outlived it
-            os.killpg(driver.pid, signal.SIGKILL)
     assert not out.exists()  # nothing half-written where the results go
     assert list(tmp_path.glob(".out.*.tmp"))  # the staging folder, left for the next run
 
