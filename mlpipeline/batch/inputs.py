@@ -72,8 +72,8 @@ def check_output(folder: Path) -> None:
         )
 
 
-def spark_job(prepared: Prepared) -> Any:
-    """The Spark engine's job for the prepared input and model."""
+def spark_job(prepared: Prepared, chunk_rows: int) -> Any:
+    """The Spark engine's job for the prepared input and model, read `chunk_rows` at a time."""
     from mlpipeline.spark import scoring_engine as spark_engine
 
     return spark_engine.Job(
@@ -84,4 +84,5 @@ def spark_job(prepared: Prepared) -> Any:
         id_column=prepared.id_column,
         csv=prepared.source.is_file() and prepared.source.suffix == ".csv",
         reference=prepared.reference,
+        chunk_rows=chunk_rows,
     )

@@ -143,7 +143,8 @@ def _score_on_spark(
         started = time.perf_counter()
         with staged_outputs() as outputs:
             folder = outputs.folder(request.output)
-            result = spark_engine.score(spark, master, inputs.spark_job(prepared), folder)
+            job = inputs.spark_job(prepared, request.chunk_rows)
+            result = spark_engine.score(spark, master, job, folder)
             scored = Scored(
                 result.tally,
                 result.counts,

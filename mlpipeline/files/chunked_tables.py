@@ -83,23 +83,6 @@ def _csv_dtypes(text_columns: list[str]) -> dict[str, type]:
     return dict.fromkeys(text_columns, str)
 
 
-def parse_csv_lines(columns: list[str], lines: list[str], text_columns: list[str]) -> pd.DataFrame:
-    """Data lines of a CSV (no header; one row per line) parsed as `read_chunks` parses
-    a chunk of the file: the same parser, missing-value spellings and column types.
-
-    Spark's engine reads a CSV as lines, split across its tasks, and parses each batch here,
-    so both engines see the same values.
-    """
-    import io
-
-    import pandas as pd
-
-    text = "\n".join(lines) + "\n"
-    return pd.read_csv(
-        io.StringIO(text), header=None, names=columns, dtype=_csv_dtypes(text_columns)
-    )
-
-
 def parquet_parts(path: Path) -> list[Path]:
     """The Parquet files of a dataset folder (a lake's table), in name order."""
     return sorted(

@@ -1,14 +1,14 @@
 """Batch scoring as a Spark job: the local engine's per-chunk function, run by executors.
 
-pyspark is imported only inside the functions. The input (a CSV file, a Parquet file or a
-folder of Parquet parts) is read by Spark in partitions; every row gets its 1-based number
-in the input (files in name order, rows in file order) from one cheap first job that counts
-the rows of each file block. Executors then take their partition in Arrow batches of
-`chunk_rows` (`mapInPandas`), judge and score each batch with
-mlpipeline.domain.chunk_scoring.score_chunk, the function the local engine calls, and count it
-into the drift reference's bins. A CSV is read by Spark as lines and parsed per batch by the
-local engine's own parser (chunked_tables.parse_csv_lines), so both engines see the same
-values: one CSV row per line.
+pyspark is imported only inside the functions. The driver cuts the input (a CSV file, a
+Parquet file or a folder of Parquet parts) into splits and numbers their rows in advance
+without parsing (mlpipeline/files/input_splits.py: a CSV's byte ranges and their non-blank
+lines, counted at memory speed; Parquet row groups, from the footers): one pass over the data.
+Each task of one `mapInPandas` job takes a split, reads it with the local engine's readers
+(pandas' CSV parser, pyarrow's row batches) `chunk_rows` at a time, judges and scores each
+chunk with mlpipeline.domain.chunk_scoring.score_chunk, the function the local engine calls,
+and counts it into the drift reference's bins. No row crosses between the JVM and Python:
+Spark schedules, places and retries the tasks.
 
 Each task attempt writes its predictions and rejects with Arrow under its own scratch folder
 and returns its counts as data; the driver keeps the files of the attempts that succeeded
@@ -34,7 +34,7 @@ from typing import Any
 from mlpipeline.domain.chunk_scoring import REASON_COLUMN, ROW_COLUMN, Tally, score_chunk
 from mlpipeline.domain.drift import BatchCounts
 from mlpipeline.domain.errors import DataError
-from mlpipeline.files import chunked_tables
+from mlpipeline.files import chunked_tables, input_splits
 from mlpipeline.spark import session
 from mlpipeline.tracking.scoring_runs import ResolvedModel, load_pipeline
 
@@ -43,10 +43,10 @@ log = logging.getLogger(__name__)
 PREDICTIONS_DIR = "predictions.parquet"
 REJECTS_DIR = "rejects.parquet"
 _SCRATCH = "_attempts"
-_LINE = "__line"  # Spark's text source: one CSV line
-_FILE = "__file"
-_BLOCK = "__block"
-_ID = "__mono"  # monotonically_increasing_id: partition << 33 | position in the partition
+# Splits per core: more than one, so a task held up by a busy core does not set the time alone.
+SPLITS_PER_CORE = 2
+# At most this many bytes of a CSV in one split (a retried task repeats no more than that).
+SPLIT_BYTES = 128 << 20
 
 # Seconds a session took to start and prove its executors, by session.
 _STARTUP: dict[int, float] = {}
@@ -66,8 +66,8 @@ class Job:
     csv: bool
     reference: dict[str, Any] | None
     scratch: str = ""  # where attempts write, reachable by every executor
-    block_starts: list[int] = field(default_factory=list)  # first _ID of each file block
-    block_lines: list[int] = field(default_factory=list)  # its first line in the input
+    splits: list[input_splits.Split] = field(default_factory=list)
+    chunk_rows: int = 100_000
 
 
 @dataclass
@@ -114,14 +114,15 @@ def score(spark: Any, master: str, job: Job, folder: Path) -> Outcome:
     """Score the job's input into `folder` on `spark`: the counts and what the run records."""
     source = Path(job.source)
     started = time.perf_counter()
-    columns = (
-        job.columns if job.csv else [*job.features, *([job.id_column] if job.id_column else [])]
-    )
-    frame = read_input(spark, source, columns, job.csv)
-    starts, firsts = line_offsets(frame)
+    cores = max(spark.sparkContext.defaultParallelism, 1)
+    pieces = cores * SPLITS_PER_CORE
+    if job.csv:
+        pieces = max(pieces, -(-source.stat().st_size // SPLIT_BYTES))
+    splits = input_splits.plan(source.resolve(), pieces)
+    planned = time.perf_counter() - started  # cutting and numbering: the driver's pass
     scratch = str((folder / _SCRATCH).resolve())  # executors may run in other folders
-    job = replace(job, scratch=scratch, block_starts=starts, block_lines=firsts)
-    outcome = run(spark, job, frame, folder)
+    job = replace(job, scratch=scratch, splits=splits)
+    outcome = run(spark, job, folder)
     seconds = time.perf_counter() - started
     outcome.params = {
         "engine": "spark",
@@ -132,6 +133,7 @@ def score(spark: Any, master: str, job: Job, folder: Path) -> Outcome:
         **outcome.metrics,  # the model's loads by the job's tasks: 0 when start-up's held
         "spark_startup_seconds": _STARTUP.get(id(spark), 0.0),
         "spark_job_seconds": seconds,
+        "spark_plan_seconds": planned,
         **session.driver_peak_rss_mib(),
     }
     return outcome
@@ -151,59 +153,10 @@ def load_model(load_uri: str) -> Any:
     return _PIPELINES[load_uri]
 
 
-def read_input(spark: Any, source: Path, columns: list[str], csv: bool) -> Any:
-    """The input as a DataFrame (a CSV as lines; of a Parquet input, `columns`) with each
-    row's file, block and an id for numbering."""
-    from pyspark.sql import functions as sql
-
-    path = str(source.resolve())
-    metadata = [
-        sql.col("_metadata.file_path").alias(_FILE),
-        sql.col("_metadata.file_block_start").alias(_BLOCK),
-    ]
-    if csv:
-        lines = spark.read.text(path)
-        frame = lines.select(sql.col("value").alias(_LINE), *metadata)
-        # pandas skips blank lines; so does the numbering.
-        frame = frame.where(sql.trim(sql.col(_LINE)) != "")
-    else:
-        frame = spark.read.parquet(path)
-        frame = frame.select(*[sql.col(f"`{name}`") for name in columns], *metadata)
-    return frame.withColumn(_ID, sql.monotonically_increasing_id())
-
-
-def line_offsets(frame: Any) -> tuple[list[int], list[int]]:
-    """Per file block, in _ID order: its first _ID and its first line's 0-based number in the
-    input (files in name order, blocks in file order). A job of Spark's own, no Python."""
-    from pyspark.sql import functions as sql
-
-    blocks = (
-        frame.groupBy(_FILE, _BLOCK)
-        .agg(sql.min(_ID).alias("first"), sql.count(sql.lit(1)).alias("lines"))
-        .collect()
-    )
-    line = 0
-    first_lines: dict[int, int] = {}
-    for block in sorted(blocks, key=lambda b: (b[_FILE], b[_BLOCK])):
-        first_lines[block["first"]] = line
-        line += block["lines"]
-    starts = sorted(first_lines)
-    return starts, [first_lines[start] for start in starts]
-
-
-def _lines(job: Job, ids: Any) -> Any:
-    import numpy as np
-
-    starts = np.asarray(job.block_starts, dtype=np.int64)
-    firsts = np.asarray(job.block_lines, dtype=np.int64)
-    ids = ids.to_numpy(dtype=np.int64)
-    block = np.searchsorted(starts, ids, side="right") - 1
-    return firsts[block] + ids - starts[block]
-
-
 def score_partition(job: Job, batches: Iterator[Any]) -> Iterator[Any]:
-    """An executor's task: score each batch of its partition, write the results under the
-    attempt's own folder, yield one row with the counts (or the data error, as data)."""
+    """An executor's task: read its split (the one whose index its partition holds), score it
+    chunk by chunk, write the results under the attempt's own folder, yield one row with the
+    counts (or the data error, as data)."""
     import pandas as pd
     from pyspark import TaskContext
 
@@ -220,31 +173,26 @@ def score_partition(job: Job, batches: Iterator[Any]) -> Iterator[Any]:
     first_row = None
     text_columns = [job.id_column] if job.id_column else []
     result: dict[str, Any] = {}
+    # Read to the end: a Python worker that leaves input unread is not reused (session._probe).
+    indexes = [int(index) for batch in batches for index in batch["id"]]
     # Start-up's probe loaded the model in this worker, unless Spark started a new one.
     loads = 0 if job.load_uri in _PIPELINES else 1
+    columns = (
+        job.columns if job.csv else [*job.features, *([job.id_column] if job.id_column else [])]
+    )
     try:
         pipeline = load_model(job.load_uri)
-        for batch in batches:
-            lines = _lines(job, batch[_ID])
-            if job.csv:
-                keep = lines > 0  # line 0: the header
-                text = batch[_LINE].to_numpy()[keep].tolist()
-                chunk = chunked_tables.parse_csv_lines(job.columns, text, text_columns)
-                rows = lines[keep]
-            else:
-                chunk = batch.drop(columns=[_ID])
-                rows = lines + 1
-            if not len(rows):
-                continue
-            scored = score_chunk(pipeline, chunk, 1, job.id_column)
-            for frame in (scored.predictions, scored.rejects):
-                frame[ROW_COLUMN] = rows[frame[ROW_COLUMN].to_numpy() - 1]
-            predictions.write(scored.predictions)
-            rejects.write(scored.rejects)
-            tally.add(scored)
-            if counts is not None:
-                counts.add(scored.features, scored.predictions["prediction"])
-            first_row = int(rows[0]) if first_row is None else first_row
+        for index in indexes:
+            split = job.splits[index]
+            chunks = input_splits.read_split(split, columns, job.chunk_rows, text_columns)
+            for chunk, chunk_first in chunks:
+                scored = score_chunk(pipeline, chunk, chunk_first, job.id_column)
+                predictions.write(scored.predictions)
+                rejects.write(scored.rejects)
+                tally.add(scored)
+                if counts is not None:
+                    counts.add(scored.features, scored.predictions["prediction"])
+                first_row = chunk_first if first_row is None else first_row
         for writer in (predictions, rejects):
             if writer.written:
                 writer.close()
@@ -258,16 +206,16 @@ def score_partition(job: Job, batches: Iterator[Any]) -> Iterator[Any]:
     )
 
 
-def run(spark: Any, job: Job, frame: Any, folder: Path) -> Outcome:
-    """Score `frame` into `folder`'s predictions.parquet/ and rejects.parquet/."""
+def run(spark: Any, job: Job, folder: Path) -> Outcome:
+    """Score the job's splits, one task each, into `folder`'s predictions.parquet/ and
+    rejects.parquet/."""
     scratch = Path(job.scratch)
     scratch.mkdir(parents=True, exist_ok=True)
     from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
 
-    # Only what a task reads crosses to Python: the file's path and block, which numbering
-    # needed, would be one more string per row to convert (as costly as the CSV line itself).
-    scoring = frame.drop(_FILE, _BLOCK).mapInPandas(
+    tasks = max(len(job.splits), 1)  # no split (no rows): one task finds nothing to score
+    scoring = spark.range(0, len(job.splits), 1, tasks).mapInPandas(
         partial(score_partition, job), "attempt string, outcome binary"
     )
     try:
@@ -307,7 +255,7 @@ def run(spark: Any, job: Job, frame: Any, folder: Path) -> Outcome:
     if not any((folder / REJECTS_DIR).iterdir()):
         columns = [ROW_COLUMN, *([job.id_column] if job.id_column else []), REASON_COLUMN]
         chunked_tables.ChunkWriter(folder / REJECTS_DIR / "part-0.parquet", True).close(columns)
-    # One result per task: as many as partitions (frame.rdd would plan the query again).
+    # One result per task: as many as splits.
     params: dict[str, object] = {
         "spark_partitions": len(results),
         "spark_executors": len(executors),

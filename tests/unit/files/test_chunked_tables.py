@@ -48,13 +48,3 @@ def test_check_readable(tmp_path: Path, name: str, message: str) -> None:
     (tmp_path / "in.txt").write_text("a\n")
     with pytest.raises(DataError, match=message):
         chunked_tables.check_readable(tmp_path / name)
-
-
-def test_csv_lines_parse_as_the_file_does(tmp_path: Path) -> None:
-    """Spark's engine parses a CSV's lines batch by batch: the same frame as a chunk."""
-    text = "id,a,b\n007,1.5,x\n008,,2.25\n009,NA,1e300\n"
-    path = tmp_path / "t.csv"
-    path.write_text(text)
-    whole = next(iter(chunked_tables.read_chunks(path, 10, ["id"])))
-    lines = chunked_tables.parse_csv_lines(["id", "a", "b"], text.splitlines()[1:], ["id"])
-    pd.testing.assert_frame_equal(lines, whole)
