@@ -115,7 +115,7 @@ class StandaloneCluster:
             try:
                 if self.state().get("aliveworkers") == workers:
                     return
-            except OSError:  # not listening yet
+            except (OSError, ValueError):  # not listening yet, or an empty page while it starts
                 pass
             time.sleep(0.5)
         raise ClusterError(
