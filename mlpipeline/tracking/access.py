@@ -73,7 +73,10 @@ def check_can_write(uri: str, experiment_name: str, model_name: str) -> None:
             username, "experiment", experiment.experiment_id
         ).permission
         if not _registered_model_exists(client, model_name):
-            raise TrackingError(_missing(uri, username, "registered model", model_name))
+            # MLflow's search leaves out what the account may not read: missing or hidden.
+            raise TrackingError(
+                _missing(uri, username, "registered model", model_name, hidden_maybe=True)
+            )
         if experiment_permission not in WRITE_PERMISSIONS and not _is_admin(auth, username):
             raise TrackingError(
                 f"MLflow server {uri}: user {username!r} may {experiment_permission} experiment "
@@ -99,11 +102,14 @@ def check_can_write(uri: str, experiment_name: str, model_name: str) -> None:
     )
 
 
-def _missing(uri: str, username: str, kind: str, name: str) -> str:
+def _missing(uri: str, username: str, kind: str, name: str, hidden_maybe: bool = False) -> str:
+    missing = "does not exist"
+    if hidden_maybe:
+        missing += f" or user {username!r} may not read it"
     return (
-        f"MLflow server {uri}: {kind} {name!r} (params.yaml, mlflow) does not exist; user "
+        f"MLflow server {uri}: {kind} {name!r} (params.yaml, mlflow) {missing}; user "
         f"{username!r} will not create it, since its creator owns it (MANAGE: may delete every "
-        "run). The admin creates it: make team-users ROLE=pipeline (docs/deploy.md)"
+        "run). The admin creates it or grants it: make team-users ROLE=pipeline (docs/deploy.md)"
     )
 
 
