@@ -16,6 +16,8 @@
 #   PROXY_LOGIN_FAILURES failed logins (401 to a request with credentials) from one address
 #   PROXY_LOGIN_WINDOW   within this many seconds (5 in 600) bar that address for
 #   PROXY_LOGIN_BAN      this many seconds (900): 429 before any password is checked
+#   PROXY_LOOPBACK_PORT  the host's port of the inner door, 8000 (MLFLOW_PORT, 5000): MLflow's
+#                        UI there, http://127.0.0.1:PORT or localhost, may call the API
 set -eu
 
 : "${PROXY_SERVER_NAME:=localhost}"
@@ -31,6 +33,7 @@ set -eu
 : "${PROXY_LOGIN_FAILURES:=5}"
 : "${PROXY_LOGIN_WINDOW:=600}"
 : "${PROXY_LOGIN_BAN:=900}"
+: "${PROXY_LOOPBACK_PORT:=5000}"
 for name in PROXY_SERVER_NAME PROXY_MAX_BODY_SIZE PROXY_RATE PROXY_BURST PROXY_USER_RATE; do
   eval "value=\${$name}"
   case "$value" in
@@ -50,7 +53,7 @@ for name in PROXY_MAX_BODY_SIZE PROXY_MAX_ARTIFACT_SIZE; do
   esac
 done
 for name in PROXY_LOGIN_FAILURES PROXY_LOGIN_WINDOW PROXY_LOGIN_BAN PROXY_PUBLIC_PORT \
-  PROXY_MAX_ERROR_BYTES PROXY_USER_BURST; do
+  PROXY_MAX_ERROR_BYTES PROXY_USER_BURST PROXY_LOOPBACK_PORT; do
   eval "value=\${$name}"
   case "$value" in
     '' | 0 | *[!0-9]*)
@@ -93,5 +96,6 @@ sed -e "s|@PROXY_SERVER_NAME@|$PROXY_SERVER_NAME|g" \
   -e "s|@PROXY_LOGIN_FAILURES@|$PROXY_LOGIN_FAILURES|g" \
   -e "s|@PROXY_LOGIN_WINDOW@|$PROXY_LOGIN_WINDOW|g" \
   -e "s|@PROXY_LOGIN_BAN@|$PROXY_LOGIN_BAN|g" \
+  -e "s|@PROXY_LOOPBACK_PORT@|$PROXY_LOOPBACK_PORT|g" \
   /etc/nginx/proxy.conf.template >/tmp/nginx.conf
 exec nginx -c /tmp/nginx.conf -g 'daemon off;'

@@ -2,7 +2,7 @@
 # (built locally, no registry needed). It terminates TLS, limits body size and request rate,
 # refuses foreign Origin headers, bars an address after repeated failed logins (Debian's Lua
 # module) and replaces upstream 5xx bodies (docker/proxy.conf).
-# Runs as www-data on unprivileged ports (8443, 8080) with no capability.
+# Runs as www-data on unprivileged ports (8443, 8080, and 8000 the inner door) with no capability.
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
@@ -12,5 +12,5 @@ RUN apt-get update \
 COPY docker/proxy.conf /etc/nginx/proxy.conf.template
 COPY docker/proxy-entrypoint.sh /usr/local/bin/proxy-entrypoint
 USER www-data
-EXPOSE 8443 8080
+EXPOSE 8443 8080 8000
 ENTRYPOINT ["proxy-entrypoint"]

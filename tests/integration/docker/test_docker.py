@@ -351,8 +351,11 @@ def test_team_override_resolves_and_keeps_secrets_out_of_the_configuration(
     assert services["buckets"]["image"] == services["app"]["image"]
     assert services["buckets"]["command"][:5] == ["python", "-m", "mlpipeline", "team", "buckets"]
     assert services["mlflow"]["environment"]["TMPDIR"] == "/dev/shm"
-    # The proxy is the one service published beyond loopback; BIND_ADDRESS widens MLflow's
-    # plain port only, never serve (no login), Jupyter or the object store.
+    # The proxy is the one service published beyond loopback; BIND_ADDRESS widens the plain
+    # port of MLflow's address (MLFLOW_PORT) only, never serve (no login), Jupyter or the
+    # object store. MLflow's own port is not published: MLFLOW_PORT is the proxy's inner door
+    # (its ban and limits; docker-compose.override.yml, which publishes mlflow:5000 in the
+    # single-machine stack, is not read with -f).
     exposed = yaml.safe_load(
         run(base, cwd=REPO, env=tool_env({**settings, "BIND_ADDRESS": "0.0.0.0"})).stdout
     )
@@ -362,14 +365,24 @@ def test_team_override_resolves_and_keeps_secrets_out_of_the_configuration(
         if service.get("ports") and not service.get("profiles")
     }
     assert published == {
-        "mlflow": {"0.0.0.0"},
         "serve": {"127.0.0.1"},
         "jupyter": {"127.0.0.1"},
         "minio": {"127.0.0.1"},
         "proxy": {"0.0.0.0"},
     }
     default = yaml.safe_load(resolved)["services"]
-    assert {port["host_ip"] for port in _ports(default["mlflow"])} == {"127.0.0.1"}
+    assert not default["mlflow"].get("ports")
+    inner_door = [port for port in _ports(default["proxy"]) if port["target"] == 8000]
+    assert inner_door == [{"host_ip": "127.0.0.1", "target": 8000, "published": 5000}]
+    assert default["proxy"]["environment"]["PROXY_LOOPBACK_PORT"] == "5000"
+    # The single-machine stack (no -f: docker-compose.yml and docker-compose.override.yml)
+    # publishes MLflow's own port on loopback.
+    single = yaml.safe_load(
+        run([COMPOSE, "--env-file", no_env_file, "config"], cwd=REPO, env=tool_env()).stdout
+    )
+    assert _ports(single["services"]["mlflow"]) == [
+        {"host_ip": "127.0.0.1", "target": 5000, "published": 5000}
+    ]
     for service in exposed["services"].values():
         assert service["cap_drop"] == ["ALL"]
         assert "no-new-privileges:true" in service["security_opt"]
@@ -383,13 +396,19 @@ def test_team_override_resolves_and_keeps_secrets_out_of_the_configuration(
 
 
 def _ports(service: dict) -> list[dict]:
-    """Published ports as mappings, from either the short or the long syntax."""
+    """Published ports as mappings (address, host port, container port), from either the
+    short syntax (compose v1's `config`) or the long one (v2's)."""
     ports = []
     for port in service.get("ports", []):
         if isinstance(port, dict):
-            ports.append({"host_ip": port.get("host_ip", "")})
+            host_ip, published, target = (
+                port.get("host_ip", ""),
+                port.get("published"),
+                port["target"],
+            )
         else:
-            ports.append({"host_ip": port.split(":")[0]})
+            host_ip, published, target = port.split("/")[0].split(":")
+        ports.append({"host_ip": host_ip, "target": int(target), "published": int(published)})
     return ports
 
 

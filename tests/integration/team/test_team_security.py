@@ -12,6 +12,7 @@ import json
 import ssl
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -191,8 +192,23 @@ def _s3(stack: TeamStack, method: str, path: str, body: bytes | None = None) -> 
         return exc.code
 
 
-def test_the_object_store_refuses_requests_without_its_key(team_stack: TeamStack) -> None:
+def _s3_client(stack: TeamStack, secret: str):
+    """boto3's S3 client on the stack's object store, with the root user and `secret`;
+    signature v4, as MinIO takes it (presigned URLs included)."""
     import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=stack.s3_url,
+        region_name="us-east-1",
+        aws_access_key_id=secrets()["MINIO_ROOT_USER"],
+        aws_secret_access_key=secret,
+        config=Config(signature_version="s3v4"),
+    )
+
+
+def test_the_object_store_refuses_requests_without_its_key(team_stack: TeamStack) -> None:
     from botocore.exceptions import ClientError
 
     assert _s3(team_stack, "GET", "/mlflow-artifacts?list-type=2") == 403
@@ -201,41 +217,22 @@ def test_the_object_store_refuses_requests_without_its_key(team_stack: TeamStack
     assert _s3(team_stack, "POST", "/moto-api/reset-auth", b"inf") == 403
 
     def listing(secret: str) -> int:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=team_stack.s3_url,
-            region_name="us-east-1",
-            aws_access_key_id=secrets()["MINIO_ROOT_USER"],
-            aws_secret_access_key=secret,
-        )
         try:
-            return s3.list_objects_v2(Bucket="mlflow-artifacts")["ResponseMetadata"][
-                "HTTPStatusCode"
-            ]
+            listed = _s3_client(team_stack, secret).list_objects_v2(Bucket="mlflow-artifacts")
         except ClientError as exc:
             return exc.response["ResponseMetadata"]["HTTPStatusCode"]
+        return listed["ResponseMetadata"]["HTTPStatusCode"]
 
     assert listing(secrets()["MINIO_ROOT_PASSWORD"] + "-wrong") == 403
     assert listing(secrets()["MINIO_ROOT_PASSWORD"]) == 200
 
     # Presigned URLs (what MLflow hands its clients for downloads) as MinIO takes them: the
     # key's signature passes, a changed one does not.
-    from botocore.config import Config
-
-    def presigned(secret: str) -> str:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=team_stack.s3_url,
-            region_name="us-east-1",
-            aws_access_key_id=secrets()["MINIO_ROOT_USER"],
-            aws_secret_access_key=secret,
-            config=Config(signature_version="s3v4"),
-        )
-        s3.put_object(Bucket="mlflow-artifacts", Key="presign-check.txt", Body=b"signed")
-        params = {"Bucket": "mlflow-artifacts", "Key": "presign-check.txt"}
-        return s3.generate_presigned_url("get_object", Params=params, ExpiresIn=60)
-
-    url = presigned(secrets()["MINIO_ROOT_PASSWORD"]).removeprefix(team_stack.s3_url)
+    s3 = _s3_client(team_stack, secrets()["MINIO_ROOT_PASSWORD"])
+    s3.put_object(Bucket="mlflow-artifacts", Key="presign-check.txt", Body=b"signed")
+    params = {"Bucket": "mlflow-artifacts", "Key": "presign-check.txt"}
+    presigned = s3.generate_presigned_url("get_object", Params=params, ExpiresIn=60)
+    url = presigned.removeprefix(team_stack.s3_url)
     assert _s3(team_stack, "GET", url) == 200
     assert _s3(team_stack, "GET", url[:-4] + "0000") == 403
 
@@ -318,3 +315,148 @@ def test_mlflows_own_port_is_closed_to_the_users_containers(team_stack: TeamStac
         *["401"] * 5,
         "429",
     ], (proc.stdout, proc.stderr)
+
+
+def _loopback(
+    stack: TeamStack, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], float]:
+    """A request to MLflow's address on the host, 127.0.0.1:MLFLOW_PORT (plain HTTP): status,
+    headers and seconds."""
+    import time
+
+    address = urlsplit(stack.mlflow_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+    started = time.perf_counter()
+    connection.request("GET", path, headers=headers or {})
+    response = connection.getresponse()
+    response.read()
+    seconds = time.perf_counter() - started
+    connection.close()
+    return response.status, dict(response.getheaders()), seconds
+
+
+def _restart_proxy(stack: TeamStack) -> None:
+    """A new proxy process (its failed-login counts start empty), once the loopback door
+    answers again."""
+    import time
+
+    stack.compose("restart", "proxy")
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if _loopback(stack, "/health")[0] == 200:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, stack.logs()
+        time.sleep(1)
+
+
+def test_the_hosts_mlflow_port_is_the_proxys_door(team_stack: TeamStack) -> None:
+    """127.0.0.1:MLFLOW_PORT reaches the proxy's inner door, never MLflow's own port: MLflow's
+    UI there may call the API (its Origin), other origins and other Host names may not."""
+    mlflow = team_stack.container("mlflow")
+    published = run(["docker", "port", mlflow], cwd=team_stack.project).stdout
+    assert published.strip() == "", published
+    port = urlsplit(team_stack.mlflow_url).port
+    for origin, status in [
+        (None, 200),
+        (f"http://127.0.0.1:{port}", 200),
+        (f"http://localhost:{port}", 200),
+        ("http://127.0.0.1:1", 403),
+        ("http://evil.example", 403),
+    ]:
+        headers = dict(PIPELINE) if origin is None else {**PIPELINE, "Origin": origin}
+        assert _loopback(team_stack, f"{SEARCH}?max_results=1", headers)[0] == status, origin
+    # A page under another name rebound to 127.0.0.1 (DNS rebinding) is refused.
+    for host, status in [(f"localhost:{port}", 200), (f"evil.example:{port}", 403)]:
+        headers = {**PIPELINE, "Host": host}
+        assert _loopback(team_stack, f"{SEARCH}?max_results=1", headers)[0] == status, host
+
+
+def test_wrong_passwords_on_the_hosts_mlflow_port_bar_it(team_stack: TeamStack) -> None:
+    """Five wrong passwords on 127.0.0.1:MLFLOW_PORT, for a known and unknown accounts in
+    turn: each 401, an unknown account's as slow as a known one's (no telling who has an
+    account); then the right password is refused (429) too. The host's processes are one
+    address to the proxy, so the proxy is restarted after, to let the other tests in."""
+    _restart_proxy(team_stack)
+    known = secrets()["MLFLOW_TRACKING_USERNAME"]
+    try:
+        answers = {"known": [], "unknown": []}
+        for attempt in range(5):
+            account = "known" if attempt % 2 == 0 else "unknown"
+            username = known if account == "known" else f"nobody-{attempt}"
+            status, _, seconds = _loopback(
+                team_stack, f"{SEARCH}?max_results=1", _login(username, f"guess-{attempt}")
+            )
+            answers[account].append((status, seconds))
+        barred, headers, _ = _loopback(team_stack, f"{SEARCH}?max_results=1", PIPELINE)
+    finally:
+        _restart_proxy(team_stack)
+    assert [status for status, _ in answers["known"] + answers["unknown"]] == [401] * 5, answers
+    assert barred == 429 and headers.get("Retry-After"), (barred, headers)
+    # The fastest of each: load on the machine only ever adds time. MLflow alone answers an
+    # unknown account in ~5% of a known one's time.
+    fastest = {account: min(seconds for _, seconds in tried) for account, tried in answers.items()}
+    assert fastest["unknown"] >= 0.5 * fastest["known"], answers
+    assert _loopback(team_stack, f"{SEARCH}?max_results=1", PIPELINE)[0] == 200
+
+
+def test_an_account_that_may_not_read_the_model_is_told_it_is_missing_and_writes_nothing(
+    team_stack: TeamStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stages' access check (mlpipeline/tracking/access.py) on an account granted the
+    experiment but not the model: MLflow's search leaves out what it may not read, so the
+    check cannot tell a missing model from a hidden one and says both; load does no work and
+    nothing is created. An account granted nothing stops at the experiment, in one line."""
+    from mlflow.server import get_app_client
+
+    from mlpipeline.tool_env import tool_env
+    from tests.support.repository import copy_repository
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", secrets()["MLFLOW_AUTH_ADMIN_USERNAME"])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", secrets()["MLFLOW_AUTH_ADMIN_PASSWORD"])
+    auth = get_app_client("basic-auth", tracking_uri=team_stack.mlflow_url)
+    password = "no-model-" + secrets()["MLFLOW_FLASK_SERVER_SECRET_KEY"][-8:]
+    auth.create_user("no-model", password)
+    auth.create_user("no-grant", password)
+    found = _as_admin(team_stack, f"{EXPERIMENT_BY_NAME}?experiment_name=iris_classification")
+    auth.grant_user_permission(
+        "no-model", "experiment", found["experiment"]["experiment_id"], "EDIT"
+    )
+    project = copy_repository(tmp_path / "project")
+    expected = {
+        "no-model": (
+            f"MLflow server {team_stack.mlflow_url}: registered model 'iris_classifier' "
+            "(params.yaml, mlflow) does not exist or user 'no-model' may not read it; "
+            "user 'no-model' will not create it"
+        ),
+        "no-grant": f"MLflow server {team_stack.mlflow_url}: ",
+    }
+    for username, line in expected.items():
+        env = tool_env(
+            {
+                "MLFLOW_TRACKING_URI": team_stack.mlflow_url,
+                "MLFLOW_TRACKING_USERNAME": username,
+                "MLFLOW_TRACKING_PASSWORD": password,
+            }
+        )
+        refused = run(["dvc", "repro"], cwd=project, env=env, check=False, timeout=300)
+        output = refused.stdout + refused.stderr
+        assert refused.returncode != 0, output[-2000:]
+        errors = [row for row in output.splitlines() if row.startswith("[load] ERROR")]
+        assert len(errors) == 1 and line in errors[0], output[-2000:]
+        assert "Traceback" not in output
+        assert not (project / "data" / "raw" / "dataset.csv").exists()  # load did no work
+    models = _as_admin(team_stack, "/api/2.0/mlflow/registered-models/search")
+    assert [model["name"] for model in models["registered_models"]] == ["iris_classifier"]
+
+
+EXPERIMENT_BY_NAME = "/api/2.0/mlflow/experiments/get-by-name"
+
+
+def _as_admin(stack: TeamStack, path: str) -> dict:
+    admin = _login(secrets()["MLFLOW_AUTH_ADMIN_USERNAME"], secrets()["MLFLOW_AUTH_ADMIN_PASSWORD"])
+    request = urllib.request.Request(f"{stack.mlflow_url}{path}", headers=admin)
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
