@@ -273,16 +273,21 @@ class Bench:
         inspect = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
         if inspect.returncode != 0:
             return {"available": False, "reason": f"image {image} is not built (docker/Dockerfile)"}
+        from mlpipeline.commands.zenml_stack import steps_network
+
         project = self.fresh_project("zenml-docker", probe=False)
         base = project.parent
         s3_port, mlflow_port, zenml_port = free_port(), free_port(), free_port()
-        s3_url, mlflow_url = f"http://127.0.0.1:{s3_port}", f"http://127.0.0.1:{mlflow_port}"
+        # The steps' own network; the servers listen on the host's address on it (its gateway).
+        network = f"mlpipeline-zenml-steps-bench-{os.getpid()}"
+        gateway = steps_network(network).gateway
+        s3_url, mlflow_url = f"http://{gateway}:{s3_port}", f"http://{gateway}:{mlflow_port}"
         env = self.env(ZENML_CONFIG_PATH=str(base / "zenml-config"))
         servers: list[subprocess.Popen] = []
         try:
             servers.append(
                 serve(
-                    [VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p", str(s3_port)],
+                    [VENV_BIN / "moto_server", "-H", gateway, "-p", str(s3_port)],
                     env,
                     base,
                     f"{s3_url}/moto-api/",
@@ -294,7 +299,7 @@ class Bench:
                         VENV_BIN / "mlflow",
                         "server",
                         "--host",
-                        "127.0.0.1",
+                        gateway,
                         "--port",
                         str(mlflow_port),
                         "--workers",
@@ -323,6 +328,7 @@ class Bench:
                 "MLFLOW_TRACKING_PASSWORD": "bench",
                 "ZENML_STACK": "bench",
                 "ZENML_SERVER_PORT": str(zenml_port),
+                "ZENML_STEPS_NETWORK": network,
             }
             stack_command = [sys.executable, "-m", "mlpipeline", "team", "zenml-stack"]
             setup = timed(stack_command, cwd=project, env=stack_env).seconds
@@ -340,6 +346,15 @@ class Bench:
             for server in servers:
                 server.terminate()
                 server.wait(timeout=30)
+            # Its step containers stay listed (ZenML leaves them): they go with the network.
+            listed = subprocess.run(
+                ["docker", "ps", "-aq", "--filter", f"network={network}"],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+            if listed:
+                subprocess.run(["docker", "rm", "-f", *listed], capture_output=True)
+            subprocess.run(["docker", "network", "rm", network], capture_output=True)
         return {
             "available": True,
             "image": image,

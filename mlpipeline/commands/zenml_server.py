@@ -6,7 +6,8 @@
 `zenml login --local` cannot do this: ZenML 0.98 starts that server with `NO_AUTH`
 (`zen_server/deploy/daemon/daemon_zen_server.py`), so any local process reads every secret
 from its API. This one is ZenML's own server app (`zenml.zen_server.zen_server_api:app`
-under uvicorn) on 127.0.0.1, started with `OAUTH2_PASSWORD_BEARER`: every API call but
+under uvicorn) on 127.0.0.1 (or --host: `zenml-stack` puts it on its step containers'
+network's gateway), started with `OAUTH2_PASSWORD_BEARER`: every API call but
 /health needs a login. On its first start it creates one account (ACCOUNT) with a random
 password; this client logs in with it and keeps it in ZenML's credentials file.
 
@@ -41,6 +42,7 @@ from mlpipeline.domain.errors import PipelineError
 log = logging.getLogger("mlpipeline.zenml_server")
 
 DEFAULT_SERVER_PORT = 8237
+DEFAULT_SERVER_HOST = "127.0.0.1"
 ACCOUNT = "pipeline"
 LOGIN_SCHEME = "OAUTH2_PASSWORD_BEARER"
 SERVER_APP = "zenml.zen_server.zen_server_api:app"
@@ -55,10 +57,11 @@ INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 class ZenServer:
     folder: Path
     port: int
+    host: str = DEFAULT_SERVER_HOST
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def pid_file(self) -> Path:
@@ -80,8 +83,8 @@ def client_config_folder() -> Path:
     return Path(GlobalConfiguration().config_directory)
 
 
-def server_for(port: int) -> ZenServer:
-    return ZenServer(client_config_folder() / "team-server", port)
+def server_for(port: int, host: str = DEFAULT_SERVER_HOST) -> ZenServer:
+    return ZenServer(client_config_folder() / "team-server", port, host)
 
 
 def private_file(path: Path) -> str:
@@ -103,9 +106,22 @@ def server_info(url: str) -> dict | None:
         return None
 
 
-def port_taken(port: int) -> bool:
+def port_taken(host: str, port: int) -> bool:
     with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((host, port)) == 0
+
+
+def running_pid(server: ZenServer) -> int | None:
+    """The pid of the server this folder started, if it still runs."""
+    if not server.pid_file.exists():
+        return None
+    pid = int(server.pid_file.read_text())
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    try:
+        running = SERVER_APP in cmdline.read_bytes().decode(errors="replace")
+    except OSError:
+        return None
+    return pid if running else None
 
 
 def start(server: ZenServer) -> None:
@@ -121,7 +137,14 @@ def start(server: ZenServer) -> None:
                 "ZENML_SERVER_PORT to a free port"
             )
         return
-    if port_taken(server.port):
+    elsewhere = running_pid(server)
+    if elsewhere is not None:
+        # One database, one server: a second one on another address would share it.
+        raise PipelineError(
+            f"the ZenML server of {server.folder} runs (pid {elsewhere}) but not on "
+            f"{server.url}: stop it first (mlpipeline team zenml-server --stop)"
+        )
+    if port_taken(server.host, server.port):
         raise PipelineError(
             f"ZENML_SERVER_PORT {server.port}: taken by something that is not a ZenML server"
         )
@@ -138,7 +161,7 @@ def start(server: ZenServer) -> None:
         ZENML_ANALYTICS_OPT_IN="false",
         ZENML_LOGGING_COLORS_DISABLED="true",
     )
-    uvicorn = [sys.executable, "-m", "uvicorn", SERVER_APP, "--host", "127.0.0.1"]
+    uvicorn = [sys.executable, "-m", "uvicorn", SERVER_APP, "--host", server.host]
     log_fd = os.open(server.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(log_fd, "a") as log_output:
         process = subprocess.Popen(
@@ -190,10 +213,10 @@ def stop(server: ZenServer) -> bool:
     """Stop the server this folder started; False when none runs."""
     if not server.pid_file.exists():
         return False
-    pid = int(server.pid_file.read_text())
+    pid = running_pid(server)
     cmdline = Path(f"/proc/{pid}/cmdline")
-    running = cmdline.exists() and SERVER_APP in cmdline.read_bytes().decode(errors="replace")
-    if running:
+    running = pid is not None
+    if pid is not None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
         while cmdline.exists() and time.monotonic() < deadline:
@@ -204,9 +227,9 @@ def stop(server: ZenServer) -> bool:
     return running
 
 
-def ensure_logged_in(port: int) -> ZenServer:
-    """The server started (or reused) and this client logged in to it."""
-    server = server_for(port)
+def ensure_logged_in(port: int, host: str = DEFAULT_SERVER_HOST) -> ZenServer:
+    """The server started (or reused) on HOST and this client logged in to it."""
+    server = server_for(port, host)
     start(server)
     login(server)
     return server
@@ -219,17 +242,24 @@ port_option = click.option(
     type=int,
     default=DEFAULT_SERVER_PORT,
     show_default=True,
-    help="the local ZenML server's port on 127.0.0.1 (or $ZENML_SERVER_PORT)",
+    help="the local ZenML server's port (or $ZENML_SERVER_PORT)",
 )
 
 
 @command("zenml-server", help="Start the ZenML server with a login, and log in (docs/zenml.md).")
 @port_option
+@click.option(
+    "--host",
+    envvar="ZENML_SERVER_HOST",
+    default=DEFAULT_SERVER_HOST,
+    show_default=True,
+    help="the address it listens on, one of this machine's (or $ZENML_SERVER_HOST)",
+)
 @click.option("--stop", "stop_it", is_flag=True, help="stop the server instead")
-def zenml_server(port: int, stop_it: bool) -> None:
+def zenml_server(port: int, host: str, stop_it: bool) -> None:
     if stop_it:
         server = server_for(port)
         log.info("ZenML server in %s: %s", server.folder, "stopped" if stop(server) else "none")
         return
-    server = ensure_logged_in(port)
+    server = ensure_logged_in(port, host)
     log.info("ZenML server %s, logged in as %s (data in %s)", server.url, ACCOUNT, server.folder)

@@ -5,17 +5,24 @@
 
 What it sets up (docs/zenml.md, "Every step in its own container"):
 
+- the Docker network the step containers run on, ZENML_STEPS_NETWORK (default
+  mlpipeline-zenml-steps), made if missing: internal (no route out of it) and with no
+  traffic between its containers, so a step reaches only the host's address on it, its
+  gateway, and only the servers listening there; never the host's loopback;
 - a local ZenML server with ZenML's password login (`team zenml-server`, port
-  ZENML_SERVER_PORT, default 8237) that this client logs in to and the step containers
-  report to;
-- the `local_docker` orchestrator (host networking, so a step reaches the servers on
-  127.0.0.1; the image's non-root user, no capability, limits, a read-only root) with
-  ZenML's local image builder beside it;
+  ZENML_SERVER_PORT, default 8237) on that gateway, which this client logs in to and the
+  step containers report to;
+- the `local_docker` orchestrator (steps on that network; the image's non-root user, no
+  capability, limits, a read-only root) with ZenML's local image builder beside it;
 - an S3 artifact store at ZENML_S3_PATH (s3://bucket/prefix) on the S3 server
   MLFLOW_S3_ENDPOINT_URL (else AWS_ENDPOINT_URL, else AWS itself); its bucket is created if
   missing;
 - the MLflow server MLFLOW_TRACKING_URI as experiment tracker, logged in as the pipeline
   account.
+
+One configuration serves the client here and the step containers, so the S3 and MLflow
+addresses must mean the same on both sides: on an internal network, the gateway's address
+(the host reaches its own address too); a loopback one is refused, naming the gateway.
 
 Credentials come from the environment only (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
 MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD) and go into two private ZenML secrets
@@ -26,10 +33,12 @@ Idempotent: a second run updates the secrets, components and stack in place.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import click
 
@@ -53,13 +62,11 @@ MLFLOW_LOGIN_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 # sudo), no capability and no way to gain one, memory and process limits (a step of the
 # Iris pipeline peaks under 1 GB), a read-only root filesystem with tmpfs where a step
 # writes: /app (ZenML downloads the code there) and /tmp, the step's HOME (ZenML's config).
-# Host networking: a step reaches the ZenML, MLflow and S3 servers on the addresses the host
-# uses (127.0.0.1 included), which the components' one configuration serves to both (why not
-# a Docker network: docs/zenml.md). ZenML's own read-write mount, its local stores folder, is
-# a new empty one per run (zenml_pipeline's empty_local_stores).
+# Not the host's network: register_stack adds the steps network (`network`). ZenML's own
+# read-write mount, its local stores folder, is a new empty one per run (zenml_pipeline's
+# empty_local_stores).
 STEP_CONTAINER_RUN_ARGS = {
     "user": "app",
-    "network_mode": "host",
     "cap_drop": ["ALL"],
     "security_opt": ["no-new-privileges:true"],
     "mem_limit": "2g",
@@ -68,6 +75,67 @@ STEP_CONTAINER_RUN_ARGS = {
     "tmpfs": {"/app": "size=512m,mode=1777", "/tmp": "size=512m,mode=1777"},
     "environment": {"HOME": "/tmp"},
 }
+
+
+# The step containers' Docker network, made by zenml-stack when missing (ZENML_STEPS_NETWORK).
+DEFAULT_STEPS_NETWORK = "mlpipeline-zenml-steps"
+
+
+@dataclass(frozen=True)
+class StepsNetwork:
+    name: str
+    # The host's address on it, where the servers a step needs listen.
+    gateway: str
+    # No route out of it: a step reaches the gateway and nothing else.
+    internal: bool
+
+
+def steps_network(name: str) -> StepsNetwork:
+    """The Docker network NAME, made if missing: internal, with no traffic between its
+    containers (Docker's bridge option enable_icc false)."""
+    from docker.client import DockerClient
+    from docker.errors import DockerException, NotFound
+
+    try:
+        client = DockerClient.from_env()
+        try:
+            network = client.networks.get(name)
+        except NotFound:
+            network = client.networks.create(
+                name,
+                driver="bridge",
+                internal=True,
+                options={"com.docker.network.bridge.enable_icc": "false"},
+            )
+            network.reload()
+    except DockerException as exc:
+        raise PipelineError(f"ZENML_STEPS_NETWORK {name}: {exc}") from None
+    configs = network.attrs.get("IPAM", {}).get("Config") or []
+    gateways = [c["Gateway"] for c in configs if "." in (c.get("Gateway") or "")]
+    if not gateways:
+        raise PipelineError(f"ZENML_STEPS_NETWORK {name}: the Docker network has no IPv4 gateway")
+    return StepsNetwork(name, gateways[0], bool(network.attrs.get("Internal")))
+
+
+def check_reachable_from_steps(settings: StackSettings, network: StepsNetwork) -> None:
+    """Fail unless a step container on NETWORK reaches the S3 and MLflow servers at the
+    addresses this client uses: never a loopback one, and on an internal network only the
+    gateway's."""
+    servers = [("MLFLOW_TRACKING_URI", settings.tracking_uri)]
+    servers.append(("MLFLOW_S3_ENDPOINT_URL", settings.s3_endpoint or "https://s3.amazonaws.com"))
+    for variable, url in servers:
+        host = urlsplit(url).hostname or ""
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback or (network.internal and host != network.gateway):
+            raise PipelineError(
+                f"{variable} {url}: a step container (Docker network {network.name}"
+                f"{', internal' if network.internal else ''}) does not reach it; serve it on "
+                f"{network.gateway}, the host's address on that network, and use that address "
+                "here too (docs/zenml.md)"
+            )
 
 
 @dataclass(frozen=True)
@@ -157,7 +225,7 @@ def put_component(
     )
 
 
-def register_stack(settings: StackSettings) -> None:
+def register_stack(settings: StackSettings, network: StepsNetwork) -> None:
     """Secrets, components and the stack, created or brought up to date."""
     from zenml.client import Client
     from zenml.enums import StackComponentType
@@ -187,7 +255,7 @@ def register_stack(settings: StackSettings) -> None:
         StackComponentType.ORCHESTRATOR,
         name,
         "local_docker",
-        {"run_args": STEP_CONTAINER_RUN_ARGS},
+        {"run_args": {**STEP_CONTAINER_RUN_ARGS, "network": network.name}},
     )
     put_component(
         client,
@@ -224,16 +292,26 @@ def register_stack(settings: StackSettings) -> None:
     show_default=True,
     help="stack name (default: $ZENML_STACK or docker)",
 )
+@click.option(
+    "--network",
+    envvar="ZENML_STEPS_NETWORK",
+    default=DEFAULT_STEPS_NETWORK,
+    show_default=True,
+    help="the step containers' Docker network, made (internal) if missing",
+)
 @port_option
-def zenml_stack(name: str, port: int) -> None:
+def zenml_stack(name: str, network: str, port: int) -> None:
     settings = settings_from_env(name)
+    steps = steps_network(network)
+    check_reachable_from_steps(settings, steps)
     created = ensure_buckets([settings.bucket], settings.s3_endpoint)
-    ensure_logged_in(port)
-    register_stack(settings)
+    server = ensure_logged_in(port, steps.gateway)
+    register_stack(settings, steps)
     log.info(
-        "ZenML server http://127.0.0.1:%d; stack %s: local_docker, s3 %s%s, mlflow %s",
-        port,
+        "ZenML server %s; stack %s: local_docker on network %s, s3 %s%s, mlflow %s",
+        server.url,
         settings.name,
+        steps.name,
         settings.s3_path,
         " (bucket created)" if created else "",
         settings.tracking_uri,

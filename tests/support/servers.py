@@ -65,9 +65,9 @@ def serving(
         stop(process)
 
 
-def _one_local_worker(port: int) -> list[str]:
-    """`mlflow server`'s options for one worker on 127.0.0.1:PORT."""
-    return ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+def _one_local_worker(port: int, host: str = "127.0.0.1") -> list[str]:
+    """`mlflow server`'s options for one worker on HOST:PORT."""
+    return ["--host", host, "--port", str(port), "--workers", "1"]
 
 
 @contextmanager
@@ -94,21 +94,21 @@ TEAM_SERVER_SCRIPT = REPO / "docker" / "mlflow-team-server.sh"
 
 @contextmanager
 def team_server_in(
-    folder: Path, settings: Mapping[str, str], *args: str
+    folder: Path, settings: Mapping[str, str], *args: str, host: str = "127.0.0.1"
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """docker/mlflow-team-server.sh (MLflow's basic-auth app as the compose service starts
-    it) on a free 127.0.0.1 port with one worker: SETTINGS (store, admin, S3) over the tools'
-    environment and a new Flask secret; TMPDIR, working folder and log (mlflow.log) in FOLDER;
-    ARGS go to `mlflow server`. Yields its URL and the script's process."""
+    it) on a free port of HOST (127.0.0.1) with one worker: SETTINGS (store, admin, S3) over
+    the tools' environment and a new Flask secret; TMPDIR, working folder and log (mlflow.log)
+    in FOLDER; ARGS go to `mlflow server`. Yields its URL and the script's process."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     env = tool_env(
         {"MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(), "TMPDIR": str(folder), **settings}
     )
     command = [
         "sh",
         TEAM_SERVER_SCRIPT,
-        *_one_local_worker(port),
+        *_one_local_worker(port, host),
         *args,
     ]
     with serving(command, f"{url}/health", folder / "mlflow.log", env, cwd=folder) as process:

@@ -61,3 +61,42 @@ def test_a_killed_step_container_is_one_line() -> None:
         "ZenML step train: its container exited 137 (killed); see its log above"
     )
     assert container_failure(RuntimeError("other")) is None
+
+
+INTERNAL = zenml_stack.StepsNetwork("steps", "172.30.0.1", internal=True)
+OPEN = zenml_stack.StepsNetwork("steps", "172.30.0.1", internal=False)
+
+
+@pytest.mark.parametrize(
+    ("network", "tracking_uri", "s3_endpoint", "refused"),
+    [
+        (INTERNAL, "http://172.30.0.1:5000", "http://172.30.0.1:9000", None),
+        (INTERNAL, "http://127.0.0.1:5000", "http://172.30.0.1:9000", "MLFLOW_TRACKING_URI"),
+        (INTERNAL, "http://172.30.0.1:5000", "http://localhost:9000", "MLFLOW_S3_ENDPOINT_URL"),
+        (INTERNAL, "https://mlflow.example", "http://172.30.0.1:9000", "MLFLOW_TRACKING_URI"),
+        (INTERNAL, "http://172.30.0.1:5000", None, "MLFLOW_S3_ENDPOINT_URL"),  # AWS itself
+        (OPEN, "https://mlflow.example", None, None),
+        (OPEN, "http://127.0.0.2:5000", "http://172.30.0.1:9000", "MLFLOW_TRACKING_URI"),
+    ],
+)
+def test_the_servers_must_be_where_a_step_container_reaches_them(
+    stack_env: pytest.MonkeyPatch,
+    network: zenml_stack.StepsNetwork,
+    tracking_uri: str,
+    s3_endpoint: str | None,
+    refused: str | None,
+) -> None:
+    stack_env.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    if s3_endpoint is None:
+        stack_env.delenv("MLFLOW_S3_ENDPOINT_URL")
+        stack_env.delenv("AWS_ENDPOINT_URL", raising=False)
+    else:
+        stack_env.setenv("MLFLOW_S3_ENDPOINT_URL", s3_endpoint)
+    settings = zenml_stack.settings_from_env("docker")
+    if refused is None:
+        zenml_stack.check_reachable_from_steps(settings, network)
+        return
+    with pytest.raises(PipelineError) as raised:
+        zenml_stack.check_reachable_from_steps(settings, network)
+    assert str(raised.value).startswith(refused)
+    assert "serve it on 172.30.0.1, the host's address on that network" in str(raised.value)

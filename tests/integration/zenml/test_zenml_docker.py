@@ -1,11 +1,13 @@
 """The ZenML pipeline with every step in its own container (docs/zenml.md).
 
-`mlpipeline team zenml-stack` sets up, on free 127.0.0.1 ports: a local ZenML server with
-a login (`team zenml-server`), the `local_docker` orchestrator running the project's image
-(docker/Dockerfile, tag DOCKER_TEST_IMAGE) hardened, an S3 artifact store on moto's S3 server and,
-as experiment tracker, MLflow's basic-auth server as the team runs it (SQLite backend here), as
-the pipeline account. Then `python -m zenml_pipeline --stack ... --image ...` runs in a copy
-of the repository. ZenML's config lives in a temp folder; its server is stopped at the end.
+`mlpipeline team zenml-stack` sets up, on free ports of the host's address on the step
+containers' own Docker network (internal, made here): a local ZenML server with a login
+(`team zenml-server`), the `local_docker` orchestrator running the project's image
+(docker/Dockerfile, tag DOCKER_TEST_IMAGE) hardened, on that network, an S3 artifact store on
+moto's S3 server and, as experiment tracker, MLflow's basic-auth server as the team runs it
+(SQLite backend here), as the pipeline account. Then `python -m zenml_pipeline --stack ...
+--image ...` runs in a copy of the repository. ZenML's config lives in a temp folder; its
+server is stopped at the end, the network removed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
+from mlpipeline.commands.zenml_stack import steps_network
 from mlpipeline.tool_env import VENV_BIN, tool_env
 from tests.support.compose import IMAGE, base_image
 from tests.support.repository import REPO, copy_repository
@@ -39,6 +42,8 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.timeout(1800)]
 
 STACK = "containers"
+# This module's own steps network (docs/zenml.md), removed after it.
+NETWORK = f"mlpipeline-zenml-steps-test-{os.getpid()}"
 S3_PATH = "s3://zenml-artifacts/store"
 # Test-only credentials for servers that live as long as this module; moto accepts any.
 S3_CREDENTIALS = {
@@ -63,6 +68,8 @@ class Servers:
     s3_url: str
     mlflow_url: str
     zenml_port: int
+    # The host's address on NETWORK, where every server listens.
+    gateway: str
 
     def zenml(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "zenml_pipeline", "--stack", STACK, "--image", IMAGE]
@@ -81,7 +88,7 @@ class Servers:
         if not ids:
             return []
         inspected = json.loads(run(["docker", "inspect", *ids], REPO).stdout)
-        ours = f"ZENML_STORE_URL=http://127.0.0.1:{self.zenml_port}"
+        ours = f"ZENML_STORE_URL=http://{self.gateway}:{self.zenml_port}"
         return [c for c in inspected if ours in (c["Config"]["Env"] or [])]
 
 
@@ -113,10 +120,12 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         }
     )
     s3_port, zenml_port = free_port(), free_port()
-    s3_url = f"http://127.0.0.1:{s3_port}"
-    s3 = {**S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": s3_url}
-    moto = [VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p", str(s3_port)]
     with ExitStack() as running:
+        running.callback(run, ["docker", "network", "rm", NETWORK], REPO, check=False)
+        gateway = steps_network(NETWORK).gateway
+        s3_url = f"http://{gateway}:{s3_port}"
+        s3 = {**S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": s3_url}
+        moto = [VENV_BIN / "moto_server", "-H", gateway, "-p", str(s3_port)]
         running.enter_context(serving(moto, f"{s3_url}/moto-api/", base / "moto.log", env, base))
         run(
             [VENV_BIN / "python", "-m", "mlpipeline", "team", "buckets", "mlflow-artifacts"],
@@ -134,9 +143,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
                     "MLFLOW_ARTIFACTS_DESTINATION": "s3://mlflow-artifacts/artifacts",
                 },
                 "--serve-artifacts",
+                host=gateway,
             )
         )
-        running.callback(_remove_what_zenml_started, root, env, zenml_port)
+        running.callback(_remove_what_zenml_started, root, env, zenml_port, gateway)
         team = {**env, **ADMIN, **PIPELINE, "MLFLOW_TRACKING_URI": mlflow_url}
         run([VENV_BIN / "python", "-m", "mlpipeline", "team", "users", "pipeline"], root, team)
         # What `make zenml-stack` reads; the secrets reach ZenML's secret store only.
@@ -148,17 +158,20 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
             "ZENML_S3_PATH": S3_PATH,
             "ZENML_STACK": STACK,
             "ZENML_SERVER_PORT": str(zenml_port),
+            "ZENML_STEPS_NETWORK": NETWORK,
         }
         command = [VENV_BIN / "python", "-m", "mlpipeline", "team", "zenml-stack"]
         for _ in range(2):  # idempotent: the second run updates in place
             made = run(command, root, stack_env, timeout=600)
-        assert f"stack {STACK}: local_docker, s3 {S3_PATH}" in made.stderr
-        yield Servers(root, env, s3_url, mlflow_url, zenml_port)
+        assert f"stack {STACK}: local_docker on network {NETWORK}, s3 {S3_PATH}" in made.stderr
+        yield Servers(root, env, s3_url, mlflow_url, zenml_port, gateway)
 
 
-def _remove_what_zenml_started(root: Path, env: dict[str, str], zenml_port: int) -> None:
+def _remove_what_zenml_started(
+    root: Path, env: dict[str, str], zenml_port: int, gateway: str
+) -> None:
     """The step containers of this module's ZenML server, and the server."""
-    ids = [c["Id"] for c in Servers(root, env, "", "", zenml_port).step_containers()]
+    ids = [c["Id"] for c in Servers(root, env, "", "", zenml_port, gateway).step_containers()]
     if ids:
         run(["docker", "rm", "-f", *ids], REPO, check=False)
     stop = [VENV_BIN / "python", "-m", "mlpipeline", "team", "zenml-server", "--stop"]
@@ -209,6 +222,8 @@ def test_steps_run_in_containers_match_dvc_and_a_killed_step_heals(
         assert host["SecurityOpt"] == ["no-new-privileges:true"], host
         assert host["Memory"] == 2 * 1024**3 and host["PidsLimit"] == 256, host
         assert host["ReadonlyRootfs"] is True, host
+        # On the steps network, not the host's (docs/zenml.md).
+        assert host["NetworkMode"] == NETWORK, host
         # ZenML's own mount, its local stores folder, read-write (it adds it after run_args):
         # a new empty folder for the run, not the client's, removed after it.
         mounts = container["Mounts"]
@@ -291,3 +306,58 @@ def test_steps_run_in_containers_match_dvc_and_a_killed_step_heals(
     assert healed_run.data.params["n_estimators"] == str(forest)
     healed_metrics = healed.steps["evaluate"].outputs["metrics"][0].load()
     assert healed_run.data.metrics["accuracy"] == healed_metrics["accuracy"]
+
+
+# Run in a container as the orchestrator runs a step: prints, for each HOST:PORT argument,
+# "open" or "closed" (refused, unreachable or timed out).
+REACH_PROBE = """
+import socket, sys
+
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+        print(target, "open")
+    except OSError:
+        print(target, "closed")
+"""
+
+
+def test_a_step_container_reaches_the_stacks_servers_and_no_loopback_port(
+    servers: Servers, zenml_client: Client
+) -> None:
+    """A container with the stack's run_args (its network, as ZenML adds host.docker.internal)
+    reaches the ZenML, S3 and MLflow servers at the host's address on the steps network, and
+    not a port the host serves on 127.0.0.1 only (host networking reached every one)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from docker.client import DockerClient
+    from zenml.enums import StackComponentType
+
+    components = zenml_client.get_stack(STACK).components
+    run_args = components[StackComponentType.ORCHESTRATOR][0].configuration["run_args"]
+    doors = [
+        f"{servers.gateway}:{servers.zenml_port}",
+        f"{servers.gateway}:{urlsplit(servers.s3_url).port}",
+        f"{servers.gateway}:{urlsplit(servers.mlflow_url).port}",
+    ]
+    with socket.socket() as loopback_only:
+        loopback_only.bind(("127.0.0.1", 0))
+        loopback_only.listen()
+        port = loopback_only.getsockname()[1]
+        elsewhere = [f"127.0.0.1:{port}", f"{servers.gateway}:{port}"]
+        elsewhere.append(f"host.docker.internal:{port}")
+        output = DockerClient.from_env().containers.run(
+            IMAGE,
+            entrypoint=["python", "-c", REACH_PROBE],
+            command=[*doors, *elsewhere],
+            extra_hosts={"host.docker.internal": "host-gateway"},
+            remove=True,
+            **run_args,
+        )
+    answers = dict(line.rsplit(" ", 1) for line in output.decode().splitlines())
+    assert answers == {
+        **dict.fromkeys(doors, "open"),
+        **dict.fromkeys(elsewhere, "closed"),
+    }, answers
