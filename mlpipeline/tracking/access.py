@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from mlpipeline.domain.errors import TrackingError
 from mlpipeline.tracking import server
+from mlpipeline.tracking.failures import PERMISSION_DENIED
 from mlpipeline.tracking.registered import registered_model
 
 if TYPE_CHECKING:
@@ -66,7 +67,16 @@ def check_can_write(uri: str, experiment_name: str, model_name: str) -> None:
         raise TrackingError(f"MLflow server {uri}: {one_line(exc)}") from None
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
-        experiment = client.get_experiment_by_name(experiment_name)
+        try:
+            experiment = client.get_experiment_by_name(experiment_name)
+        except MlflowException as exc:
+            if exc.error_code != PERMISSION_DENIED:
+                raise
+            # A 403 here: the experiment exists and the account was granted nothing on it.
+            raise TrackingError(
+                f"MLflow server {uri}: user {username!r} may not read experiment "
+                f"{experiment_name!r}; " + ASK_THE_ADMIN.format(username=username)
+            ) from None
         if experiment is None or experiment.lifecycle_stage != "active":
             raise TrackingError(_missing(uri, username, "experiment", experiment_name))
         experiment_permission = auth.get_user_permission(

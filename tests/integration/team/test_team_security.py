@@ -408,7 +408,7 @@ def test_an_account_that_may_not_read_the_model_is_told_it_is_missing_and_writes
     """The stages' access check (mlpipeline/tracking/access.py) on an account granted the
     experiment but not the model: MLflow's search leaves out what it may not read, so the
     check cannot tell a missing model from a hidden one and says both; load does no work and
-    nothing is created. An account granted nothing stops at the experiment, in one line."""
+    nothing is created. An account granted nothing is told it may not read the experiment."""
     from mlflow.server import get_app_client
 
     from mlpipeline.tool_env import tool_env
@@ -431,7 +431,11 @@ def test_an_account_that_may_not_read_the_model_is_told_it_is_missing_and_writes
             "(params.yaml, mlflow) does not exist or user 'no-model' may not read it; "
             "user 'no-model' will not create it"
         ),
-        "no-grant": f"MLflow server {team_stack.mlflow_url}: ",
+        "no-grant": (
+            f"MLflow server {team_stack.mlflow_url}: user 'no-grant' may not read experiment "
+            "'iris_classification'; the admin grants it: make team-users ROLE=pipeline "
+            "NAME=no-grant"
+        ),
     }
     for username, line in expected.items():
         env = tool_env(
