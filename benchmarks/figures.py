@@ -529,6 +529,7 @@ class Bench:
         commands = {
             "list": ["model", "list"],
             "list_last_page": ["model", "list", "--page", last],
+            "list_before": ["model", "list", "--before", "21"],
             "history": ["model", "history"],
             "card": ["model", "card", newest],
         }

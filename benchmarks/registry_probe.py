@@ -2,8 +2,8 @@
 
 `python -m benchmarks.registry_probe MODEL VERSION RUNS` (cwd and PYTHONPATH: the project)
 times, in one process after the imports, what `mlpipeline model list`, `list --page LAST`,
-`history` and `card VERSION` do, each RUNS times; the `registry` figure of benchmarks/bench.py
-runs it before and after seeding the store.
+`list --before 21`, `history` and `card VERSION` do, each RUNS times; the `registry` figure
+of benchmarks/bench.py runs it before and after seeding the store.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def main() -> None:
         "list_last_page": lambda: model_versions.list_versions(
             model_name, "accuracy", 20, last_page
         ),
+        "list_before": lambda: model_versions.list_versions(model_name, "accuracy", before=21),
         "history": lambda: model_versions.alias_history(model_name, "champion"),
         "card": lambda: model_versions.model_card(model_name, newest),
     }

@@ -289,6 +289,7 @@ def render_registry(registry: Mapping[str, Any] | None) -> list[str]:
         "make_run_noop": "`make run` no-op (preflight + `dvc repro`)",
         "list": "`model list` (page 1)",
         "list_last_page": "`model list --page LAST`",
+        "list_before": "`model list --before 21` (the same last page, by version)",
         "history": "`model history`",
         "card": "`model card NEWEST`",
         "save": "save stage (`python -m stages.save`)",

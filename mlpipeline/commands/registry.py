@@ -2,6 +2,7 @@
 moved by hand, and who moved it.
 
 mlpipeline model list [--limit 20 --page 2]    # versions, scores, aliases; newest first
+mlpipeline model list --before 5001            # versions 5000 and older (fast at any depth)
 mlpipeline model promote 3 --reason "..."      # move @champion to version 3
 mlpipeline model promote 4 --challenger        # move @challenger to version 4 (not @champion)
 mlpipeline model rollback --reason "..."       # back to the previous version
@@ -50,14 +51,23 @@ def _names(params_file: Path, model: str | None) -> tuple[str, Params]:
 @command("registry", help="Versions with their aliases, scores and runs, newest first.")
 @limit_option
 @page_option
+@click.option(
+    "--before",
+    type=click.IntRange(1),
+    help="only versions numbered below this one (as fast at any depth; --page reads the "
+    "pages before it)",
+)
 @model_option
 @params_option
-def list_versions(limit: int, page: int, model: str | None, params: Path) -> None:
+def list_versions(
+    limit: int, page: int, before: int | None, model: str | None, params: Path
+) -> None:
     model_name, settings = _names(params, model)
-    found = model_versions.list_versions(model_name, settings.save.champion_metric, limit, page)
+    metric = settings.save.champion_metric
+    found = model_versions.list_versions(model_name, metric, limit, page, before)
     print(_table(found.rows))
     if found.more:
-        print(f"older versions: --page {page + 1}")
+        print(f"older versions: --page {page + 1} (or --before {found.oldest})")
 
 
 @command("registry", help="Move the champion alias to a version (recorded in its history).")

@@ -259,6 +259,11 @@ class VersionPage:
     limit: int
     more: bool
 
+    @property
+    def oldest(self) -> int:
+        """The page's oldest version: `--before` it is the next page, read as fast as page 1."""
+        return int(self.rows[-1]["version"])
+
 
 def _require_model(client: MlflowClient, model_name: str) -> RegisteredModel:
     """`model_name` with its tags and aliases (not its versions); a TrackingError if this
@@ -270,42 +275,51 @@ def _require_model(client: MlflowClient, model_name: str) -> RegisteredModel:
 
 
 def _newest(
-    client: MlflowClient, model_name: str, limit: int, page: int = 1
+    client: MlflowClient, model_name: str, limit: int, page: int = 1, before: int | None = None
 ) -> tuple[list[ModelVersion], bool]:
-    """Page `page` of `model_name`'s versions, `limit` a page, newest first, and whether older
-    ones follow: MLflow's paged search, never the whole list (10,000 versions and more)."""
+    """Page `page` of `model_name`'s versions (those numbered below `before`, if given),
+    `limit` a page, newest first, and whether older ones follow: MLflow's paged search,
+    never the whole list (10,000 versions and more)."""
     query = f"name = '{model_name}'"
+    if before is not None:
+        # A filter, not an offset: MLflow reads only the page's rows, however deep.
+        query += f" and version_number < {before}"
     order = ["version_number DESC"]
     token = None
     skip = (page - 1) * limit
     if skip:
-        # The store's page token is opaque: the rows before the page are read once, to get it.
-        before = client.search_model_versions(query, max_results=skip, order_by=order)
-        token = before.token
+        # MLflow's page token is an offset it alone writes (its format is declared unstable):
+        # the rows before the page are read once, with their tags, to get it.
+        before_page = client.search_model_versions(query, max_results=skip, order_by=order)
+        token = before_page.token
         if token is None:
             return [], False
     found = client.search_model_versions(query, max_results=limit, order_by=order, page_token=token)
     return list(found), found.token is not None
 
 
-def list_versions(model_name: str, metric: str, limit: int = 20, page: int = 1) -> VersionPage:
-    """Page `page` of `model_name`'s versions, newest first: aliases, score, run, when
-    registered, whether its files are there."""
+def list_versions(
+    model_name: str, metric: str, limit: int = 20, page: int = 1, before: int | None = None
+) -> VersionPage:
+    """Page `page` of `model_name`'s versions (below version `before`, if given), newest
+    first: aliases, score, run, when registered, whether its files are there."""
     import datetime as dt
 
     client = _client(tracking.tracking_uri())
     model = _require_model(client, model_name)
-    versions, more = _newest(client, model_name, limit, page)
+    versions, more = _newest(client, model_name, limit, page, before)
     if not versions:
-        if page == 1:
+        if page == 1 and before is None:
             raise TrackingError(f"model {model_name!r} has no registered versions in this store")
+        below = f" below version {before}" if before is not None else ""
         raise TrackingError(
-            f"model {model_name!r} has no versions on page {page} ({limit} a page); "
+            f"model {model_name!r} has no versions{below} on page {page} ({limit} a page); "
             "`mlpipeline model list` shows the newest"
         )
     aliases: dict[str, list[str]] = {}
     for alias, version in model.aliases.items():
         aliases.setdefault(str(version), []).append(alias)
+    present = servable.files_present_each(client, [str(version.source) for version in versions])
     rows = [
         {
             "version": version.version,
@@ -315,9 +329,9 @@ def list_versions(model_name: str, metric: str, limit: int = 20, page: int = 1) 
             "registered": dt.datetime.fromtimestamp(
                 version.creation_timestamp / 1000, dt.UTC
             ).isoformat(timespec="seconds"),
-            "model": "ok" if servable.files_present(str(version.source)) else "FILES GONE",
+            "model": "ok" if files else "FILES GONE",
         }
-        for version in versions
+        for version, files in zip(versions, present, strict=True)
     ]
     return VersionPage(rows, page, limit, more)
 

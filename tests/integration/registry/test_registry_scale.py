@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from benchmarks.registry_seed import seed_registry
 from mlpipeline.tool_env import VENV_BIN, tool_env
+from mlpipeline.tracking import model_versions
 from tests.support.repository import clone_built
 from tests.support.tools import run
 
@@ -47,7 +50,7 @@ def versions_listed(output: str) -> list[int]:
 def test_list_pages_newest_first(seeded: Path) -> None:
     first = model(seeded, "list").stdout
     assert versions_listed(first) == list(range(VERSIONS, VERSIONS - 20, -1))
-    assert first.rstrip().endswith("older versions: --page 2")
+    assert first.rstrip().endswith(f"older versions: --page 2 (or --before {VERSIONS - 19})")
 
     third = model(seeded, "list", "--limit", "7", "--page", "3").stdout
     assert versions_listed(third) == list(range(VERSIONS - 14, VERSIONS - 21, -1))
@@ -61,6 +64,56 @@ def test_list_pages_newest_first(seeded: Path) -> None:
     past = model(seeded, "list", "--limit", "100", "--page", "11", check=False)
     assert past.returncode == 1 and "Traceback" not in past.stderr
     assert "model 'iris_classifier' has no versions on page 11 (100 a page)" in past.stderr
+
+
+def test_list_before_a_version_reads_no_deeper(seeded: Path) -> None:
+    """`--before N`: the versions below N, newest first, the page after it `--before` its
+    oldest; the same rows as the `--page` that holds them, with no gaps in the numbers."""
+    middle = model(seeded, "list", "--limit", "7", "--before", "504").stdout
+    assert versions_listed(middle) == list(range(503, 496, -1))
+    assert middle.rstrip().endswith("older versions: --page 2 (or --before 497)")
+    assert middle == model(seeded, "list", "--limit", "7", "--page", "72").stdout.replace(
+        "--page 73", "--page 2"
+    )
+    oldest = model(seeded, "list", "--before", "3").stdout
+    assert versions_listed(oldest) == [2, 1] and "older versions" not in oldest
+    none = model(seeded, "list", "--before", "1", check=False)
+    assert none.returncode == 1 and "Traceback" not in none.stderr
+    assert "model 'iris_classifier' has no versions below version 1 on page 1" in none.stderr
+
+
+def rows_built(call: Callable[[], object]) -> Counter[str]:
+    """The rows of each table the store's ORM builds during `call` (SQLAlchemy's load event
+    for every mapped class): what a command reads, whatever MLflow's calls are named."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Mapper
+
+    built: Counter[str] = Counter()
+
+    def count(target: object, context: object) -> None:
+        built[getattr(type(target), "__tablename__", type(target).__name__)] += 1
+
+    event.listen(Mapper, "load", count)
+    try:
+        call()
+    finally:
+        event.remove(Mapper, "load", count)
+    return built
+
+
+def test_a_page_reads_its_own_versions(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Page 1 of `model list` builds its 20 versions (and the model's newest), not the
+    thousands after them; its files check asks for their logged models in one search."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{seeded / 'mlflow.db'}")
+    built = rows_built(lambda: model_versions.list_versions(MODEL, "accuracy"))
+    assert 20 <= built["model_versions"] <= 25, built
+    # Version 1's tags, copied to every version: ~20 a version.
+    assert built["model_version_tags"] <= 25 * 25, built
+    # All copies share version 1's logged model: one search finds it, not one lookup a row.
+    assert built["logged_models"] == 1, built
+
+    deep = rows_built(lambda: model_versions.list_versions(MODEL, "accuracy", before=3 + 20))
+    assert 20 <= deep["model_versions"] <= 25, deep
 
 
 def test_history_pages_newest_first(seeded: Path) -> None:
