@@ -238,6 +238,9 @@ def _client(uri: str) -> MlflowClient:
 
 # How many of the newest versions a "no such version" message names.
 NAMED_VERSIONS = 10
+# Versions a request reads to skip to a deep page: ~1 s of a server's time on 2 cores, well
+# inside the client's 10 s timeout (runs.py); 9,980 at once took longer (benchmarks/notes.md).
+SKIP_CHUNK = 500
 
 
 def _shown_score(tag: str | None) -> str:
@@ -287,13 +290,19 @@ def _newest(
     order = ["version_number DESC"]
     token = None
     skip = (page - 1) * limit
-    if skip:
+    skipped = 0
+    while skipped < skip:
         # MLflow's page token is an offset it alone writes (its format is declared unstable):
-        # the rows before the page are read once, with their tags, to get it.
-        before_page = client.search_model_versions(query, max_results=skip, order_by=order)
+        # the rows before the page are read once, with their tags, to get it; a bounded
+        # number a request, as one request for 9,980 outlasts a server's HTTP timeout.
+        step = min(SKIP_CHUNK, skip - skipped)
+        before_page = client.search_model_versions(
+            query, max_results=step, order_by=order, page_token=token
+        )
         token = before_page.token
         if token is None:
             return [], False
+        skipped += step
     found = client.search_model_versions(query, max_results=limit, order_by=order, page_token=token)
     return list(found), found.token is not None
 
