@@ -134,11 +134,12 @@ def clone_built(source: Path, dest: Path) -> Path:
 
 
 def set_params(root: Path, **changes: object) -> None:
-    """Edit params.yaml like a user would: `section__key=value`."""
+    """Edit params.yaml like a user would: `section__key=value`; a section the copy's Iris
+    params leave out (`retention`) is added."""
     params = yaml.safe_load((root / "params.yaml").read_text())
     for dotted, value in changes.items():
         section, key = dotted.split("__")
-        params[section][key] = value
+        params.setdefault(section, {})[key] = value
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 

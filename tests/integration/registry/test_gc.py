@@ -1,8 +1,8 @@
 """`mlpipeline model gc` / `make gc` on a real store: dry run first, then exactly what it listed.
 
-Several versions trained by `dvc repro` and `dvc exp run` in a copy of the repository, on
-the embedded SQLite store; the real `mlflow gc` and `dvc gc` do the deleting; a kept
-version is then rebuilt bit for bit by `mlpipeline model reproduce`.
+Several versions trained by `dvc repro` and `dvc exp run` (tests/support/retention.py) in a
+copy of the repository, on the embedded SQLite store; the real `mlflow gc` and `dvc gc` do
+the deleting; a kept version is then rebuilt bit for bit by `mlpipeline model reproduce`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import yaml
 
 from mlpipeline.tool_env import tool_env
 from tests.support.repository import copy_repository
+from tests.support.retention import MODEL, train_versions
 from tests.support.servers import mlflow_server_in
 from tests.support.tools import make, run
 
 pytestmark = pytest.mark.slow
 
-MODEL = "iris_classifier"
 # dvc.yaml's `cache: false` output: dvc.lock names it, the cache never holds it.
 UNCACHED = {"metrics/metrics.json"}
 
@@ -65,29 +65,13 @@ def listed(output: str, kind: str) -> set[str]:
     return set(re.findall(pattern, output, flags=re.MULTILINE))
 
 
-def exp_run(root: Path, n_estimators: int) -> str:
-    """`dvc exp run -S train.n_estimators=N`: the version save registered."""
-    proc = run(["dvc", "exp", "run", "-S", f"train.n_estimators={n_estimators}"], cwd=root)
-    match = re.search(rf"registered {MODEL} version (\d+)", proc.stderr + proc.stdout)
-    assert match, proc.stderr[-3000:]
-    return match[1]
-
-
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Four versions: 1 @champion (committed `dvc repro`), 2 an experiment that never held
     the alias, 3 an experiment that held it, 4 the newest; a RUNNING run and a finished run
     that registered nothing, both from long ago. The policy keeps 1 version, 0 days."""
     root = copy_repository(tmp_path_factory.mktemp("gc") / "project")
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["retention"] = {"keep_versions": 1, "keep_days": 0}
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "commit", "-qam", "retention: keep 1 version"], cwd=root)
-    run(["dvc", "repro"], cwd=root)
-    run(["git", "add", "-A"], cwd=root)
-    run(["git", "commit", "-qm", "version 1"], cwd=root)
-    versions = {n: exp_run(root, n) for n in (20, 30, 40)}
-    assert list(versions.values()) == ["2", "3", "4"]
+    assert train_versions(root, (20, 30, 40)) == ["1", "2", "3", "4"]
     mlpipeline(root, "model", "promote", "3", "--reason", "try it")
     mlpipeline(root, "model", "promote", "1", "--reason", "back")
 
@@ -202,17 +186,7 @@ def test_on_a_tracking_server_purges_through_its_database_and_artifact_proxy(
         url = f"http://127.0.0.1:{port}"
         env = tool_env({"MLFLOW_TRACKING_URI": url})
         root = copy_repository(tmp_path / "project")
-        params = yaml.safe_load((root / "params.yaml").read_text())
-        params["retention"] = {"keep_versions": 1, "keep_days": 0}
-        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        run(["git", "commit", "-qam", "retention: keep 1 version"], cwd=root)
-        run(["dvc", "repro"], cwd=root, env=env)
-        run(["git", "add", "-A"], cwd=root)
-        run(["git", "commit", "-qm", "version 1"], cwd=root)
-        for n_estimators in (20, 30):
-            run(
-                ["dvc", "exp", "run", "-S", f"train.n_estimators={n_estimators}"], cwd=root, env=env
-            )
+        assert train_versions(root, (20, 30), env) == ["1", "2", "3"]
         mlflow_client = MlflowClient(tracking_uri=url, registry_uri=url)
         doomed = mlflow_client.get_model_version(MODEL, "2")
         gc = ["python", "-m", "mlpipeline", "model", "gc"]

@@ -2,10 +2,11 @@
 store is a real PostgreSQL and whose artifacts are in an S3 bucket (moto's server), both
 without Docker (tests/support/team_parts.py).
 
-Three versions trained by `dvc repro` and `dvc exp run` through the server; the dry run
-changes neither the database nor the bucket; `--yes` removes the doomed version's rows from
-PostgreSQL and its run's and logged model's objects from the bucket, nothing else; the kept
-versions still load through the server and one is rebuilt bit for bit.
+Three versions trained by `dvc repro` and `dvc exp run` through the server
+(tests/support/retention.py); the dry run changes neither the database nor the bucket;
+`--yes` removes the doomed version's rows from PostgreSQL and its run's and logged model's
+objects from the bucket, nothing else; the kept versions still load through the server and
+one is rebuilt bit for bit.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
 from mlpipeline.tool_env import VENV_BIN, tool_env
 from tests.support import team_parts
 from tests.support.repository import copy_repository
+from tests.support.retention import MODEL, train_versions
 from tests.support.servers import free_port, serving
 from tests.support.team_parts import Postgres
 from tests.support.tools import run
@@ -29,7 +30,6 @@ from tests.support.tools import run
 # Three pipeline runs and a rebuild through a server: 3 min at load 4-12, 9-10 min at load 11-30.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
-MODEL = "iris_classifier"
 BUCKET = "mlflow-artifacts"
 S3_CREDENTIALS = team_parts.s3_credentials()
 # Tables of MLflow's schema that name a run or a logged model (checked after the gc).
@@ -125,15 +125,7 @@ def test_gc_on_postgres_and_s3_deletes_rows_and_objects_and_kept_versions_rebuil
     # A member's client: the server's URL, no S3 credentials (the server proxies artifacts).
     env = tool_env({"MLFLOW_TRACKING_URI": team_store.url})
     root = copy_repository(tmp_path / "project")
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["retention"] = {"keep_versions": 1, "keep_days": 0}
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "commit", "-qam", "retention: keep 1 version"], cwd=root)
-    run(["dvc", "repro"], cwd=root, env=env)
-    run(["git", "add", "-A"], cwd=root)
-    run(["git", "commit", "-qm", "version 1"], cwd=root)
-    for n_estimators in (20, 30):
-        run(["dvc", "exp", "run", "-S", f"train.n_estimators={n_estimators}"], cwd=root, env=env)
+    assert train_versions(root, (20, 30), env) == ["1", "2", "3"]
 
     client = MlflowClient(tracking_uri=team_store.url, registry_uri=team_store.url)
     version = {v: client.get_model_version(MODEL, v) for v in ("1", "2", "3")}
