@@ -6,7 +6,8 @@ machine, in throwaway git copies of the repository under a temporary folder:
 1. floor: benchmarks/floor.py, the same work in one plain Python process;
 1b. the anchor: benchmarks/mlflow_script.py, the whole job as one MLflow script;
 2. cold `dvc repro` in a fresh copy (embedded MLflow store, nothing cached), and per stage
-   (time, imports, peak RSS) from a second copy whose stages run under stage_probe.py;
+   (time, imports, peak RSS) from a second copy whose stages run under stage_probe.py
+   (--quick: only the probed copy, which then gives the total too);
 3. no-op `dvc repro` against `dvc status` on the same, built copy;
 4. `dvc exp run -S train.n_estimators=...`: which stages ran and how long it took;
 5. the ZenML pipeline: its store created (once per machine), then a project's cold run (fresh
@@ -110,7 +111,7 @@ def _failed(exc: Exception, last_line: bool = True) -> dict[str, Any]:
 
 def measure_iris(bench: Bench, plan: Plan, results: dict[str, Any]) -> None:
     log.info("1-2. floor, MLflow script and cold dvc repro on Iris, interleaved")
-    figures, project = bench.rounds("iris", with_script=True)
+    figures, project = bench.rounds("iris", with_script=True, plain=not plan.quick)
     results["floor_iris"] = figures["floor"]
     results["script_iris"] = figures["script"]
     results["repro_iris"] = figures["repro"]
@@ -217,7 +218,11 @@ def merge_into(report: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 run, 1k/10k rows: a smoke test")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 run, 1k/10k rows, the cold repro probed only: a smoke test",
+    )
     parser.add_argument("--runs", type=int, help="runs per figure (default 3, --quick 1)")
     parser.add_argument(
         "--rows", type=int, nargs="+", help="scale sizes (default 10000 100000 1000000)"

@@ -142,6 +142,7 @@ class Bench:
         floor_args: Sequence[str] = (),
         floor_train: Mapping[str, Any] | None = None,
         with_script: bool = False,
+        plain: bool = True,
     ) -> tuple[dict[str, Any], Path]:
         """`runs` rounds of floor, (anchor script,) cold repro, interleaved so that load that
         shifts during the benchmark weighs on every figure alike; the last copy is kept built.
@@ -149,7 +150,8 @@ class Bench:
         With the script (Iris), each round also runs a plain cold repro: the total is timed
         on it, without stage_probe's `-X importtime` and wrapper process (~0.1 s a stage),
         and the noop and experiment figures use the plain copy. The per-stage figures come
-        from the probed repro of the same round.
+        from the probed repro of the same round. Without `plain` (--quick: a smoke run) the
+        probed repro stands in for it.
         """
         floors, scripts, repros, plains = [], [], [], []
         project = None
@@ -166,10 +168,10 @@ class Bench:
                 self.timed_dvc(["repro", "--force", "--downstream", "train"], project)
                 repro["stages_warm"] = read_stage_log(self.stage_log)
             repros.append(repro)
-            if with_script:
+            if with_script and plain:
                 shutil.rmtree(project.parent)
-                plain, project = self.repro_once(f"{label}-plain", params, probe=False)
-                plains.append(plain)
+                plain_repro, project = self.repro_once(f"{label}-plain", params, probe=False)
+                plains.append(plain_repro)
         assert project is not None
         figures: dict[str, Any] = {
             "floor": {

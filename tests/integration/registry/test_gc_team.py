@@ -3,10 +3,11 @@ store is a real PostgreSQL and whose artifacts are in an S3 bucket (moto's serve
 without Docker (tests/support/team_parts.py).
 
 Three versions trained by `dvc repro` and `dvc exp run` through the server
-(tests/support/retention.py); the dry run changes neither the database nor the bucket;
-`--yes` removes the doomed version's rows from PostgreSQL and its run's and logged model's
-objects from the bucket, nothing else; the kept versions still load through the server and
-one is rebuilt bit for bit.
+(tests/support/retention.py); the dry run changes neither the database nor the bucket, nor
+does `--yes` without the server's database, which it refuses; with it, `--yes` removes the
+doomed version's rows from PostgreSQL and its run's and logged model's objects from the
+bucket, nothing else; the kept versions still load through the server and one is rebuilt
+bit for bit.
 """
 
 from __future__ import annotations
@@ -146,6 +147,11 @@ def test_gc_on_postgres_and_s3_deletes_rows_and_objects_and_kept_versions_rebuil
     assert listed(dry, "run") == {doomed_run}, dry
     assert listed(dry, "logged model") == {doomed_model}, dry
     assert (bucket_keys(team_store), database(team_store)) == (keys, db), "the dry run changed"
+
+    # Without the server's database `--yes` refuses, before deleting anything.
+    refused = run([*gc, "--yes"], cwd=root, env=env, check=False)
+    assert refused.returncode == 1 and "--backend-store-uri" in refused.stderr, refused.stderr
+    assert (bucket_keys(team_store), database(team_store)) == (keys, db), "the refusal changed"
 
     # Purging goes through the server's database, named by the documented variable.
     purge_env = tool_env(
