@@ -26,11 +26,17 @@ help: ## List the targets
 	python3 -m venv .tools
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-# Quiet once .venv exists: a git checkout or rebase touches pyproject.toml, and the re-sync
-# would print uv's rebuild of the editable project ("Uninstalled 1 package ...") on any target.
+# uv syncs when uv.lock or pyproject.toml changed in content, not when a checkout (git's, a
+# rebase's, `dvc exp run`'s) only touched them: the stamp holds their checksum. Quiet once
+# .venv exists: uv's rebuild of the editable project would print on any target. (A re-sync
+# from another checkout sharing the venv would point the venv's `mlpipeline` at that one.)
 .venv/.synced: uv.lock pyproject.toml | $(if $(UV_ON_PATH),,.tools/bin/uv)
-	"$(UV)" sync --frozen --compile-bytecode $(if $(wildcard .venv/bin/python),--quiet)
-	@touch $@
+	@sum=$$(cat uv.lock pyproject.toml | cksum); \
+	if [ "$$sum" != "$$(cat $@ 2>/dev/null)" ]; then \
+	  echo '"$(UV)" sync --frozen --compile-bytecode'; \
+	  "$(UV)" sync --frozen --compile-bytecode $(if $(wildcard .venv/bin/python),--quiet) || exit; \
+	fi; \
+	echo "$$sum" > $@
 
 setup: .venv/.synced ## Create .venv from uv.lock (bootstraps uv if missing)
 
