@@ -638,27 +638,7 @@ def local_team_server(folder: Path) -> Iterator[tuple[str, str]]:
     """The team stack's MLflow without Docker, for the registry figure: `mlflow server` on a
     local PostgreSQL cluster with its artifacts in moto's S3 (tests/support/team_parts.py);
     its URL and its database's URL (for registry_seed.py). Stopped after the block."""
-    from tests.support import team_parts
-    from tests.support.servers import serving
+    from tests.support.team_parts import mlflow_on_postgres_and_s3
 
-    credentials = team_parts.s3_credentials()
-    with (
-        team_parts.postgres_cluster("bench-" + os.urandom(6).hex()) as postgres,
-        team_parts.moto_s3(folder / "moto.log") as s3,
-    ):
-        team_parts.s3_client(s3, credentials).create_bucket(Bucket="mlflow-artifacts")
-        port = free_port()
-        command: list[str | Path] = [
-            VENV_BIN / "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
-        command += ["--workers", "1", "--backend-store-uri", postgres.uri]
-        command += ["--artifacts-destination", "s3://mlflow-artifacts/artifacts"]
-        env = tool_env({**credentials, "MLFLOW_S3_ENDPOINT_URL": s3})
-        url = f"http://127.0.0.1:{port}"
-        with serving(command, f"{url}/health", folder / "mlflow.log", env, cwd=folder):
-            yield url, postgres.uri
+    with mlflow_on_postgres_and_s3(folder) as server:
+        yield server.url, server.postgres.uri

@@ -123,3 +123,37 @@ def moto_s3(log: Path) -> Iterator[str]:
     command = [VENV_BIN / "moto_server", "-H", "127.0.0.1", "-p", url.rsplit(":", 1)[1]]
     with serving(command, f"{url}/moto-api/", log, tool_env(), timeout=60):
         yield url
+
+
+# The bucket the team stack's MLflow keeps its artifacts in (docker/docker-compose.team.yml).
+ARTIFACTS_BUCKET = "mlflow-artifacts"
+
+
+@dataclass(frozen=True)
+class TeamServer:
+    """The team stack's MLflow without Docker (see `mlflow_on_postgres_and_s3`)."""
+
+    url: str
+    postgres: Postgres
+    s3: str  # moto's URL
+    credentials: dict[str, str]  # the S3 keys
+
+
+@contextmanager
+def mlflow_on_postgres_and_s3(folder: Path) -> Iterator[TeamServer]:
+    """`mlflow server` (one worker) on a local PostgreSQL cluster, its artifacts proxied to
+    s3://ARTIFACTS_BUCKET/artifacts on moto; its logs in `folder`. Stopped after the block."""
+    credentials = s3_credentials()
+    with (
+        postgres_cluster(os.urandom(6).hex()) as postgres,
+        moto_s3(folder / "moto.log") as s3,
+    ):
+        s3_client(s3, credentials).create_bucket(Bucket=ARTIFACTS_BUCKET)
+        port = free_port()
+        command: list[str | Path] = [VENV_BIN / "mlflow", "server", "--host", "127.0.0.1"]
+        command += ["--port", str(port), "--workers", "1", "--backend-store-uri", postgres.uri]
+        command += ["--artifacts-destination", f"s3://{ARTIFACTS_BUCKET}/artifacts"]
+        env = tool_env({**credentials, "MLFLOW_S3_ENDPOINT_URL": s3})
+        url = f"http://127.0.0.1:{port}"
+        with serving(command, f"{url}/health", folder / "mlflow.log", env, cwd=folder):
+            yield TeamServer(url, postgres, s3, credentials)

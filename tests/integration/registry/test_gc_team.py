@@ -12,10 +12,8 @@ bit for bit.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,15 +22,13 @@ from mlpipeline.tool_env import VENV_BIN, tool_env
 from tests.support import team_parts
 from tests.support.repository import copy_repository
 from tests.support.retention import MODEL, train_versions
-from tests.support.servers import free_port, serving
-from tests.support.team_parts import Postgres
+from tests.support.team_parts import Postgres, TeamServer
 from tests.support.tools import run
 
 # Three pipeline runs and a rebuild through a server: 3 min at load 4-12, 9-10 min at load 11-30.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
-BUCKET = "mlflow-artifacts"
-S3_CREDENTIALS = team_parts.s3_credentials()
+BUCKET = team_parts.ARTIFACTS_BUCKET
 # Tables of MLflow's schema that name a run or a logged model (checked after the gc).
 RUN_TABLES = ("runs", "metrics", "latest_metrics", "params", "tags", "inputs")
 VERSION_ROWS = "SELECT name, version, current_stage, source, run_id FROM model_versions"
@@ -40,41 +36,11 @@ VERSION_TAGS = "SELECT name, version, count(*) FROM model_version_tags GROUP BY 
 MODEL_TABLES = ("logged_models", "logged_model_tags", "logged_model_params", "logged_model_metrics")
 
 
-@dataclass(frozen=True)
-class TeamStore:
-    url: str
-    postgres: Postgres
-    s3: str
-
-
 @pytest.fixture(scope="module")
-def team_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStore]:
+def team_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamServer]:
     """`mlflow server` on PostgreSQL with artifacts proxied to s3://BUCKET/artifacts."""
-    folder = tmp_path_factory.mktemp("gc-team")
-    with (
-        team_parts.postgres_cluster("pw-" + os.urandom(6).hex()) as postgres,
-        team_parts.moto_s3(folder / "moto.log") as s3,
-    ):
-        team_parts.s3_client(s3, S3_CREDENTIALS).create_bucket(Bucket=BUCKET)
-        port = free_port()
-        command = [
-            VENV_BIN / "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            postgres.uri,
-            "--artifacts-destination",
-            f"s3://{BUCKET}/artifacts",
-        ]
-        env = tool_env({**S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": s3})
-        url = f"http://127.0.0.1:{port}"
-        with serving(command, f"{url}/health", folder / "mlflow.log", env, cwd=folder):
-            yield TeamStore(url, postgres, s3)
+    with team_parts.mlflow_on_postgres_and_s3(tmp_path_factory.mktemp("gc-team")) as server:
+        yield server
 
 
 def rows(postgres: Postgres, query: str, *args: object) -> list[tuple]:
@@ -85,15 +51,15 @@ def rows(postgres: Postgres, query: str, *args: object) -> list[tuple]:
         return cursor.fetchall()
 
 
-def bucket_keys(store: TeamStore) -> set[str]:
-    client = team_parts.s3_client(store.s3, S3_CREDENTIALS)
+def bucket_keys(store: TeamServer) -> set[str]:
+    client = team_parts.s3_client(store.s3, store.credentials)
     keys: set[str] = set()
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
         keys.update(item["Key"] for item in page.get("Contents", []))
     return keys
 
 
-def database(store: TeamStore) -> dict[str, set]:
+def database(store: TeamServer) -> dict[str, set]:
     """What gc may touch in PostgreSQL: versions, runs with their stage, logged models, and
     every row of the other tables that names a run or a logged model."""
     state: dict[str, set] = {
@@ -119,7 +85,7 @@ def listed(output: str, kind: str) -> set[str]:
 
 
 def test_gc_on_postgres_and_s3_deletes_rows_and_objects_and_kept_versions_rebuild(
-    team_store: TeamStore, tmp_path: Path
+    team_store: TeamServer, tmp_path: Path
 ) -> None:
     from mlflow import MlflowClient
 
